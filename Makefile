@@ -1,0 +1,128 @@
+# microhv build. `make` builds build/microhv.efi; see README.md for the rest.
+#
+# Source discovery is by folder so that adding a file needs no Makefile edit:
+#  - portable code (kernel/ hypercall/ synic/ vmx/ arch/, any *.cpp not ending
+#    in _hw.cpp) is compiled into the EFI image AND into the host tests;
+#  - *_hw.cpp, *.S and boot/ are hardware code, compiled only into the image.
+
+SHELL := /bin/bash
+BUILD := build
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+PORTABLE_DIRS := kernel hypercall synic vmx arch
+PORTABLE_SRCS := $(filter-out %_hw.cpp,$(wildcard $(addsuffix /*.cpp,$(PORTABLE_DIRS))))
+HW_SRCS       := $(wildcard boot/*.cpp $(addsuffix /*_hw.cpp,$(PORTABLE_DIRS)))
+ASM_SRCS      := $(wildcard boot/*.S $(addsuffix /*.S,$(PORTABLE_DIRS)))
+HEADERS       := $(wildcard */*.hpp tests/*/*.hpp)
+
+# ---------------------------------------------------------------- EFI image
+EFI_INC   := /usr/include/efi
+EFI_LIB   := /usr/lib
+EFI_CXXFLAGS := -std=c++20 -O2 -g0 -Wall -Wextra -Werror=return-type -I. \
+  -I$(EFI_INC) -I$(EFI_INC)/x86_64 -DMICROHV_VERSION=\"$(VERSION)\" \
+  -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fpic \
+  -fshort-wchar -mno-red-zone -fno-stack-protector -maccumulate-outgoing-args \
+  -mgeneral-regs-only -fno-asynchronous-unwind-tables -fno-builtin \
+  -DGNU_EFI_USE_MS_ABI -DMICROHV_TARGET=1
+EFI_ASFLAGS := -fpic -I. -DMICROHV_TARGET=1
+EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T boot/efi.lds \
+  $(EFI_LIB)/crt0-efi-x86_64.o
+EFI_LIBS := -L$(EFI_LIB) -lefi -lgnuefi $(shell $(CXX) -print-libgcc-file-name)
+EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel \
+  -j .rela -j .rel.* -j .rela.* -j .reloc
+
+efi_obj = $(patsubst %,$(BUILD)/efi/%.o,$(1))
+
+# $(call efi_app,NAME,SOURCES): build/NAME.efi from SOURCES.
+define efi_app
+$(BUILD)/$(1).so: $(call efi_obj,$(2)) boot/efi.lds
+	ld $(EFI_LDFLAGS) $(call efi_obj,$(2)) -o $$@ $(EFI_LIBS)
+$(BUILD)/$(1).efi: $(BUILD)/$(1).so
+	objcopy $(EFI_SECTIONS) --target efi-app-x86_64 --subsystem=10 $$< $$@
+	@echo "built $$@"
+endef
+
+MICROHV_SRCS := $(PORTABLE_SRCS) $(HW_SRCS) $(ASM_SRCS)
+$(eval $(call efi_app,microhv,$(MICROHV_SRCS)))
+
+# The guest conformance suite and demo guests: EFI applications that run above
+# microhv. They share only the TLFS definitions (hypercall/abi.hpp etc.).
+GUEST_SRCS := $(wildcard tests/guest/*.cpp tests/guest/*.S) kernel/format.cpp
+ifneq ($(wildcard tests/guest/*.cpp),)
+$(eval $(call efi_app,guest_suite,$(GUEST_SRCS)))
+endif
+
+$(BUILD)/efi/%.cpp.o: %.cpp $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EFI_CXXFLAGS) -c $< -o $@
+$(BUILD)/efi/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CXX) $(EFI_ASFLAGS) -c $< -o $@
+
+.DEFAULT_GOAL := all
+all: deps $(BUILD)/microhv.efi
+
+# ---------------------------------------------------------------- host tests
+HOST_CXXFLAGS := -std=c++20 -g -Wall -Wextra -Werror=return-type -I. -DMICROHV_HOST=1
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+UNIT_SRCS := $(wildcard tests/unit/*.cpp)
+BENCH_SRCS := $(wildcard tests/bench/*.cpp)
+FUZZ_SRCS := $(wildcard tests/fuzz/*.cpp)
+
+host_obj = $(patsubst %,$(BUILD)/$(1)/%.o,$(2))
+
+$(BUILD)/host/%.cpp.o: %.cpp $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HOST_CXXFLAGS) -O2 -c $< -o $@
+$(BUILD)/host-san/%.cpp.o: %.cpp $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HOST_CXXFLAGS) -O1 $(SAN_FLAGS) -c $< -o $@
+$(BUILD)/fuzz/%.cpp.o: %.cpp $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang++ $(HOST_CXXFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(BUILD)/unit_tests: $(call host_obj,host,$(UNIT_SRCS) $(PORTABLE_SRCS))
+	$(CXX) $^ -o $@
+$(BUILD)/unit_tests_san: $(call host_obj,host-san,$(UNIT_SRCS) $(PORTABLE_SRCS))
+	$(CXX) $(SAN_FLAGS) $^ -o $@
+$(BUILD)/bench: $(call host_obj,host,$(BENCH_SRCS) $(PORTABLE_SRCS))
+	$(CXX) $^ -o $@ -lbenchmark -lpthread
+$(BUILD)/fuzz_hypercall: $(call host_obj,fuzz,$(FUZZ_SRCS) $(PORTABLE_SRCS))
+	clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
+
+# ---------------------------------------------------------------- commands
+.PHONY: all deps test test-unit test-qemu test-bochs test-fuzz-smoke run bench \
+  bench-guest fuzz format clean
+
+deps:
+	@scripts/install-deps.sh
+
+test: deps
+	@scripts/test-all.sh
+
+test-unit: deps $(BUILD)/unit_tests $(BUILD)/unit_tests_san
+	$(BUILD)/unit_tests
+	$(BUILD)/unit_tests_san
+
+test-qemu: all
+	scripts/test-qemu.sh
+
+test-bochs: all
+	scripts/test-bochs.sh
+
+FUZZ_SECONDS ?= 300
+fuzz: deps $(BUILD)/fuzz_hypercall
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_hypercall -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz-corpus
+
+bench: deps $(BUILD)/bench
+	$(BUILD)/bench
+
+run: all
+	scripts/run.sh
+
+format:
+	clang-format -i $(shell find boot arch kernel vmx hypercall synic tests -name '*.cpp' -o -name '*.hpp')
+
+clean:
+	rm -rf $(BUILD)

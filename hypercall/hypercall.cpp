@@ -1,0 +1,128 @@
+// Hypercall ABI decoding and dispatch (TLFS "Hypercall Interface").
+//
+// Order of checks, each ending the call with one status:
+//   #UD for real/virtual-8086 mode and CPL > 0 (no status at all);
+//   reserved control bits or IsNested -> INVALID_HYPERCALL_INPUT;
+//   unknown call code -> INVALID_HYPERCALL_CODE;
+//   missing privilege -> ACCESS_DENIED (before any input is read);
+//   rep count, rep start or variable header on a simple call, or the fast
+//   form of a call that has none -> INVALID_HYPERCALL_INPUT;
+//   input GPA misaligned, crossing a page or outside guest RAM ->
+//   INVALID_ALIGNMENT; then the call's own checks.
+#include "hypercall/hypercall.hpp"
+
+#include "kernel/hypervisor.hpp"
+#include "synic/messaging.hpp"
+
+namespace microhv {
+namespace {
+
+using tlfs::Status;
+namespace control = tlfs::control;
+
+constexpr uint32_t kMaxInputBytes = 256;
+
+struct CallSpec {
+  tlfs::CallCode code;
+  uint32_t input_size;
+  uint32_t privilege;  // CPUID 0x40000003.EBX bit the caller needs
+  Status (*handler)(Vp&, const uint8_t* input);
+};
+
+template <typename Input, Status (*Fn)(Vp&, const Input&)>
+Status call_with(Vp& vp, const uint8_t* input) {
+  Input in;
+  __builtin_memcpy(&in, input, sizeof(in));
+  return Fn(vp, in);
+}
+
+constexpr CallSpec kCalls[] = {
+    {tlfs::CallCode::kDeletePort, sizeof(tlfs::DeletePortInput), tlfs::cpuid::kCreatePort,
+     call_with<tlfs::DeletePortInput, hv_delete_port>},
+    {tlfs::CallCode::kDisconnectPort, sizeof(tlfs::DisconnectPortInput), tlfs::cpuid::kConnectPort,
+     call_with<tlfs::DisconnectPortInput, hv_disconnect_port>},
+    {tlfs::CallCode::kPostMessage, sizeof(tlfs::PostMessageInput), tlfs::cpuid::kPostMessages,
+     call_with<tlfs::PostMessageInput, hv_post_message>},
+    {tlfs::CallCode::kSignalEvent, sizeof(tlfs::SignalEventInput), tlfs::cpuid::kSignalEvents,
+     call_with<tlfs::SignalEventInput, hv_signal_event>},
+    {tlfs::CallCode::kCreatePort, sizeof(tlfs::CreatePortInput), tlfs::cpuid::kCreatePort,
+     call_with<tlfs::CreatePortInput, hv_create_port>},
+    {tlfs::CallCode::kConnectPort, sizeof(tlfs::ConnectPortInput), tlfs::cpuid::kConnectPort,
+     call_with<tlfs::ConnectPortInput, hv_connect_port>},
+};
+
+const CallSpec* find_call(uint16_t code) {
+  for (const CallSpec& spec : kCalls) {
+    if (static_cast<uint16_t>(spec.code) == code) return &spec;
+  }
+  return nullptr;
+}
+
+// The fast form carries up to 16 bytes of input in two registers.
+constexpr uint32_t kFastInputBytes = 16;
+
+struct Decoded {
+  uint64_t control;
+  uint64_t input;   // GPA, or first fast input qword
+  uint64_t output;  // GPA, or second fast input qword
+};
+
+Decoded decode(const HypercallRegs& r) {
+  if (r.mode == CpuMode::kLong64) return {r.rcx, r.rdx, r.r8};
+  auto pair = [](uint64_t hi, uint64_t lo) { return (hi & 0xFFFFFFFF) << 32 | (lo & 0xFFFFFFFF); };
+  return {pair(r.rdx, r.rax), pair(r.rbx, r.rcx), pair(r.rdi, r.rsi)};
+}
+
+Status run(Vp& vp, const Decoded& d) {
+  uint64_t c = d.control;
+  if ((c & (control::kReservedMask | control::kNestedBit)) != 0) {
+    return Status::kInvalidHypercallInput;
+  }
+  const CallSpec* spec = find_call(static_cast<uint16_t>(c & control::kCallCodeMask));
+  if (spec == nullptr) return Status::kInvalidHypercallCode;
+  Partition& partition = vp.partition();
+  if (!partition.has_privilege(spec->privilege)) return Status::kAccessDenied;
+  // Every call microhv implements is a simple call without variable header.
+  if ((c & (control::kRepCountMask | control::kRepStartMask | control::kVarHeaderMask)) != 0) {
+    return Status::kInvalidHypercallInput;
+  }
+
+  uint8_t input[kMaxInputBytes] = {};
+  static_assert(sizeof(tlfs::PostMessageInput) <= kMaxInputBytes);
+  if ((c & control::kFastBit) != 0) {
+    if (spec->input_size > kFastInputBytes) return Status::kInvalidHypercallInput;
+    __builtin_memcpy(input, &d.input, 8);
+    __builtin_memcpy(input + 8, &d.output, 8);
+  } else {
+    Gpa gpa(d.input);
+    if ((d.input & 7) != 0 || gpa.page_offset() + spec->input_size > kPageSize ||
+        !partition.memory().is_ram(gpa, spec->input_size)) {
+      return Status::kInvalidAlignment;
+    }
+    if (!partition.memory().read(gpa, input, spec->input_size)) return Status::kInvalidAlignment;
+  }
+  LockGuard guard(partition.hypervisor().lock);
+  return spec->handler(vp, input);
+}
+
+}  // namespace
+
+HypercallOutcome handle_hypercall(Vp& caller, const HypercallRegs& regs) {
+  // TLFS: VMCALL is a hypercall only from CPL 0 in protected or long mode.
+  if (regs.mode == CpuMode::kReal || regs.mode == CpuMode::kVirtual8086 || regs.cpl != 0) {
+    return {true, 0};
+  }
+  return {false, tlfs::make_result(run(caller, decode(regs)))};
+}
+
+void store_hypercall_result(const HypercallRegs& in, uint64_t result, uint64_t* rax,
+                            uint64_t* rdx) {
+  if (in.mode == CpuMode::kLong64) {
+    *rax = result;
+    return;
+  }
+  *rax = result & 0xFFFFFFFF;  // 32-bit convention: EDX:EAX
+  *rdx = result >> 32;
+}
+
+}  // namespace microhv

@@ -1,0 +1,45 @@
+// Entry point of the hypercall ABI (TLFS "Hypercall Interface"). The VT-x
+// back end calls handle_hypercall() on a VMCALL exit with the guest's
+// registers and processor mode; it never interprets the call itself.
+#pragma once
+
+#include <stdint.h>
+
+#include "hypercall/tlfs.hpp"
+
+namespace microhv {
+
+class Vp;
+
+// Processor mode at the VMCALL, as far as the ABI cares.
+enum class CpuMode : uint8_t {
+  kReal,         // CR0.PE = 0
+  kVirtual8086,  // RFLAGS.VM = 1
+  kProtected,    // 16- or 32-bit protected or compatibility mode
+  kLong64,       // 64-bit code segment (CS.L = 1, EFER.LMA = 1)
+};
+
+struct HypercallRegs {
+  CpuMode mode;
+  uint8_t cpl;
+  // 64-bit convention: RCX control, RDX input GPA / fast input 0, R8 output
+  // GPA / fast input 1. 32-bit convention: EDX:EAX control, EBX:ECX input,
+  // EDI:ESI output (only the low 32 bits of each register are used).
+  uint64_t rax, rbx, rcx, rdx, rsi, rdi, r8;
+};
+
+struct HypercallOutcome {
+  // #UD: the VMCALL is not a hypercall from this mode (TLFS: CPL > 0 or real
+  // or virtual-8086 mode). The back end injects #UD and leaves RIP alone.
+  bool inject_ud;
+  // Otherwise the result value. The back end writes it to RAX (64-bit) or
+  // EDX:EAX (32-bit) and advances RIP past the VMCALL.
+  uint64_t result;
+};
+
+HypercallOutcome handle_hypercall(Vp& caller, const HypercallRegs& regs);
+
+// Writes the result into the registers of the convention in use.
+void store_hypercall_result(const HypercallRegs& in, uint64_t result, uint64_t* rax, uint64_t* rdx);
+
+}  // namespace microhv

@@ -1,0 +1,220 @@
+// Hyper-V Top Level Functional Specification (TLFS) constants and wire
+// layouts. Shared by the hypervisor, the host tests and the guest programs,
+// so it holds facts only: no behaviour.
+#pragma once
+
+#include <stdint.h>
+
+namespace microhv::tlfs {
+
+// ---- Hypercall status codes (TLFS "HV_STATUS").
+enum class Status : uint16_t {
+  kSuccess = 0x0000,
+  kInvalidHypercallCode = 0x0002,
+  kInvalidHypercallInput = 0x0003,
+  kInvalidAlignment = 0x0004,
+  kInvalidParameter = 0x0005,
+  kAccessDenied = 0x0006,
+  kInvalidPartitionState = 0x0007,
+  kOperationDenied = 0x0008,
+  kInsufficientMemory = 0x000B,
+  kInvalidPartitionId = 0x000D,
+  kInvalidVpIndex = 0x000E,
+  kInvalidPortId = 0x0011,
+  kInvalidConnectionId = 0x0012,
+  kInsufficientBuffers = 0x0013,
+  kInvalidSynicState = 0x0018,
+  kNoResources = 0x001D,
+  kTimeout = 0x0078,
+};
+
+const char* status_name(Status s);
+
+// ---- Call codes. Port calls use the numbering of the current online TLFS
+// (CreatePort 0x95, ConnectPort 0x96); Delete and Disconnect kept the v2.0
+// numbers (0x58, 0x5B) there too.
+enum class CallCode : uint16_t {
+  kDeletePort = 0x0058,
+  kDisconnectPort = 0x005B,
+  kPostMessage = 0x005C,
+  kSignalEvent = 0x005D,
+  kCreatePort = 0x0095,
+  kConnectPort = 0x0096,
+};
+
+// ---- Hypercall input value (RCX) layout, TLFS "Hypercall Inputs".
+namespace control {
+inline constexpr uint64_t kCallCodeMask = 0xFFFFull;        // 15:0
+inline constexpr uint64_t kFastBit = 1ull << 16;            // 16
+inline constexpr unsigned kVarHeaderShift = 17;             // 26:17
+inline constexpr uint64_t kVarHeaderMask = 0x3FFull << 17;
+inline constexpr uint64_t kNestedBit = 1ull << 31;          // 31
+inline constexpr unsigned kRepCountShift = 32;              // 43:32
+inline constexpr uint64_t kRepCountMask = 0xFFFull << 32;
+inline constexpr unsigned kRepStartShift = 48;              // 59:48
+inline constexpr uint64_t kRepStartMask = 0xFFFull << 48;
+// 30:27, 47:44 and 63:60 are reserved and must be zero.
+inline constexpr uint64_t kReservedMask = (0xFull << 27) | (0xFull << 44) | (0xFull << 60);
+}  // namespace control
+
+// Result value (RAX): 15:0 status, 43:32 reps completed.
+constexpr uint64_t make_result(Status s, uint32_t reps_completed = 0) {
+  return static_cast<uint64_t>(s) | (static_cast<uint64_t>(reps_completed & 0xFFF) << 32);
+}
+
+// ---- Synthetic MSRs (TLFS appendix "Synthetic MSRs").
+namespace msr {
+inline constexpr uint32_t kGuestOsId = 0x40000000;
+inline constexpr uint32_t kHypercall = 0x40000001;
+inline constexpr uint32_t kVpIndex = 0x40000002;
+inline constexpr uint32_t kTimeRefCount = 0x40000020;
+inline constexpr uint32_t kReferenceTsc = 0x40000021;
+inline constexpr uint32_t kScontrol = 0x40000080;
+inline constexpr uint32_t kSversion = 0x40000081;
+inline constexpr uint32_t kSiefp = 0x40000082;
+inline constexpr uint32_t kSimp = 0x40000083;
+inline constexpr uint32_t kEom = 0x40000084;
+inline constexpr uint32_t kSint0 = 0x40000090;
+inline constexpr uint32_t kSint15 = 0x4000009F;
+}  // namespace msr
+
+namespace sint_bits {
+inline constexpr uint64_t kVectorMask = 0xFF;
+inline constexpr uint64_t kMasked = 1ull << 16;
+inline constexpr uint64_t kAutoEoi = 1ull << 17;
+inline constexpr uint64_t kPolling = 1ull << 18;
+inline constexpr uint64_t kWritable = kVectorMask | kMasked | kAutoEoi | kPolling;
+inline constexpr uint64_t kReset = kMasked;  // 0x10000
+}  // namespace sint_bits
+
+inline constexpr uint64_t kSversionValue = 1;
+
+// ---- SIM and SIEF pages (TLFS 11.9, 11.10).
+inline constexpr uint32_t kMessageSize = 256;
+inline constexpr uint32_t kMaxPayload = 240;
+inline constexpr uint32_t kMessageTypeNone = 0;
+inline constexpr uint32_t kMessageTypeHypervisorBit = 0x80000000u;
+inline constexpr uint8_t kMessageFlagPending = 0x01;
+inline constexpr uint32_t kFlagsPerSint = 2048;  // 256 bytes of flags per SINT
+
+struct Message {  // HV_MESSAGE
+  uint32_t message_type;
+  uint8_t payload_size;
+  uint8_t message_flags;  // bit 0: MessagePending
+  uint16_t reserved;
+  uint64_t origin;  // sender port id (TLFS: HV_PORT_ID in the low 32 bits)
+  uint8_t payload[kMaxPayload];
+};
+static_assert(sizeof(Message) == kMessageSize);
+inline constexpr uint32_t kMessageFlagsOffset = 5;
+
+// ---- Hypercall input blocks.
+struct PostMessageInput {  // HvCallPostMessage 0x5C
+  uint32_t connection_id;
+  uint32_t rsvdz;
+  uint32_t message_type;
+  uint32_t payload_size;
+  uint8_t payload[kMaxPayload];
+};
+static_assert(sizeof(PostMessageInput) == 256);
+
+struct SignalEventInput {  // HvCallSignalEvent 0x5D
+  uint32_t connection_id;
+  uint16_t flag_number;
+  uint16_t rsvdz;
+};
+static_assert(sizeof(SignalEventInput) == 8);
+
+enum class PortType : uint32_t { kMessage = 1, kEvent = 2, kMonitor = 3 };
+
+struct PortInfo {  // HV_PORT_INFO
+  uint32_t port_type;
+  uint32_t padding;
+  uint32_t target_sint;  // message and event ports
+  uint32_t target_vp;
+  uint16_t base_flag_number;  // event ports only
+  uint16_t flag_count;
+  uint32_t rsvdz;
+};
+static_assert(sizeof(PortInfo) == 24);
+
+struct CreatePortInput {  // HvCallCreatePort 0x95
+  uint64_t port_partition;
+  uint32_t port_id;
+  uint8_t port_vtl;
+  uint8_t min_connection_vtl;
+  uint16_t rsvdz0;
+  uint64_t connection_partition;
+  PortInfo port_info;
+  uint64_t proximity_domain_info;
+};
+static_assert(sizeof(CreatePortInput) == 56);
+
+struct ConnectionInfo {  // HV_CONNECTION_INFO
+  uint32_t port_type;
+  uint32_t padding;
+  uint64_t rsvdz[3];
+};
+static_assert(sizeof(ConnectionInfo) == 32);
+
+struct ConnectPortInput {  // HvCallConnectPort 0x96
+  uint64_t connection_partition;
+  uint32_t connection_id;
+  uint8_t connection_vtl;
+  uint8_t rsvdz0;
+  uint16_t rsvdz1;
+  uint64_t port_partition;
+  uint32_t port_id;
+  uint32_t rsvdz2;
+  ConnectionInfo connection_info;
+  uint64_t proximity_domain_info;
+};
+static_assert(sizeof(ConnectPortInput) == 72);
+
+struct DeletePortInput {  // HvCallDeletePort 0x58
+  uint64_t port_partition;
+  uint32_t port_id;
+  uint32_t rsvdz;
+};
+static_assert(sizeof(DeletePortInput) == 16);
+
+struct DisconnectPortInput {  // HvCallDisconnectPort 0x5B
+  uint64_t connection_partition;
+  uint32_t connection_id;
+  uint32_t rsvdz;
+};
+static_assert(sizeof(DisconnectPortInput) == 16);
+
+inline constexpr uint32_t kConnectionIdMask = 0x00FFFFFF;  // 31:24 reserved
+inline constexpr uint64_t kPartitionSelf = ~0ull;          // HV_PARTITION_ID_SELF
+inline constexpr uint32_t kAnyVp = 0xFFFFFFFFu;            // HV_ANY_VP
+inline constexpr uint32_t kMessageBuffersPerPort = 16;     // TLFS: 16 guest message buffers
+
+// ---- CPUID (TLFS "Feature and Interface Discovery").
+namespace cpuid {
+inline constexpr uint32_t kVendorLeaf = 0x40000000;
+inline constexpr uint32_t kInterfaceLeaf = 0x40000001;
+inline constexpr uint32_t kVersionLeaf = 0x40000002;
+inline constexpr uint32_t kFeaturesLeaf = 0x40000003;
+inline constexpr uint32_t kHintsLeaf = 0x40000004;
+inline constexpr uint32_t kLimitsLeaf = 0x40000005;
+inline constexpr uint32_t kHvInterfaceSignature = 0x31237648;  // "Hv#1"
+// 0x40000003.EAX: partition privilege mask, low half (MSR access).
+inline constexpr uint32_t kAccessVpRuntime = 1u << 0;
+inline constexpr uint32_t kAccessPartitionRefCounter = 1u << 1;
+inline constexpr uint32_t kAccessSynicRegs = 1u << 2;
+inline constexpr uint32_t kAccessHypercallMsrs = 1u << 5;
+inline constexpr uint32_t kAccessVpIndex = 1u << 6;
+inline constexpr uint32_t kAccessPartitionReferenceTsc = 1u << 9;
+// 0x40000003.EBX: privilege mask, high half (hypercalls).
+inline constexpr uint32_t kPostMessages = 1u << 4;
+inline constexpr uint32_t kSignalEvents = 1u << 5;
+inline constexpr uint32_t kCreatePort = 1u << 6;
+inline constexpr uint32_t kConnectPort = 1u << 7;
+inline constexpr uint32_t kCpuManagement = 1u << 12;  // never set: marks the root partition
+// 0x40000004.EAX hints.
+inline constexpr uint32_t kHintDeprecateAutoEoi = 1u << 9;
+inline constexpr uint32_t kHintNested = 1u << 12;
+}  // namespace cpuid
+
+}  // namespace microhv::tlfs

@@ -1,0 +1,30 @@
+// The hypervisor's whole portable state: partitions, ports, connections and
+// message buffers, guarded by one lock. Lock order: Hypervisor::lock is the
+// only lock of the core; the back end takes no core lock across VM entry.
+#pragma once
+
+#include "kernel/partition.hpp"
+#include "kernel/spinlock.hpp"
+#include "synic/ports.hpp"
+
+namespace microhv {
+
+inline constexpr uint32_t kMaxPartitions = 4;
+
+class Hypervisor {
+ public:
+  // nullptr when the id is in use or reserved, the VP count is out of range
+  // or every partition slot is taken.
+  Partition* create_partition(const PartitionConfig& config, GuestMemory& memory,
+                              InterruptSink& interrupts, ReferenceClock& clock);
+  // Resolves a TLFS partition id as seen by `caller` (HV_PARTITION_ID_SELF).
+  Partition* find_partition(Partition& caller, uint64_t id);
+
+  PortTable ports;
+  SpinLock lock;
+
+ private:
+  Partition partitions_[kMaxPartitions];
+};
+
+}  // namespace microhv

@@ -1,0 +1,37 @@
+#include "kernel/log.hpp"
+
+namespace microhv::log {
+namespace {
+
+Sink g_sink = nullptr;
+bool g_quiet = false;
+
+void emit(const char* prefix, const char* fmt, va_list args) {
+  if (g_sink == nullptr || g_quiet) return;
+  char line[512];
+  size_t n = 0;
+  for (const char* p = prefix; *p != '\0' && n < sizeof(line) - 1; ++p) line[n++] = *p;
+  n += format(line + n, sizeof(line) - n, fmt, args);
+  g_sink(line, n);
+}
+
+}  // namespace
+
+void set_sink(Sink sink) { g_sink = sink; }
+void set_quiet(bool quiet) { g_quiet = quiet; }
+
+void info(const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  emit("microhv: ", fmt, args);
+  va_end(args);
+}
+
+void error(const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  emit("microhv: error: ", fmt, args);
+  va_end(args);
+}
+
+}  // namespace microhv::log

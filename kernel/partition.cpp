@@ -1,0 +1,29 @@
+#include "kernel/partition.hpp"
+
+namespace microhv {
+
+void Partition::init(Hypervisor& hv, const PartitionConfig& config, GuestMemory& memory,
+                     InterruptSink& interrupts, ReferenceClock& clock) {
+  hv_ = &hv;
+  memory_ = &memory;
+  interrupts_ = &interrupts;
+  clock_ = &clock;
+  id_ = config.id;
+  features_ = config.features;
+  active_ = true;
+  vp_count_ = 0;
+  set_vp_count(config.vp_count);
+}
+
+bool Partition::set_vp_count(uint32_t count) {
+  if (count > kMaxVps || count < vp_count_) return false;
+  for (uint32_t i = vp_count_; i < count; ++i) {
+    vps_[i].partition_ = this;
+    vps_[i].index_ = VpIndex(i);
+    vps_[i].synic = SynicState();
+  }
+  vp_count_ = count;
+  return true;
+}
+
+}  // namespace microhv

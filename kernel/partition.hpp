@@ -1,0 +1,94 @@
+// Partitions and their virtual processors. A partition owns its VPs, its
+// partition-wide synthetic MSRs and its privileges (TLFS "Partition
+// Privilege Flags"); the features it advertises by CPUID and the MSRs it
+// accepts both derive from `features`, one source of truth.
+#pragma once
+
+#include "kernel/clock.hpp"
+#include "kernel/guest_memory.hpp"
+#include "kernel/interrupts.hpp"
+#include "kernel/types.hpp"
+#include "synic/synic.hpp"
+
+namespace microhv {
+
+class Hypervisor;
+class Partition;
+
+inline constexpr uint32_t kMaxVps = 64;
+
+class Vp {
+ public:
+  Partition& partition() const { return *partition_; }
+  VpIndex index() const { return index_; }
+  SynicState synic;
+
+ private:
+  friend class Partition;
+  Partition* partition_ = nullptr;
+  VpIndex index_{0};
+};
+
+struct PartitionFeatures {
+  uint32_t msr_access;  // CPUID 0x40000003.EAX bits (tlfs::cpuid::kAccess*)
+  uint32_t privileges;  // CPUID 0x40000003.EBX bits (kPostMessages ...)
+};
+
+// Everything microhv implements, granted to an ordinary guest partition.
+inline constexpr PartitionFeatures kFullFeatures{
+    tlfs::cpuid::kAccessPartitionRefCounter | tlfs::cpuid::kAccessSynicRegs |
+        tlfs::cpuid::kAccessHypercallMsrs | tlfs::cpuid::kAccessVpIndex,
+    tlfs::cpuid::kPostMessages | tlfs::cpuid::kSignalEvents | tlfs::cpuid::kCreatePort |
+        tlfs::cpuid::kConnectPort};
+
+struct PartitionConfig {
+  PartitionId id;
+  uint32_t vp_count;
+  PartitionFeatures features;
+};
+
+class Partition {
+ public:
+  PartitionId id() const { return id_; }
+  bool in_use() const { return hv_ != nullptr; }
+  bool active() const { return active_; }
+  void set_active(bool active) { active_ = active; }
+  const PartitionFeatures& features() const { return features_; }
+  void set_features(const PartitionFeatures& f) { features_ = f; }
+  bool has_privilege(uint32_t ebx_bit) const { return (features_.privileges & ebx_bit) != 0; }
+  bool has_msr_access(uint32_t eax_bit) const { return (features_.msr_access & eax_bit) != 0; }
+
+  uint32_t vp_count() const { return vp_count_; }
+  // Bounds-checked: nullptr for an index that names no VP.
+  Vp* vp(VpIndex index) { return index.value() < vp_count_ ? &vps_[index.value()] : nullptr; }
+  // Brings VPs [vp_count, count) online (APs starting); never shrinks.
+  bool set_vp_count(uint32_t count);
+
+  Hypervisor& hypervisor() const { return *hv_; }
+  GuestMemory& memory() const { return *memory_; }
+  InterruptSink& interrupts() const { return *interrupts_; }
+  ReferenceClock& clock() const { return *clock_; }
+
+  // Partition-wide synthetic MSRs (TLFS 3.13).
+  uint64_t guest_os_id = 0;
+  uint64_t hypercall_msr = 0;
+  bool hypercall_page_enabled() const { return (hypercall_msr & 1) != 0; }
+  Gpa hypercall_page() const { return Gpa(hypercall_msr & ~kPageMask); }
+
+ private:
+  friend class Hypervisor;
+  void init(Hypervisor& hv, const PartitionConfig& config, GuestMemory& memory,
+            InterruptSink& interrupts, ReferenceClock& clock);
+
+  Hypervisor* hv_ = nullptr;
+  GuestMemory* memory_ = nullptr;
+  InterruptSink* interrupts_ = nullptr;
+  ReferenceClock* clock_ = nullptr;
+  PartitionId id_{0};
+  bool active_ = false;
+  PartitionFeatures features_{};
+  uint32_t vp_count_ = 0;
+  Vp vps_[kMaxVps];
+};
+
+}  // namespace microhv

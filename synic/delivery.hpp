@@ -1,0 +1,32 @@
+// Message and event delivery into a VP's SIM and SIEF pages (TLFS 11.9,
+// 11.10). Callers hold Hypervisor::lock.
+#pragma once
+
+#include "hypercall/tlfs.hpp"
+#include "kernel/partition.hpp"
+#include "synic/ports.hpp"
+
+namespace microhv {
+
+// SCONTROL enabled, SIMP enabled and the SIM page is guest RAM.
+bool synic_can_take_messages(Vp& vp);
+// SCONTROL enabled, SIEFP enabled and the SIEF page is guest RAM.
+bool synic_can_take_events(Vp& vp);
+
+// Puts `message` into SINT `sint`'s SIM slot of `vp` if the slot is free and
+// nothing is queued ahead of it; otherwise queues it in one of `port`'s
+// buffers and sets MessagePending. INSUFFICIENT_BUFFERS only when the port has
+// no free buffer. Precondition: synic_can_take_messages(vp), sint < 16.
+tlfs::Status synic_post(Vp& vp, uint32_t sint, const tlfs::Message& message, Port& port,
+                        PortTable& table);
+
+// Delivers the head of SINT `sint`'s queue if its slot is free, else makes
+// sure MessagePending is set in the occupied slot.
+void synic_drain(Vp& vp, uint32_t sint);
+void synic_drain_all(Vp& vp);
+
+// Sets flag `flag` of SINT `sint` in the SIEF page atomically and raises the
+// SINT only on a 0 -> 1 transition (TLFS 11.10.2).
+tlfs::Status synic_set_event_flag(Vp& vp, uint32_t sint, uint32_t flag);
+
+}  // namespace microhv

@@ -1,0 +1,78 @@
+// Ports, connections and the message buffers behind them (TLFS 11.2-11.4).
+// All tables are fixed-size arrays; every index is bounds-checked.
+//
+// A port owns kMessageBuffersPerPort buffers (TLFS: 16 guest message buffers
+// per port). A message that cannot go straight into its SIM slot waits in one
+// of them, linked into the target VP's per-SINT FIFO. A deleted port whose
+// buffers still hold accepted messages stays "draining" until they are
+// delivered: an accepted message is delivered exactly once.
+#pragma once
+
+#include "hypercall/tlfs.hpp"
+#include "kernel/types.hpp"
+
+namespace microhv {
+
+class Partition;
+
+inline constexpr uint32_t kMaxPorts = 64;
+inline constexpr uint32_t kMaxConnections = 128;
+inline constexpr uint32_t kPoolSize = kMaxPorts * tlfs::kMessageBuffersPerPort;
+
+enum class PortState : uint8_t { kFree, kActive, kDraining };
+
+struct Port {
+  PortState state = PortState::kFree;
+  uint32_t generation = 0;  // bumped on delete: stale connections see a deleted port
+  Partition* owner = nullptr;
+  PortId id{0};
+  tlfs::PortType type = tlfs::PortType::kMessage;
+  uint8_t target_sint = 0;
+  VpIndex target_vp{0};  // may be kAnyVp
+  uint16_t base_flag = 0;
+  uint16_t flag_count = 0;
+  PartitionId connection_partition{0};  // 0: any partition may connect
+  uint16_t free_buffers = 0xFFFF;      // bit i: buffer i of this port is free
+};
+
+struct Connection {
+  bool in_use = false;
+  Partition* owner = nullptr;
+  ConnectionId id{0};
+  uint16_t port_slot = 0;
+  uint32_t port_generation = 0;
+};
+
+struct MessageBuffer {
+  tlfs::Message message;
+  uint16_t next = kNoBufferIndex;
+  static constexpr uint16_t kNoBufferIndex = 0xFFFF;
+};
+
+class PortTable {
+ public:
+  Port* find_port(const Partition* owner, PortId id);
+  Port* allocate_port();  // a kFree slot, or nullptr
+  Port* port_at(uint32_t slot) { return slot < kMaxPorts ? &ports_[slot] : nullptr; }
+  uint16_t slot_of(const Port& p) const { return static_cast<uint16_t>(&p - ports_); }
+
+  Connection* find_connection(const Partition* owner, ConnectionId id);
+  Connection* allocate_connection();
+  // The live port behind a connection, or nullptr if it was deleted.
+  Port* port_of(const Connection& c);
+
+  // Buffer management: buffer index = port slot * 16 + i.
+  uint16_t take_buffer(Port& port);  // kNoBufferIndex when the port has none free
+  void release_buffer(uint16_t index);
+  MessageBuffer* buffer(uint16_t index) { return index < kPoolSize ? &pool_[index] : nullptr; }
+  uint32_t free_buffer_count(const Port& port) const;
+
+  void delete_port(Port& port);  // kDraining if buffers are in use, else kFree
+
+ private:
+  Port ports_[kMaxPorts];
+  Connection connections_[kMaxConnections];
+  MessageBuffer pool_[kPoolSize];
+};
+
+}  // namespace microhv

@@ -1,0 +1,66 @@
+// The Hyper-V CPUID leaves derive from the partition's features.
+#include <cstring>
+
+#include "hypercall/cpuid.hpp"
+#include "tests/unit/harness.hpp"
+
+using namespace microhv;
+using namespace microhv::test;
+
+TEST_CASE("CPUID: 0x40000000 names Microsoft Hv and the highest leaf 0x40000005") {
+  Guest g(1);
+  CpuidRegs r{};
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000000, &r));
+  char vendor[13] = {};
+  std::memcpy(vendor, &r.ebx, 4);
+  std::memcpy(vendor + 4, &r.ecx, 4);
+  std::memcpy(vendor + 8, &r.edx, 4);
+  CHECK(std::string(vendor) == "Microsoft Hv");
+  CHECK(r.eax == 0x40000005);
+}
+
+TEST_CASE("CPUID: 0x40000001 is the Hv#1 interface") {
+  Guest g(1);
+  CpuidRegs r{};
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000001, &r));
+  CHECK(r.eax == 0x31237648);
+}
+
+TEST_CASE("CPUID: 0x40000003 reports exactly the partition's MSR access and privileges") {
+  Guest g(1);
+  CpuidRegs r{};
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000003, &r));
+  CHECK(r.eax == kFullFeatures.msr_access);
+  CHECK((r.eax & (1u << 2)) != 0);  // SynIC
+  CHECK((r.eax & (1u << 5)) != 0);  // hypercall MSRs
+  CHECK((r.eax & (1u << 6)) != 0);  // VP_INDEX
+  CHECK((r.eax & (1u << 9)) == 0);  // no reference TSC page: not implemented
+  CHECK(r.ebx == (tlfs::cpuid::kPostMessages | tlfs::cpuid::kSignalEvents |
+                  tlfs::cpuid::kCreatePort | tlfs::cpuid::kConnectPort));
+
+  PartitionFeatures f = kFullFeatures;
+  f.privileges = tlfs::cpuid::kPostMessages | tlfs::cpuid::kCpuManagement;
+  g.partition->set_features(f);
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000003, &r));
+  CHECK(r.ebx == tlfs::cpuid::kPostMessages);  // never the root's CpuManagement
+}
+
+TEST_CASE("CPUID: hints keep AutoEOI undeprecated and say not nested") {
+  Guest g(1);
+  CpuidRegs r{};
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000004, &r));
+  CHECK((r.eax & tlfs::cpuid::kHintDeprecateAutoEoi) == 0);
+  CHECK((r.eax & tlfs::cpuid::kHintNested) == 0);
+}
+
+TEST_CASE("CPUID: 0x40000005 reports the VP limit; leaves past it read zero; others are not ours") {
+  Guest g(1);
+  CpuidRegs r{};
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000005, &r));
+  CHECK(r.eax == kMaxVps);
+  REQUIRE(hyperv_cpuid(*g.partition, 0x40000006, &r));
+  CHECK((r.eax | r.ebx | r.ecx | r.edx) == 0);
+  REQUIRE(hyperv_cpuid(*g.partition, 0x400000FF, &r));
+  CHECK_FALSE(hyperv_cpuid(*g.partition, 0x40000100, &r));
+  CHECK_FALSE(hyperv_cpuid(*g.partition, 0x1, &r));
+}

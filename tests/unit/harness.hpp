@@ -1,0 +1,217 @@
+// Host-side stand-ins for the hardware interfaces, and a harness that drives
+// the core only through its public entry points (handle_hypercall and the
+// synthetic MSRs), exactly as the VT-x back end does.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "hypercall/hypercall.hpp"
+#include "kernel/hypervisor.hpp"
+#include "synic/msr.hpp"
+
+namespace microhv::test {
+
+// Guest RAM is [0, size) minus an optional hole (e.g. "hypervisor memory").
+// Every write is recorded so tests can assert where the core wrote.
+class FakeMemory final : public GuestMemory {
+ public:
+  explicit FakeMemory(uint64_t pages) : bytes(pages * kPageSize, 0) {}
+
+  bool is_ram(Gpa gpa, uint64_t len) const override {
+    uint64_t a = gpa.value();
+    if (len == 0 || a + len < a || a + len > bytes.size()) return false;
+    return a + len <= hole_start || a >= hole_end;
+  }
+  bool read(Gpa gpa, void* dst, uint64_t len) override {
+    if (!is_ram(gpa, len)) return false;
+    std::memcpy(dst, &bytes[gpa.value()], len);
+    return true;
+  }
+  bool write(Gpa gpa, const void* src, uint64_t len) override {
+    if (!is_ram(gpa, len)) return false;
+    std::memcpy(&bytes[gpa.value()], src, len);
+    writes.push_back({gpa.value(), len});
+    return true;
+  }
+  bool fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) override {
+    if ((gpa.value() & 7) != 0 || !is_ram(gpa, 8)) return false;
+    std::memcpy(old, &bytes[gpa.value()], 8);
+    uint64_t v = *old | bits;
+    std::memcpy(&bytes[gpa.value()], &v, 8);
+    writes.push_back({gpa.value(), 8});
+    return true;
+  }
+
+  template <typename T>
+  T load(uint64_t gpa) const {
+    T v;
+    std::memcpy(&v, &bytes[gpa], sizeof(T));
+    return v;
+  }
+  template <typename T>
+  void store(uint64_t gpa, const T& v) {
+    std::memcpy(&bytes[gpa], &v, sizeof(T));
+  }
+
+  struct Write {
+    uint64_t gpa, len;
+  };
+  std::vector<uint8_t> bytes;
+  std::vector<Write> writes;
+  uint64_t hole_start = ~0ull, hole_end = ~0ull;
+};
+
+class FakeInterrupts final : public InterruptSink {
+ public:
+  struct Raised {
+    uint32_t vp;
+    uint8_t vector;
+    bool auto_eoi;
+  };
+  void raise(VpIndex vp, uint8_t vector, bool auto_eoi) override {
+    raised.push_back({vp.value(), vector, auto_eoi});
+  }
+  size_t count(uint32_t vp, uint8_t vector) const {
+    size_t n = 0;
+    for (auto& r : raised) n += (r.vp == vp && r.vector == vector) ? 1 : 0;
+    return n;
+  }
+  std::vector<Raised> raised;
+};
+
+class FakeClock final : public ReferenceClock {
+ public:
+  uint64_t now_100ns() override { return now; }
+  uint64_t now = 0;
+};
+
+// Guest-physical layout used by the harness.
+inline constexpr uint64_t kInputPage = 0x1000;
+inline constexpr uint64_t kSimBase = 0x10000;   // VP n: kSimBase + n * 0x2000
+inline constexpr uint64_t kSiefBase = 0x11000;  // VP n: kSiefBase + n * 0x2000
+inline constexpr uint64_t kRamPages = 256;      // 1 MiB
+inline constexpr uint8_t kVector = 0x50;
+
+inline uint64_t sim_of(uint32_t vp) { return kSimBase + vp * 0x2000; }
+inline uint64_t sief_of(uint32_t vp) { return kSiefBase + vp * 0x2000; }
+inline uint64_t slot_of(uint32_t vp, uint32_t sint) { return sim_of(vp) + sint * 256; }
+
+struct Guest {
+  explicit Guest(uint32_t vps, PartitionFeatures features = kFullFeatures,
+                 uint64_t id = 1, Hypervisor* shared = nullptr)
+      : memory(kRamPages) {
+    if (shared == nullptr) {
+      owned = std::make_unique<Hypervisor>();
+      shared = owned.get();
+    }
+    hv = shared;
+    partition = hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock);
+  }
+
+  Vp& vp(uint32_t i) { return *partition->vp(VpIndex(i)); }
+
+  uint64_t hypercall(uint64_t control, const void* input, size_t size, uint32_t caller = 0) {
+    if (size > 0) std::memcpy(&memory.bytes[kInputPage], input, size);
+    return hypercall_raw(control, kInputPage, 0, caller);
+  }
+  uint64_t hypercall_raw(uint64_t control, uint64_t rdx, uint64_t r8, uint32_t caller = 0) {
+    HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, rdx, 0, 0, r8};
+    HypercallOutcome out = handle_hypercall(vp(caller), regs);
+    REQUIRE_FALSE(out.inject_ud);
+    return out.result;
+  }
+  tlfs::Status status(uint64_t control, const void* input, size_t size, uint32_t caller = 0) {
+    return static_cast<tlfs::Status>(hypercall(control, input, size, caller) & 0xFFFF);
+  }
+
+  MsrResult wrmsr(uint32_t vp_index, uint32_t msr, uint64_t value) {
+    return write_synthetic_msr(vp(vp_index), msr, value);
+  }
+  uint64_t rdmsr(uint32_t vp_index, uint32_t msr) {
+    uint64_t v = 0;
+    REQUIRE(read_synthetic_msr(vp(vp_index), msr, &v) == MsrResult::kOk);
+    return v;
+  }
+
+  // SCONTROL, SIMP, SIEFP on and SINT `sint` unmasked with kVector.
+  void enable_synic(uint32_t vp_index, uint32_t sint = 2, bool auto_eoi = true) {
+    REQUIRE(wrmsr(vp_index, tlfs::msr::kSimp, sim_of(vp_index) | 1) == MsrResult::kOk);
+    REQUIRE(wrmsr(vp_index, tlfs::msr::kSiefp, sief_of(vp_index) | 1) == MsrResult::kOk);
+    uint64_t sint_value = kVector | (auto_eoi ? tlfs::sint_bits::kAutoEoi : 0);
+    REQUIRE(wrmsr(vp_index, tlfs::msr::kSint0 + sint, sint_value) == MsrResult::kOk);
+    REQUIRE(wrmsr(vp_index, tlfs::msr::kScontrol, 1) == MsrResult::kOk);
+  }
+
+  tlfs::Status create_port(uint32_t port_id, uint32_t sint, uint32_t target_vp,
+                           tlfs::PortType type = tlfs::PortType::kMessage,
+                           uint16_t base_flag = 0, uint16_t flag_count = 0) {
+    tlfs::CreatePortInput in{};
+    in.port_partition = tlfs::kPartitionSelf;
+    in.port_id = port_id;
+    in.port_info.port_type = static_cast<uint32_t>(type);
+    in.port_info.target_sint = sint;
+    in.port_info.target_vp = target_vp;
+    in.port_info.base_flag_number = base_flag;
+    in.port_info.flag_count = flag_count;
+    return status(uint64_t(tlfs::CallCode::kCreatePort), &in, sizeof(in));
+  }
+  tlfs::Status connect(uint32_t connection_id, uint32_t port_id,
+                       tlfs::PortType type = tlfs::PortType::kMessage) {
+    tlfs::ConnectPortInput in{};
+    in.connection_partition = tlfs::kPartitionSelf;
+    in.connection_id = connection_id;
+    in.port_partition = tlfs::kPartitionSelf;
+    in.port_id = port_id;
+    in.connection_info.port_type = static_cast<uint32_t>(type);
+    return status(uint64_t(tlfs::CallCode::kConnectPort), &in, sizeof(in));
+  }
+  tlfs::Status delete_port(uint32_t port_id) {
+    tlfs::DeletePortInput in{tlfs::kPartitionSelf, port_id, 0};
+    return status(uint64_t(tlfs::CallCode::kDeletePort), &in, sizeof(in));
+  }
+  tlfs::Status disconnect(uint32_t connection_id) {
+    tlfs::DisconnectPortInput in{tlfs::kPartitionSelf, connection_id, 0};
+    return status(uint64_t(tlfs::CallCode::kDisconnectPort), &in, sizeof(in));
+  }
+  tlfs::Status post(uint32_t connection_id, uint32_t type, uint32_t size, uint8_t fill = 0xAB,
+                    uint32_t caller = 0) {
+    tlfs::PostMessageInput in{};
+    in.connection_id = connection_id;
+    in.message_type = type;
+    in.payload_size = size;
+    for (uint32_t i = 0; i < tlfs::kMaxPayload; ++i) in.payload[i] = static_cast<uint8_t>(fill + i);
+    return status(uint64_t(tlfs::CallCode::kPostMessage), &in, sizeof(in), caller);
+  }
+  tlfs::Status signal(uint32_t connection_id, uint16_t flag, uint32_t caller = 0) {
+    tlfs::SignalEventInput in{connection_id, flag, 0};
+    return status(uint64_t(tlfs::CallCode::kSignalEvent), &in, sizeof(in), caller);
+  }
+
+  tlfs::Message slot(uint32_t vp_index, uint32_t sint) {
+    return memory.load<tlfs::Message>(slot_of(vp_index, sint));
+  }
+  // What a guest does after handling a message: free the slot, then EOM if
+  // MessagePending was set (TLFS 11.9.3).
+  bool consume(uint32_t vp_index, uint32_t sint) {
+    uint64_t at = slot_of(vp_index, sint);
+    memory.store<uint32_t>(at, 0);
+    bool pending = (memory.load<uint8_t>(at + 5) & tlfs::kMessageFlagPending) != 0;
+    if (pending) REQUIRE(wrmsr(vp_index, tlfs::msr::kEom, 0) == MsrResult::kOk);
+    return pending;
+  }
+
+  std::unique_ptr<Hypervisor> owned;
+  Hypervisor* hv;
+  FakeMemory memory;
+  FakeInterrupts irqs;
+  FakeClock clock;
+  Partition* partition;
+};
+
+inline constexpr uint64_t kPost = uint64_t(tlfs::CallCode::kPostMessage);
+inline constexpr uint64_t kSignal = uint64_t(tlfs::CallCode::kSignalEvent);
+
+}  // namespace microhv::test
