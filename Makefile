@@ -126,3 +126,10 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# A fuzzing smoke for `make test`: at most FUZZ_SMOKE_SECONDS (default 30).
+FUZZ_SMOKE_SECONDS ?= 30
+test-fuzz-smoke: deps $(BUILD)/fuzz_hypercall
+	@mkdir -p $(BUILD)/fuzz-corpus
+	@$(BUILD)/fuzz_hypercall -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
+	  $(BUILD)/fuzz-corpus > $(BUILD)/fuzz-smoke.log 2>&1; rc=$$?; tail -12 $(BUILD)/fuzz-smoke.log; exit $$rc

@@ -11,6 +11,8 @@
 //   INVALID_ALIGNMENT; then the call's own checks.
 #include "hypercall/hypercall.hpp"
 
+#include <type_traits>
+
 #include "kernel/hypervisor.hpp"
 #include "synic/messaging.hpp"
 
@@ -20,35 +22,57 @@ namespace {
 using tlfs::Status;
 namespace control = tlfs::control;
 
-constexpr uint32_t kMaxInputBytes = 256;
+// Where a call's input block comes from: guest memory at a GPA that has
+// passed the alignment checks, or the two registers of a fast call.
+struct InputSource {
+  GuestMemory* memory;  // nullptr: fast call
+  Gpa gpa;
+  uint64_t fast[2];
+
+  bool copy(void* dst, uint32_t size) const {
+    if (memory != nullptr) return memory->read(gpa, dst, size);
+    __builtin_memcpy(dst, fast, size);  // size <= 16, checked by the caller
+    return true;
+  }
+};
 
 struct CallSpec {
   tlfs::CallCode code;
   uint32_t input_size;
   uint32_t privilege;  // CPUID 0x40000003.EBX bit the caller needs
-  Status (*handler)(Vp&, const uint8_t* input);
+  Status (*handler)(Vp&, const InputSource&);
 };
 
-template <typename Input, Status (*Fn)(Vp&, const Input&)>
-Status call_with(Vp& vp, const uint8_t* input) {
-  Input in;
-  __builtin_memcpy(&in, input, sizeof(in));
+template <typename Handler>
+struct InputOf;
+template <typename Input>
+struct InputOf<Status (*)(Vp&, Input&)> {
+  using type = std::remove_const_t<Input>;
+};
+
+// Reads the input straight into its typed block, once (the guest cannot
+// change it under us afterwards), then runs the call under the hypervisor lock.
+template <auto Fn>
+Status call_with(Vp& vp, const InputSource& source) {
+  typename InputOf<decltype(Fn)>::type in;
+  if (!source.copy(&in, sizeof(in))) return Status::kInvalidAlignment;
+  LockGuard guard(vp.partition().hypervisor().lock);
   return Fn(vp, in);
 }
 
 constexpr CallSpec kCalls[] = {
     {tlfs::CallCode::kDeletePort, sizeof(tlfs::DeletePortInput), tlfs::cpuid::kCreatePort,
-     call_with<tlfs::DeletePortInput, hv_delete_port>},
+     call_with<hv_delete_port>},
     {tlfs::CallCode::kDisconnectPort, sizeof(tlfs::DisconnectPortInput), tlfs::cpuid::kConnectPort,
-     call_with<tlfs::DisconnectPortInput, hv_disconnect_port>},
+     call_with<hv_disconnect_port>},
     {tlfs::CallCode::kPostMessage, sizeof(tlfs::PostMessageInput), tlfs::cpuid::kPostMessages,
-     call_with<tlfs::PostMessageInput, hv_post_message>},
+     call_with<hv_post_message>},
     {tlfs::CallCode::kSignalEvent, sizeof(tlfs::SignalEventInput), tlfs::cpuid::kSignalEvents,
-     call_with<tlfs::SignalEventInput, hv_signal_event>},
+     call_with<hv_signal_event>},
     {tlfs::CallCode::kCreatePort, sizeof(tlfs::CreatePortInput), tlfs::cpuid::kCreatePort,
-     call_with<tlfs::CreatePortInput, hv_create_port>},
+     call_with<hv_create_port>},
     {tlfs::CallCode::kConnectPort, sizeof(tlfs::ConnectPortInput), tlfs::cpuid::kConnectPort,
-     call_with<tlfs::ConnectPortInput, hv_connect_port>},
+     call_with<hv_connect_port>},
 };
 
 const CallSpec* find_call(uint16_t code) {
@@ -87,22 +111,16 @@ Status run(Vp& vp, const Decoded& d) {
     return Status::kInvalidHypercallInput;
   }
 
-  uint8_t input[kMaxInputBytes] = {};
-  static_assert(sizeof(tlfs::PostMessageInput) <= kMaxInputBytes);
   if ((c & control::kFastBit) != 0) {
     if (spec->input_size > kFastInputBytes) return Status::kInvalidHypercallInput;
-    __builtin_memcpy(input, &d.input, 8);
-    __builtin_memcpy(input + 8, &d.output, 8);
-  } else {
-    Gpa gpa(d.input);
-    if ((d.input & 7) != 0 || gpa.page_offset() + spec->input_size > kPageSize ||
-        !partition.memory().is_ram(gpa, spec->input_size)) {
-      return Status::kInvalidAlignment;
-    }
-    if (!partition.memory().read(gpa, input, spec->input_size)) return Status::kInvalidAlignment;
+    return spec->handler(vp, InputSource{nullptr, Gpa(0), {d.input, d.output}});
   }
-  LockGuard guard(partition.hypervisor().lock);
-  return spec->handler(vp, input);
+  Gpa gpa(d.input);
+  if ((d.input & 7) != 0 || gpa.page_offset() + spec->input_size > kPageSize ||
+      !partition.memory().is_ram(gpa, spec->input_size)) {
+    return Status::kInvalidAlignment;
+  }
+  return spec->handler(vp, InputSource{&partition.memory(), gpa, {0, 0}});
 }
 
 }  // namespace

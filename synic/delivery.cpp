@@ -1,5 +1,7 @@
 #include "synic/delivery.hpp"
 
+#include <stddef.h>
+
 #include "kernel/hypervisor.hpp"
 
 namespace microhv {
@@ -20,12 +22,23 @@ void raise_sint(Vp& vp, uint32_t sint) {
 
 // The header goes in last so a guest polling MessageType never sees a type
 // with a half-written payload.
-bool write_slot(GuestMemory& memory, Gpa slot, const tlfs::Message& message, uint8_t flags) {
-  tlfs::Message copy = message;
-  copy.message_flags = flags;
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&copy);
-  if (!memory.write(slot + 4, bytes + 4, tlfs::kMessageSize - 4)) return false;
-  return memory.write(slot, &copy.message_type, sizeof(copy.message_type));
+bool write_slot(GuestMemory& memory, Gpa slot, const OutgoingMessage& m, uint8_t flags) {
+  constexpr uint32_t kHeader = offsetof(tlfs::Message, payload);
+  constexpr uint32_t kType = sizeof(m.type);
+  tlfs::Message header;  // only the first kHeader bytes are used
+  header.message_type = m.type;
+  header.payload_size = m.payload_size;
+  header.message_flags = flags;
+  header.reserved = 0;
+  header.origin = m.origin;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&header);
+  return memory.write(slot + kHeader, m.payload, tlfs::kMaxPayload) &&
+         memory.write(slot + kType, bytes + kType, kHeader - kType) &&
+         memory.write(slot, bytes, kType);
+}
+
+OutgoingMessage view_of(const tlfs::Message& m) {
+  return {m.message_type, m.payload_size, m.origin, m.payload};
 }
 
 bool slot_is_free(GuestMemory& memory, Gpa slot, bool* free) {
@@ -35,7 +48,9 @@ bool slot_is_free(GuestMemory& memory, Gpa slot, bool* free) {
   return true;
 }
 
-void enqueue(MessageQueue& q, PortTable& table, uint16_t index) {
+void enqueue(SynicState& s, uint32_t sint, PortTable& table, uint16_t index) {
+  MessageQueue& q = s.queue[sint];
+  __atomic_fetch_or(&s.queued_sints, static_cast<uint16_t>(1u << sint), __ATOMIC_RELEASE);
   table.buffer(index)->next = MessageBuffer::kNoBufferIndex;
   if (q.empty()) {
     q.head = index;
@@ -59,7 +74,7 @@ bool synic_can_take_events(Vp& vp) {
          vp.partition().memory().is_ram(s.sief_page(), kPageSize);
 }
 
-tlfs::Status synic_post(Vp& vp, uint32_t sint, const tlfs::Message& message, Port& port,
+tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, Port& port,
                         PortTable& table) {
   GuestMemory& memory = vp.partition().memory();
   MessageQueue& q = vp.synic.queue[sint];
@@ -72,8 +87,14 @@ tlfs::Status synic_post(Vp& vp, uint32_t sint, const tlfs::Message& message, Por
   }
   uint16_t index = table.take_buffer(port);
   if (index == MessageBuffer::kNoBufferIndex) return tlfs::Status::kInsufficientBuffers;
-  table.buffer(index)->message = message;
-  enqueue(q, table, index);
+  tlfs::Message& stored = table.buffer(index)->message;
+  stored.message_type = message.type;
+  stored.payload_size = message.payload_size;
+  stored.message_flags = 0;
+  stored.reserved = 0;
+  stored.origin = message.origin;
+  __builtin_memcpy(stored.payload, message.payload, tlfs::kMaxPayload);
+  enqueue(vp.synic, sint, table, index);
   synic_drain(vp, sint);
   return tlfs::Status::kSuccess;
 }
@@ -102,16 +123,22 @@ void synic_drain(Vp& vp, uint32_t sint) {
   MessageBuffer* buffer = table.buffer(index);
   if (buffer == nullptr) return;
   uint8_t flags = buffer->next != MessageBuffer::kNoBufferIndex ? tlfs::kMessageFlagPending : 0;
-  if (!write_slot(memory, slot, buffer->message, flags)) return;
+  if (!write_slot(memory, slot, view_of(buffer->message), flags)) return;
   q.head = buffer->next;
-  if (q.head == MessageBuffer::kNoBufferIndex) q.tail = MessageBuffer::kNoBufferIndex;
+  if (q.head == MessageBuffer::kNoBufferIndex) {
+    q.tail = MessageBuffer::kNoBufferIndex;
+    __atomic_fetch_and(&vp.synic.queued_sints, static_cast<uint16_t>(~(1u << sint)),
+                       __ATOMIC_RELEASE);
+  }
   --q.length;
   table.release_buffer(index);
   raise_sint(vp, sint);
 }
 
 void synic_drain_all(Vp& vp) {
-  for (uint32_t sint = 0; sint < kSintCount; ++sint) synic_drain(vp, sint);
+  for (uint32_t pending = vp.synic.queued_sints; pending != 0; pending &= pending - 1) {
+    synic_drain(vp, static_cast<uint32_t>(__builtin_ctz(pending)));
+  }
 }
 
 tlfs::Status synic_set_event_flag(Vp& vp, uint32_t sint, uint32_t flag) {

@@ -13,11 +13,21 @@ bool synic_can_take_messages(Vp& vp);
 // SCONTROL enabled, SIEFP enabled and the SIEF page is guest RAM.
 bool synic_can_take_events(Vp& vp);
 
+// A message on its way to a SIM slot: the header fields and a pointer to the
+// 240 payload bytes (zeroed past payload_size by the caller), so the payload
+// moves from the caller's input snapshot to the slot in one copy.
+struct OutgoingMessage {
+  uint32_t type;
+  uint8_t payload_size;
+  uint64_t origin;
+  const uint8_t* payload;  // tlfs::kMaxPayload bytes
+};
+
 // Puts `message` into SINT `sint`'s SIM slot of `vp` if the slot is free and
 // nothing is queued ahead of it; otherwise queues it in one of `port`'s
 // buffers and sets MessagePending. INSUFFICIENT_BUFFERS only when the port has
 // no free buffer. Precondition: synic_can_take_messages(vp), sint < 16.
-tlfs::Status synic_post(Vp& vp, uint32_t sint, const tlfs::Message& message, Port& port,
+tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, Port& port,
                         PortTable& table);
 
 // Delivers the head of SINT `sint`'s queue if its slot is free, else makes

@@ -59,7 +59,7 @@ Vp* choose_target_vp(Port& port, CanTake can_take, bool prefer_free_slot, Status
 
 }  // namespace
 
-Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in) {
+Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in) {
   if (!caller.partition().has_privilege(tlfs::cpuid::kPostMessages)) return Status::kAccessDenied;
   if (in.rsvdz != 0) return Status::kInvalidParameter;
   if (in.message_type == tlfs::kMessageTypeNone ||
@@ -77,11 +77,13 @@ Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in) {
   if (vp == nullptr) return status;
   if (!synic_can_take_messages(*vp)) return Status::kInvalidSynicState;
 
-  tlfs::Message message{};
-  message.message_type = in.message_type;
-  message.payload_size = static_cast<uint8_t>(in.payload_size);
-  message.origin = port.id.value();
-  for (uint32_t i = 0; i < in.payload_size; ++i) message.payload[i] = in.payload[i];
+  // Only PayloadSize bytes are sent (seed: "only the first n bytes"); the
+  // caller's bytes past them go out as zeros.
+  if (in.payload_size < tlfs::kMaxPayload) {
+    __builtin_memset(in.payload + in.payload_size, 0, tlfs::kMaxPayload - in.payload_size);
+  }
+  OutgoingMessage message{in.message_type, static_cast<uint8_t>(in.payload_size), port.id.value(),
+                          in.payload};
   return synic_post(*vp, port.target_sint, message, port, caller.partition().hypervisor().ports);
 }
 

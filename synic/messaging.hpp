@@ -9,7 +9,9 @@
 
 namespace microhv {
 
-tlfs::Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in);
+// Takes the input snapshot by reference: its payload is zeroed past
+// PayloadSize and sent from there.
+tlfs::Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in);
 tlfs::Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in);
 tlfs::Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in);
 tlfs::Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in);

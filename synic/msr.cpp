@@ -109,6 +109,12 @@ MsrResult write_synthetic_msr(Vp& vp, uint32_t m, uint64_t value) {
   if (m < kSyntheticFirst || m > kSyntheticLast) return MsrResult::kNotSynthetic;
   uint32_t bit = access_bit(m);
   if (bit == 0 || !vp.partition().has_msr_access(bit)) return MsrResult::kGp;
+  // EOM with nothing queued has nothing to do. A message queued concurrently
+  // sets its bit before it sets MessagePending, which is what prompts this
+  // EOM, so skipping the lock here cannot strand it.
+  if (m == msr::kEom && __atomic_load_n(&vp.synic.queued_sints, __ATOMIC_ACQUIRE) == 0) {
+    return MsrResult::kOk;
+  }
   LockGuard guard(vp.partition().hypervisor().lock);
   return write_locked(vp, m, value);
 }

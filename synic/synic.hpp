@@ -24,6 +24,7 @@ struct SynicState {
   uint64_t siefp = 0;
   uint64_t sint[kSintCount];
   MessageQueue queue[kSintCount];
+  uint16_t queued_sints = 0;  // bit n: queue[n] is not empty (EOM's fast path)
 
   SynicState() {
     for (auto& s : sint) s = tlfs::sint_bits::kReset;

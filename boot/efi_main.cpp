@@ -1,0 +1,37 @@
+// The EFI entry point: serial log, banner, VT-x check, then the VT-x back end.
+// Whatever happens, control returns to the firmware with a status rather than
+// hanging, so the boot manager can move on to the next boot option.
+#include <efi.h>
+
+#include "arch/serial.hpp"
+#include "boot/vmx_detect.hpp"
+#include "kernel/log.hpp"
+#include "vmx/vmx.hpp"
+
+#ifndef MICROHV_VERSION
+#error "MICROHV_VERSION must be defined by the build"
+#endif
+
+namespace {
+
+constexpr char kBanner[] = "microhv " MICROHV_VERSION " (TLFS/Hyper-V interface on Intel VT-x)\n";
+
+EFI_STATUS return_to_firmware(EFI_STATUS status) {
+  microhv::log::info("returning to firmware\n");
+  microhv::serial::flush();
+  return status;
+}
+
+}  // namespace
+
+// Called by GNU-EFI's crt0 with the SysV convention (so not EFIAPI), after it
+// has applied the image's relocations. No global constructors have run.
+extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
+  using namespace microhv;
+  serial::init();
+  log::set_sink(serial::write);
+  serial::write(kBanner, sizeof(kBanner) - 1);
+
+  if (!boot::detect_vmx()) return return_to_firmware(EFI_UNSUPPORTED);
+  return return_to_firmware(vmx::start(image, st));
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make test: runs every test stage in order, each as a make target, streaming
+# its output; then prints a summary table and "N passed, N failed".
+#
+# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-bochs when
+# scripts/test-bochs.sh exists. A stage whose make target does not exist (yet)
+# is skipped and counted neither as passed nor as failed.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+stages=(test-unit test-fuzz-smoke test-qemu)
+[ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
+
+# A target exists when `make -n` knows it and has something to do for it (a
+# .PHONY name without a rule only gets "Nothing to be done").
+make_target_exists() {
+  local dry
+  dry=$(LC_ALL=C make -n "$1" 2>&1) || return 1
+  ! grep -q "Nothing to be done for '$1'" <<<"$dry"
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+seconds() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+
+results=()
+times=()
+passed=0
+failed=0
+for stage in "${stages[@]}"; do
+  if ! make_target_exists "$stage"; then
+    echo "=== $stage: skipped (no make target)"
+    results+=(SKIP)
+    times+=(-)
+    continue
+  fi
+  echo "=== $stage"
+  start=$(now_ms)
+  if make --no-print-directory "$stage"; then
+    results+=(PASS)
+    passed=$((passed + 1))
+  else
+    results+=(FAIL)
+    failed=$((failed + 1))
+  fi
+  times+=("$(seconds $(($(now_ms) - start)))s")
+  echo "=== $stage: ${results[-1]} (${times[-1]})"
+done
+
+echo
+printf '%-18s %-6s %s\n' stage result time
+for i in "${!stages[@]}"; do
+  printf '%-18s %-6s %s\n' "${stages[$i]}" "${results[$i]}" "${times[$i]}"
+done
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

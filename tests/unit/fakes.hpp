@@ -1,0 +1,89 @@
+// Host stand-ins for the hardware interfaces of the core: guest memory that
+// records every write, an interrupt sink that records every request, and a
+// clock the test sets. Shared by the unit tests, the fuzzer and the benchmark.
+#pragma once
+
+#include <cstring>
+#include <vector>
+
+#include "kernel/clock.hpp"
+#include "kernel/guest_memory.hpp"
+#include "kernel/interrupts.hpp"
+
+namespace microhv::test {
+
+// Guest RAM is [0, size) minus an optional hole (e.g. "hypervisor memory").
+// Every write is recorded so tests can assert where the core wrote.
+class FakeMemory final : public GuestMemory {
+ public:
+  explicit FakeMemory(uint64_t pages) : bytes(pages * kPageSize, 0) {}
+
+  bool is_ram(Gpa gpa, uint64_t len) const override {
+    uint64_t a = gpa.value();
+    if (len == 0 || a + len < a || a + len > bytes.size()) return false;
+    return a + len <= hole_start || a >= hole_end;
+  }
+  bool read(Gpa gpa, void* dst, uint64_t len) override {
+    if (!is_ram(gpa, len)) return false;
+    std::memcpy(dst, &bytes[gpa.value()], len);
+    return true;
+  }
+  bool write(Gpa gpa, const void* src, uint64_t len) override {
+    if (!is_ram(gpa, len)) return false;
+    std::memcpy(&bytes[gpa.value()], src, len);
+    writes.push_back({gpa.value(), len});
+    return true;
+  }
+  bool fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) override {
+    if ((gpa.value() & 7) != 0 || !is_ram(gpa, 8)) return false;
+    std::memcpy(old, &bytes[gpa.value()], 8);
+    uint64_t v = *old | bits;
+    std::memcpy(&bytes[gpa.value()], &v, 8);
+    writes.push_back({gpa.value(), 8});
+    return true;
+  }
+
+  template <typename T>
+  T load(uint64_t gpa) const {
+    T v;
+    std::memcpy(&v, &bytes[gpa], sizeof(T));
+    return v;
+  }
+  template <typename T>
+  void store(uint64_t gpa, const T& v) {
+    std::memcpy(&bytes[gpa], &v, sizeof(T));
+  }
+
+  struct Write {
+    uint64_t gpa, len;
+  };
+  std::vector<uint8_t> bytes;
+  std::vector<Write> writes;
+  uint64_t hole_start = ~0ull, hole_end = ~0ull;
+};
+
+class FakeInterrupts final : public InterruptSink {
+ public:
+  struct Raised {
+    uint32_t vp;
+    uint8_t vector;
+    bool auto_eoi;
+  };
+  void raise(VpIndex vp, uint8_t vector, bool auto_eoi) override {
+    raised.push_back({vp.value(), vector, auto_eoi});
+  }
+  size_t count(uint32_t vp, uint8_t vector) const {
+    size_t n = 0;
+    for (auto& r : raised) n += (r.vp == vp && r.vector == vector) ? 1 : 0;
+    return n;
+  }
+  std::vector<Raised> raised;
+};
+
+class FakeClock final : public ReferenceClock {
+ public:
+  uint64_t now_100ns() override { return now; }
+  uint64_t now = 0;
+};
+
+}  // namespace microhv::test
