@@ -13,7 +13,6 @@ PORTABLE_DIRS := kernel hypercall synic vmx arch
 PORTABLE_SRCS := $(filter-out %_hw.cpp,$(wildcard $(addsuffix /*.cpp,$(PORTABLE_DIRS))))
 HW_SRCS       := $(wildcard boot/*.cpp $(addsuffix /*_hw.cpp,$(PORTABLE_DIRS)))
 ASM_SRCS      := $(wildcard boot/*.S $(addsuffix /*.S,$(PORTABLE_DIRS)))
-HEADERS       := $(wildcard */*.hpp tests/*/*.hpp)
 
 # ---------------------------------------------------------------- EFI image
 EFI_INC   := /usr/include/efi
@@ -23,8 +22,8 @@ EFI_CXXFLAGS := -std=c++20 -O2 -g0 -Wall -Wextra -Werror=return-type -I. \
   -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fpic \
   -fshort-wchar -mno-red-zone -fno-stack-protector -maccumulate-outgoing-args \
   -mgeneral-regs-only -fno-asynchronous-unwind-tables -fno-builtin \
-  -DGNU_EFI_USE_MS_ABI -DMICROHV_TARGET=1
-EFI_ASFLAGS := -fpic -I. -DMICROHV_TARGET=1
+  -DGNU_EFI_USE_MS_ABI -DMICROHV_TARGET=1 -MMD -MP
+EFI_ASFLAGS := -fpic -I. -DMICROHV_TARGET=1 -MMD -MP
 EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T boot/efi.lds \
   $(EFI_LIB)/crt0-efi-x86_64.o
 EFI_LIBS := -L$(EFI_LIB) -lefi -lgnuefi $(shell $(CXX) -print-libgcc-file-name)
@@ -52,7 +51,7 @@ ifneq ($(wildcard tests/guest/*.cpp),)
 $(eval $(call efi_app,guest_suite,$(GUEST_SRCS)))
 endif
 
-$(BUILD)/efi/%.cpp.o: %.cpp $(HEADERS)
+$(BUILD)/efi/%.cpp.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(EFI_CXXFLAGS) -c $< -o $@
 $(BUILD)/efi/%.S.o: %.S
@@ -63,7 +62,7 @@ $(BUILD)/efi/%.S.o: %.S
 all: deps $(BUILD)/microhv.efi
 
 # ---------------------------------------------------------------- host tests
-HOST_CXXFLAGS := -std=c++20 -g -Wall -Wextra -Werror=return-type -I. -DMICROHV_HOST=1
+HOST_CXXFLAGS := -std=c++20 -g -Wall -Wextra -Werror=return-type -I. -DMICROHV_HOST=1 -MMD -MP
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
@@ -71,13 +70,13 @@ FUZZ_SRCS := $(wildcard tests/fuzz/*.cpp)
 
 host_obj = $(patsubst %,$(BUILD)/$(1)/%.o,$(2))
 
-$(BUILD)/host/%.cpp.o: %.cpp $(HEADERS)
+$(BUILD)/host/%.cpp.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -O2 -c $< -o $@
-$(BUILD)/host-san/%.cpp.o: %.cpp $(HEADERS)
+$(BUILD)/host-san/%.cpp.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -O1 $(SAN_FLAGS) -c $< -o $@
-$(BUILD)/fuzz/%.cpp.o: %.cpp $(HEADERS)
+$(BUILD)/fuzz/%.cpp.o: %.cpp
 	@mkdir -p $(dir $@)
 	clang++ $(HOST_CXXFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
@@ -133,3 +132,6 @@ test-fuzz-smoke: deps $(BUILD)/fuzz_hypercall
 	@mkdir -p $(BUILD)/fuzz-corpus
 	@$(BUILD)/fuzz_hypercall -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
 	  $(BUILD)/fuzz-corpus > $(BUILD)/fuzz-smoke.log 2>&1; rc=$$?; tail -12 $(BUILD)/fuzz-smoke.log; exit $$rc
+
+# Header dependencies written by the compiler (-MMD -MP).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

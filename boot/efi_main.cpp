@@ -2,8 +2,10 @@
 // Whatever happens, control returns to the firmware with a status rather than
 // hanging, so the boot manager can move on to the next boot option.
 #include <efi.h>
+#include <efilib.h>
 
 #include "arch/serial.hpp"
+#include "boot/next_stage.hpp"
 #include "boot/vmx_detect.hpp"
 #include "kernel/log.hpp"
 #include "vmx/vmx.hpp"
@@ -32,6 +34,16 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   log::set_sink(serial::write);
   serial::write(kBanner, sizeof(kBanner) - 1);
 
+  InitializeLib(image, st);  // GNU-EFI's library: device paths for the loader
+
   if (!boot::detect_vmx()) return return_to_firmware(EFI_UNSUPPORTED);
-  return return_to_firmware(vmx::start(image, st));
+  Config config;
+  boot::read_config(image, st, &config);
+  EFI_STATUS status = vmx::start(image, st);
+  if (EFI_ERROR(status)) return return_to_firmware(status);
+  if (config.image[0] == '\0') {
+    log::info("no next stage configured; the firmware's boot manager continues\n");
+    return return_to_firmware(EFI_SUCCESS);
+  }
+  return return_to_firmware(boot::start_next_stage(image, st, config));
 }

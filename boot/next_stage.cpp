@@ -1,0 +1,107 @@
+#include "boot/next_stage.hpp"
+
+#include <efilib.h>
+
+#include "kernel/log.hpp"
+
+namespace microhv::boot {
+namespace {
+
+constexpr UINTN kMaxConfigBytes = 4096;
+
+EFI_FILE_HANDLE open_root(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, EFI_HANDLE* device) {
+  EFI_LOADED_IMAGE* loaded = nullptr;
+  if (EFI_ERROR(st->BootServices->HandleProtocol(image, &LoadedImageProtocol,
+                                                 reinterpret_cast<void**>(&loaded)))) {
+    return nullptr;
+  }
+  EFI_SIMPLE_FILE_SYSTEM_PROTOCOL* fs = nullptr;
+  if (EFI_ERROR(st->BootServices->HandleProtocol(loaded->DeviceHandle, &FileSystemProtocol,
+                                                 reinterpret_cast<void**>(&fs)))) {
+    return nullptr;
+  }
+  EFI_FILE_HANDLE root = nullptr;
+  if (EFI_ERROR(fs->OpenVolume(fs, &root))) return nullptr;
+  *device = loaded->DeviceHandle;
+  return root;
+}
+
+// ASCII path or options to UCS-2, always terminated.
+void widen(const char* in, CHAR16* out, size_t cap) {
+  size_t i = 0;
+  for (; in[i] != '\0' && i + 1 < cap; ++i) out[i] = static_cast<CHAR16>(in[i]);
+  out[i] = 0;
+}
+
+}  // namespace
+
+void read_config(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, Config* out) {
+  *out = Config{};
+  EFI_HANDLE device = nullptr;
+  EFI_FILE_HANDLE root = open_root(image, st, &device);
+  if (root == nullptr) {
+    log::info("config: cannot open microhv's own volume; no next stage\n");
+    return;
+  }
+  EFI_FILE_HANDLE file = nullptr;
+  CHAR16 path[sizeof(kConfigPath) / sizeof(kConfigPath[0])];
+  for (size_t i = 0; i < sizeof(kConfigPath) / sizeof(kConfigPath[0]); ++i) path[i] = kConfigPath[i];
+  if (EFI_ERROR(root->Open(root, &file, path, EFI_FILE_MODE_READ, 0))) {
+    log::info("config: no \\EFI\\microhv\\microhv.cfg; no next stage\n");
+    root->Close(root);
+    return;
+  }
+  static char text[kMaxConfigBytes];
+  UINTN size = sizeof(text);
+  EFI_STATUS status = file->Read(file, &size, text);
+  file->Close(file);
+  root->Close(root);
+  if (EFI_ERROR(status)) {
+    log::error("config: reading microhv.cfg failed (status 0x%lx); no next stage\n", status);
+    return;
+  }
+  char error[96];
+  if (!parse_config(text, size, out, error, sizeof(error))) {
+    log::error("config: microhv.cfg %s; fix the file. No next stage.\n", error);
+    *out = Config{};
+    return;
+  }
+  log::info("config: image=%s options=%s testdev=%s\n", out->image[0] ? out->image : "(none)",
+            out->options, out->testdev ? "on" : "off");
+}
+
+EFI_STATUS start_next_stage(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
+  EFI_HANDLE device = nullptr;
+  EFI_FILE_HANDLE root = open_root(image, st, &device);
+  if (root == nullptr) return EFI_NOT_FOUND;
+  root->Close(root);
+
+  static CHAR16 path[Config::kMaxPath];
+  static CHAR16 options[Config::kMaxOptions];
+  widen(config.image, path, Config::kMaxPath);
+  widen(config.options, options, Config::kMaxOptions);
+  EFI_DEVICE_PATH* file_path = FileDevicePath(device, path);
+  if (file_path == nullptr) return EFI_OUT_OF_RESOURCES;
+
+  EFI_HANDLE child = nullptr;
+  EFI_STATUS status = st->BootServices->LoadImage(FALSE, image, file_path, nullptr, 0, &child);
+  if (EFI_ERROR(status)) {
+    log::error("cannot load next stage %s (status 0x%lx); check the image path in microhv.cfg\n",
+               config.image, status);
+    return status;
+  }
+  EFI_LOADED_IMAGE* loaded = nullptr;
+  if (!EFI_ERROR(st->BootServices->HandleProtocol(child, &LoadedImageProtocol,
+                                                  reinterpret_cast<void**>(&loaded)))) {
+    size_t n = 0;
+    while (options[n] != 0) ++n;
+    loaded->LoadOptions = options;
+    loaded->LoadOptionsSize = static_cast<UINT32>((n + 1) * sizeof(CHAR16));
+  }
+  log::info("starting next stage %s\n", config.image);
+  status = st->BootServices->StartImage(child, nullptr, nullptr);
+  log::info("next stage returned status 0x%lx\n", status);
+  return status;
+}
+
+}  // namespace microhv::boot
