@@ -2,7 +2,6 @@
 // Whatever happens, control returns to the firmware with a status rather than
 // hanging, so the boot manager can move on to the next boot option.
 #include <efi.h>
-#include <efilib.h>
 
 #include "arch/serial.hpp"
 #include "boot/next_stage.hpp"
@@ -33,8 +32,6 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   serial::init();
   log::set_sink(serial::write);
   serial::write(kBanner, sizeof(kBanner) - 1);
-
-  InitializeLib(image, st);  // GNU-EFI's library: device paths for the loader
 
   if (!boot::detect_vmx()) return return_to_firmware(EFI_UNSUPPORTED);
   Config config;

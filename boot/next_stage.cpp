@@ -26,6 +26,46 @@ EFI_FILE_HANDLE open_root(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, EFI_HANDLE* de
   return root;
 }
 
+// Device path of `device` with one file node for `path` appended (UEFI spec
+// 10.3.5.4, "File Path Media Device Path"), in pool memory.
+EFI_DEVICE_PATH* file_device_path(EFI_SYSTEM_TABLE* st, EFI_HANDLE device, const CHAR16* path) {
+  EFI_DEVICE_PATH* base = nullptr;
+  if (EFI_ERROR(st->BootServices->HandleProtocol(device, &DevicePathProtocol,
+                                                 reinterpret_cast<void**>(&base)))) {
+    return nullptr;
+  }
+  auto node_length = [](const EFI_DEVICE_PATH* n) {
+    return static_cast<UINTN>(n->Length[0] | (n->Length[1] << 8));
+  };
+  UINTN base_size = 0;  // every node up to, not including, the end node
+  for (auto* n = base; !(n->Type == END_DEVICE_PATH_TYPE && n->SubType == END_ENTIRE_DEVICE_PATH_SUBTYPE);
+       n = reinterpret_cast<EFI_DEVICE_PATH*>(reinterpret_cast<UINT8*>(n) + node_length(n))) {
+    if (node_length(n) < 4) return nullptr;  // malformed: would loop forever
+    base_size += node_length(n);
+  }
+  UINTN chars = 0;
+  while (path[chars] != 0) ++chars;
+  UINTN file_size = 4 + (chars + 1) * sizeof(CHAR16);
+  UINT8* out = nullptr;
+  if (EFI_ERROR(st->BootServices->AllocatePool(EfiLoaderData, base_size + file_size + 4,
+                                               reinterpret_cast<void**>(&out)))) {
+    return nullptr;
+  }
+  __builtin_memcpy(out, base, base_size);
+  UINT8* file = out + base_size;
+  file[0] = MEDIA_DEVICE_PATH;
+  file[1] = MEDIA_FILEPATH_DP;
+  file[2] = static_cast<UINT8>(file_size);
+  file[3] = static_cast<UINT8>(file_size >> 8);
+  __builtin_memcpy(file + 4, path, (chars + 1) * sizeof(CHAR16));
+  UINT8* end = file + file_size;
+  end[0] = END_DEVICE_PATH_TYPE;
+  end[1] = END_ENTIRE_DEVICE_PATH_SUBTYPE;
+  end[2] = 4;
+  end[3] = 0;
+  return reinterpret_cast<EFI_DEVICE_PATH*>(out);
+}
+
 // ASCII path or options to UCS-2, always terminated.
 void widen(const char* in, CHAR16* out, size_t cap) {
   size_t i = 0;
@@ -80,7 +120,7 @@ EFI_STATUS start_next_stage(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config
   static CHAR16 options[Config::kMaxOptions];
   widen(config.image, path, Config::kMaxPath);
   widen(config.options, options, Config::kMaxOptions);
-  EFI_DEVICE_PATH* file_path = FileDevicePath(device, path);
+  EFI_DEVICE_PATH* file_path = file_device_path(st, device, path);
   if (file_path == nullptr) return EFI_OUT_OF_RESOURCES;
 
   EFI_HANDLE child = nullptr;
