@@ -18,8 +18,7 @@ struct Target {
 };
 
 // Resolves a connection id to the live port of the expected type.
-Target resolve_connection(Vp& caller, uint32_t raw_id, tlfs::PortType expected) {
-  Partition& partition = caller.partition();
+Target resolve_connection(Partition& partition, uint32_t raw_id, tlfs::PortType expected) {
   PortTable& table = partition.hypervisor().ports;
   if ((raw_id & ~tlfs::kConnectionIdMask) != 0) return {Status::kInvalidConnectionId, nullptr};
   Connection* c = table.find_connection(&partition, ConnectionId(raw_id));
@@ -59,16 +58,9 @@ Vp* choose_target_vp(Port& port, CanTake can_take, bool prefer_free_slot, Status
 
 }  // namespace
 
-Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in) {
-  if (!caller.partition().has_privilege(tlfs::cpuid::kPostMessages)) return Status::kAccessDenied;
-  if (in.rsvdz != 0) return Status::kInvalidParameter;
-  if (in.message_type == tlfs::kMessageTypeNone ||
-      (in.message_type & tlfs::kMessageTypeHypervisorBit) != 0) {
-    return Status::kInvalidParameter;  // types with bit 31 belong to the hypervisor
-  }
-  if (in.payload_size > tlfs::kMaxPayload) return Status::kInvalidParameter;
-
-  Target target = resolve_connection(caller, in.connection_id, tlfs::PortType::kMessage);
+Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
+                    const uint8_t* payload, uint32_t size) {
+  Target target = resolve_connection(sender, connection_id, tlfs::PortType::kMessage);
   if (target.status != Status::kSuccess) return target.status;
   Port& port = *target.port;
 
@@ -76,66 +68,36 @@ Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in) {
   Vp* vp = choose_target_vp(port, synic_can_take_messages, true, &status);
   if (vp == nullptr) return status;
   if (!synic_can_take_messages(*vp)) return Status::kInvalidSynicState;
-
-  // Only PayloadSize bytes are sent (seed: "only the first n bytes"); the
-  // caller's bytes past them go out as zeros.
-  if (in.payload_size < tlfs::kMaxPayload) {
-    __builtin_memset(in.payload + in.payload_size, 0, tlfs::kMaxPayload - in.payload_size);
-  }
-  OutgoingMessage message{in.message_type, static_cast<uint8_t>(in.payload_size), port.id.value(),
-                          in.payload};
-  return synic_post(*vp, port.target_sint, message, port, caller.partition().hypervisor().ports);
+  OutgoingMessage message{type, static_cast<uint8_t>(size), port.id.value(), payload};
+  return synic_post(*vp, port.target_sint, message, port, sender.hypervisor().ports);
 }
 
-Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in) {
-  if (!caller.partition().has_privilege(tlfs::cpuid::kSignalEvents)) return Status::kAccessDenied;
-  if (in.rsvdz != 0) return Status::kInvalidParameter;
-
-  Target target = resolve_connection(caller, in.connection_id, tlfs::PortType::kEvent);
+Status signal_event(Partition& sender, uint32_t connection_id, uint16_t flag) {
+  Target target = resolve_connection(sender, connection_id, tlfs::PortType::kEvent);
   if (target.status != Status::kSuccess) return target.status;
   Port& port = *target.port;
-  if (in.flag_number >= port.flag_count) return Status::kInvalidParameter;
+  if (flag >= port.flag_count) return Status::kInvalidParameter;
 
   Status status = Status::kInvalidSynicState;
   Vp* vp = choose_target_vp(port, synic_can_take_events, false, &status);
   if (vp == nullptr) return status;
-  return synic_set_event_flag(*vp, port.target_sint, uint32_t{port.base_flag} + in.flag_number);
+  return synic_set_event_flag(*vp, port.target_sint, uint32_t{port.base_flag} + flag);
 }
 
-Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
-  Partition& self = caller.partition();
-  Hypervisor& hv = self.hypervisor();
-  if (!self.has_privilege(tlfs::cpuid::kCreatePort)) return Status::kAccessDenied;
-  const tlfs::PortInfo& info = in.port_info;
-  // Only VTL 0 exists; proximity hints are accepted and ignored.
-  if (in.port_vtl != 0 || in.min_connection_vtl != 0 || in.rsvdz0 != 0 || info.padding != 0) {
-    return Status::kInvalidParameter;
-  }
-  auto type = static_cast<tlfs::PortType>(info.port_type);
-  if (type != tlfs::PortType::kMessage && type != tlfs::PortType::kEvent) {
+Status create_port(Partition& owner, const PortSpec& spec, Partition* connector) {
+  Hypervisor& hv = owner.hypervisor();
+  if (spec.type != tlfs::PortType::kMessage && spec.type != tlfs::PortType::kEvent) {
     return Status::kInvalidParameter;  // monitor ports are not implemented
   }
-  // SINT 0 is reserved for the hypervisor's own messages (tlfs-digest 2).
-  if (info.target_sint == 0 || info.target_sint >= kSintCount) return Status::kInvalidParameter;
-  if (type == tlfs::PortType::kMessage) {
-    if (info.base_flag_number != 0 || info.flag_count != 0 || info.rsvdz != 0) {
-      return Status::kInvalidParameter;
-    }
-  } else {
-    if (info.rsvdz != 0 || info.flag_count == 0 ||
-        uint32_t{info.base_flag_number} + info.flag_count > tlfs::kFlagsPerSint) {
-      return Status::kInvalidParameter;
-    }
+  // SINT 0 is left to the hypervisor's own messages (tlfs-digest 2).
+  if (spec.target_sint == 0 || spec.target_sint >= kSintCount) return Status::kInvalidParameter;
+  bool events = spec.type == tlfs::PortType::kEvent;
+  if (!events && (spec.base_flag != 0 || spec.flag_count != 0)) return Status::kInvalidParameter;
+  if (events && (spec.flag_count == 0 ||
+                 uint32_t{spec.base_flag} + spec.flag_count > tlfs::kFlagsPerSint)) {
+    return Status::kInvalidParameter;
   }
-  Partition* owner = hv.find_partition(self, in.port_partition);
-  if (owner == nullptr) return Status::kInvalidPartitionId;
-  Partition* connector = nullptr;
-  if (in.connection_partition != 0) {
-    connector = hv.find_partition(self, in.connection_partition);
-    if (connector == nullptr) return Status::kInvalidPartitionId;
-  }
-  PortId id(in.port_id);
-  if (hv.ports.find_port(owner, id) != nullptr) return Status::kInvalidPortId;
+  if (hv.ports.find_port(&owner, spec.id) != nullptr) return Status::kInvalidPortId;
   Port* port = hv.ports.allocate_port();
   if (port == nullptr) return Status::kInsufficientMemory;
 
@@ -145,73 +107,131 @@ Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
   *port = Port{};
   port->generation = generation;
   port->state = PortState::kActive;
-  port->owner = owner;
-  port->id = id;
-  port->type = type;
-  port->target_sint = static_cast<uint8_t>(info.target_sint);
-  port->target_vp = VpIndex(info.target_vp);
-  port->base_flag = info.base_flag_number;
-  port->flag_count = info.flag_count;
+  port->owner = &owner;
+  port->id = spec.id;
+  port->type = spec.type;
+  port->target_sint = static_cast<uint8_t>(spec.target_sint);
+  port->target_vp = spec.target_vp;
+  port->base_flag = spec.base_flag;
+  port->flag_count = spec.flag_count;
   port->connection_partition = connector != nullptr ? connector->id() : PartitionId(0);
   return Status::kSuccess;
 }
 
+Status delete_port(Partition& owner, PortId id) {
+  PortTable& ports = owner.hypervisor().ports;
+  Port* port = ports.find_port(&owner, id);
+  if (port == nullptr) return Status::kInvalidPortId;
+  ports.delete_port(*port);
+  return Status::kSuccess;
+}
+
+Status connect_port(Partition& connector, ConnectionId id, Partition& owner, PortId port_id,
+                    tlfs::PortType type) {
+  PortTable& ports = connector.hypervisor().ports;
+  Port* port = ports.find_port(&owner, port_id);
+  if (port == nullptr) return Status::kInvalidPortId;
+  if (type != port->type) return Status::kInvalidParameter;
+  if (port->connection_partition.value() != 0 && port->connection_partition != connector.id()) {
+    return Status::kAccessDenied;  // the port names another partition as its peer
+  }
+  if ((id.value() & ~tlfs::kConnectionIdMask) != 0 || ports.find_connection(&connector, id) != nullptr) {
+    return Status::kInvalidConnectionId;
+  }
+  Connection* c = ports.allocate_connection();
+  if (c == nullptr) return Status::kInsufficientMemory;
+  c->in_use = true;
+  c->owner = &connector;
+  c->id = id;
+  c->port_slot = ports.slot_of(*port);
+  c->port_generation = port->generation;
+  return Status::kSuccess;
+}
+
+Status disconnect_port(Partition& connector, ConnectionId id) {
+  Connection* c = connector.hypervisor().ports.find_connection(&connector, id);
+  if (c == nullptr) return Status::kInvalidConnectionId;
+  *c = Connection{};
+  return Status::kSuccess;
+}
+
+// ---- The hypercalls: privileges and the wire format, then the above.
+
+Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in) {
+  Partition& self = caller.partition();
+  if (!self.has_privilege(tlfs::cpuid::kPostMessages)) return Status::kAccessDenied;
+  if (in.rsvdz != 0) return Status::kInvalidParameter;
+  if (in.message_type == tlfs::kMessageTypeNone ||
+      (in.message_type & tlfs::kMessageTypeHypervisorBit) != 0) {
+    return Status::kInvalidParameter;  // types with bit 31 belong to the hypervisor
+  }
+  if (in.payload_size > tlfs::kMaxPayload) return Status::kInvalidParameter;
+  // Only PayloadSize bytes are sent (seed: "only the first n bytes"); the
+  // caller's bytes past them go out as zeros.
+  if (in.payload_size < tlfs::kMaxPayload) {
+    __builtin_memset(in.payload + in.payload_size, 0, tlfs::kMaxPayload - in.payload_size);
+  }
+  return post_message(self, in.connection_id, in.message_type, in.payload, in.payload_size);
+}
+
+Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in) {
+  if (!caller.partition().has_privilege(tlfs::cpuid::kSignalEvents)) return Status::kAccessDenied;
+  if (in.rsvdz != 0) return Status::kInvalidParameter;
+  return signal_event(caller.partition(), in.connection_id, in.flag_number);
+}
+
+Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
+  Partition& self = caller.partition();
+  if (!self.has_privilege(tlfs::cpuid::kCreatePort)) return Status::kAccessDenied;
+  const tlfs::PortInfo& info = in.port_info;
+  // Only VTL 0 exists; proximity hints are accepted and ignored.
+  if (in.port_vtl != 0 || in.min_connection_vtl != 0 || in.rsvdz0 != 0 || info.padding != 0 ||
+      info.rsvdz != 0) {
+    return Status::kInvalidParameter;
+  }
+  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
+  if (owner == nullptr) return Status::kInvalidPartitionId;
+  Partition* connector = nullptr;
+  if (in.connection_partition != 0) {
+    connector = self.hypervisor().find_partition(self, in.connection_partition);
+    if (connector == nullptr) return Status::kInvalidPartitionId;
+  }
+  PortSpec spec{PortId(in.port_id), static_cast<tlfs::PortType>(info.port_type), info.target_sint,
+                VpIndex(info.target_vp), info.base_flag_number, info.flag_count};
+  return create_port(*owner, spec, connector);
+}
+
 Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in) {
   Partition& self = caller.partition();
-  Hypervisor& hv = self.hypervisor();
   if (!self.has_privilege(tlfs::cpuid::kCreatePort)) return Status::kAccessDenied;
   if (in.rsvdz != 0) return Status::kInvalidParameter;
-  Partition* owner = hv.find_partition(self, in.port_partition);
+  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
   if (owner == nullptr) return Status::kInvalidPartitionId;
-  Port* port = hv.ports.find_port(owner, PortId(in.port_id));
-  if (port == nullptr) return Status::kInvalidPortId;
-  hv.ports.delete_port(*port);
-  return Status::kSuccess;
+  return delete_port(*owner, PortId(in.port_id));
 }
 
 Status hv_connect_port(Vp& caller, const tlfs::ConnectPortInput& in) {
   Partition& self = caller.partition();
-  Hypervisor& hv = self.hypervisor();
   if (!self.has_privilege(tlfs::cpuid::kConnectPort)) return Status::kAccessDenied;
   const tlfs::ConnectionInfo& info = in.connection_info;
   if (in.connection_vtl != 0 || in.rsvdz0 != 0 || in.rsvdz1 != 0 || in.rsvdz2 != 0 ||
       info.padding != 0 || info.rsvdz[0] != 0 || info.rsvdz[1] != 0 || info.rsvdz[2] != 0) {
     return Status::kInvalidParameter;
   }
-  Partition* connector = hv.find_partition(self, in.connection_partition);
-  Partition* owner = hv.find_partition(self, in.port_partition);
+  Partition* connector = self.hypervisor().find_partition(self, in.connection_partition);
+  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
   if (connector == nullptr || owner == nullptr) return Status::kInvalidPartitionId;
-  Port* port = hv.ports.find_port(owner, PortId(in.port_id));
-  if (port == nullptr) return Status::kInvalidPortId;
-  if (info.port_type != static_cast<uint32_t>(port->type)) return Status::kInvalidParameter;
-  if (port->connection_partition.value() != 0 && port->connection_partition != connector->id()) {
-    return Status::kAccessDenied;  // the port names another partition as its peer
-  }
-  if ((in.connection_id & ~tlfs::kConnectionIdMask) != 0 ||
-      hv.ports.find_connection(connector, ConnectionId(in.connection_id)) != nullptr) {
-    return Status::kInvalidConnectionId;
-  }
-  Connection* c = hv.ports.allocate_connection();
-  if (c == nullptr) return Status::kInsufficientMemory;
-  c->in_use = true;
-  c->owner = connector;
-  c->id = ConnectionId(in.connection_id);
-  c->port_slot = hv.ports.slot_of(*port);
-  c->port_generation = port->generation;
-  return Status::kSuccess;
+  return connect_port(*connector, ConnectionId(in.connection_id), *owner, PortId(in.port_id),
+                      static_cast<tlfs::PortType>(info.port_type));
 }
 
 Status hv_disconnect_port(Vp& caller, const tlfs::DisconnectPortInput& in) {
   Partition& self = caller.partition();
-  Hypervisor& hv = self.hypervisor();
   if (!self.has_privilege(tlfs::cpuid::kConnectPort)) return Status::kAccessDenied;
   if (in.rsvdz != 0) return Status::kInvalidParameter;
-  Partition* connector = hv.find_partition(self, in.connection_partition);
+  Partition* connector = self.hypervisor().find_partition(self, in.connection_partition);
   if (connector == nullptr) return Status::kInvalidPartitionId;
-  Connection* c = hv.ports.find_connection(connector, ConnectionId(in.connection_id));
-  if (c == nullptr) return Status::kInvalidConnectionId;
-  *c = Connection{};
-  return Status::kSuccess;
+  return disconnect_port(*connector, ConnectionId(in.connection_id));
 }
 
 }  // namespace microhv

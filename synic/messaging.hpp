@@ -11,6 +11,27 @@ namespace microhv {
 
 // Takes the input snapshot by reference: its payload is zeroed past
 // PayloadSize and sent from there.
+// The same operations for the hypervisor's own services (the VMBus host, the
+// test device), which act for a partition without its privileges. Each
+// validates what it is given exactly as the hypercalls do.
+struct PortSpec {
+  PortId id;
+  tlfs::PortType type;
+  uint32_t target_sint;
+  VpIndex target_vp;  // may be kAnyVp
+  uint16_t base_flag;
+  uint16_t flag_count;
+};
+tlfs::Status create_port(Partition& owner, const PortSpec& spec, Partition* connector);
+tlfs::Status delete_port(Partition& owner, PortId id);
+tlfs::Status connect_port(Partition& connector, ConnectionId id, Partition& owner, PortId port,
+                          tlfs::PortType type);
+tlfs::Status disconnect_port(Partition& connector, ConnectionId id);
+// `payload` holds tlfs::kMaxPayload bytes, zero past `size`.
+tlfs::Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
+                          const uint8_t* payload, uint32_t size);
+tlfs::Status signal_event(Partition& sender, uint32_t connection_id, uint16_t flag);
+
 tlfs::Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in);
 tlfs::Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in);
 tlfs::Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in);
