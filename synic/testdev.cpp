@@ -1,0 +1,93 @@
+#include "synic/testdev.hpp"
+
+#include "kernel/hypervisor.hpp"
+#include "kernel/log.hpp"
+#include "synic/messaging.hpp"
+
+namespace microhv {
+
+TestDevice::Route* TestDevice::find_route(uint8_t vp, uint8_t sint) {
+  for (Route& r : routes_) {
+    if (r.used && r.vp == vp && r.sint == sint) return &r;
+  }
+  return nullptr;
+}
+
+bool TestDevice::raise_sint(uint8_t vp_index, uint8_t sint) {
+  Vp* vp = guest_.vp(VpIndex(vp_index));
+  if (vp == nullptr || sint >= kSintCount) return false;
+  // Like a SINT raised by the hypervisor itself: nothing when masked.
+  if (vp->synic.masked(sint)) return true;
+  guest_.interrupts().raise(vp->index(), vp->synic.vector(sint), vp->synic.auto_eoi(sint));
+  return true;
+}
+
+bool TestDevice::write(uint32_t value) {
+  uint8_t sint = value & 0xFF;
+  uint8_t vp = (value >> 8) & 0xFF;
+  auto ctl = static_cast<Control>((value >> 16) & 0xFF);
+  uint8_t conn = value >> 24;
+  LockGuard guard(guest_.hypervisor().lock);
+  tlfs::Status status = tlfs::Status::kSuccess;
+  switch (ctl) {
+    case Control::kSintRouteCreate: {
+      if (find_route(vp, sint) != nullptr) return true;
+      for (Route& r : routes_) {
+        if (!r.used) {
+          r = Route{true, vp, sint};
+          return true;
+        }
+      }
+      log::error("testdev: no free SINT route for vp %u sint %u\n", vp, sint);
+      return false;
+    }
+    case Control::kSintRouteDestroy:
+      if (Route* r = find_route(vp, sint)) *r = Route{};
+      return true;
+    case Control::kSintRouteSetSint:
+      if (find_route(vp, sint) == nullptr || !raise_sint(vp, sint)) {
+        log::error("testdev: SET_SINT without a route for vp %u sint %u\n", vp, sint);
+        return false;
+      }
+      return true;
+    case Control::kMsgConnCreate: {
+      PortSpec spec{PortId(kMessagePortBase | conn), tlfs::PortType::kMessage, sint, VpIndex(vp),
+                    0, 0};
+      status = create_port(guest_, spec, &guest_);
+      if (status == tlfs::Status::kSuccess) {
+        status = connect_port(guest_, ConnectionId(conn), guest_, spec.id, spec.type);
+        if (status != tlfs::Status::kSuccess) delete_port(guest_, spec.id);
+      }
+      break;
+    }
+    case Control::kMsgConnDestroy:
+      disconnect_port(guest_, ConnectionId(conn));
+      status = delete_port(guest_, PortId(kMessagePortBase | conn));
+      break;
+    case Control::kEvtConnCreate: {
+      PortSpec spec{PortId(kEventPortBase | conn), tlfs::PortType::kEvent, sint, VpIndex(vp),
+                    conn, 1};
+      status = create_port(guest_, spec, &guest_);
+      if (status == tlfs::Status::kSuccess) {
+        status = connect_port(guest_, ConnectionId(conn), guest_, spec.id, spec.type);
+        if (status != tlfs::Status::kSuccess) delete_port(guest_, spec.id);
+      }
+      break;
+    }
+    case Control::kEvtConnDestroy:
+      disconnect_port(guest_, ConnectionId(conn));
+      status = delete_port(guest_, PortId(kEventPortBase | conn));
+      break;
+    default:
+      log::error("testdev: unknown control %u (value 0x%x)\n", static_cast<unsigned>(ctl), value);
+      return false;
+  }
+  if (status != tlfs::Status::kSuccess) {
+    log::error("testdev: control %u conn %u vp %u sint %u: %s\n", static_cast<unsigned>(ctl), conn,
+               vp, sint, tlfs::status_name(status));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace microhv

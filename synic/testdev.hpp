@@ -1,0 +1,61 @@
+// A control port compatible with QEMU's hyperv-testdev, so that SynIC tests
+// written for it (e.g. kvm-unit-tests' hyperv_synic/hyperv_connections) run
+// unchanged above microhv. The guest writes a 32-bit value to I/O port
+// 0x3000: conn << 24 | ctl << 16 | vp << 8 | sint.
+//
+// Everything it creates is an ordinary port and connection of the core, in
+// the guest's own partition:
+//  - MSG_CONN_CREATE: message port targeting (vp, sint) with connection
+//    `conn`, so a message posted to `conn` is echoed back to that VP and
+//    SINT with its type and payload; a full queue answers
+//    INSUFFICIENT_BUFFERS like any port.
+//  - EVT_CONN_CREATE: event port targeting (vp, sint) whose single flag is
+//    number `conn`, with connection `conn`: SignalEvent(conn, 0) sets flag
+//    `conn`.
+// Port ids kMessagePortBase|conn and kEventPortBase|conn are reserved for it.
+#pragma once
+
+#include <stdint.h>
+
+#include "kernel/partition.hpp"
+
+namespace microhv {
+
+class TestDevice {
+ public:
+  static constexpr uint16_t kIoPort = 0x3000;
+  static constexpr uint32_t kMessagePortBase = 0x7E570000;
+  static constexpr uint32_t kEventPortBase = 0x7E580000;
+
+  enum class Control : uint8_t {
+    kSintRouteCreate = 1,
+    kSintRouteDestroy = 2,
+    kSintRouteSetSint = 3,  // raise that SINT on that VP
+    kMsgConnCreate = 4,
+    kMsgConnDestroy = 5,
+    kEvtConnCreate = 6,
+    kEvtConnDestroy = 7,
+  };
+
+  explicit TestDevice(Partition& guest) : guest_(guest) {}
+
+  // A 32-bit OUT to kIoPort. Returns false (and logs why) when the command
+  // was refused; the guest sees nothing either way, as with QEMU's device.
+  bool write(uint32_t value);
+
+ private:
+  struct Route {
+    bool used = false;
+    uint8_t vp = 0;
+    uint8_t sint = 0;
+  };
+  static constexpr uint32_t kMaxRoutes = 64;
+
+  Route* find_route(uint8_t vp, uint8_t sint);
+  bool raise_sint(uint8_t vp, uint8_t sint);
+
+  Partition& guest_;
+  Route routes_[kMaxRoutes];
+};
+
+}  // namespace microhv
