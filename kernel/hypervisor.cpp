@@ -2,18 +2,29 @@
 
 namespace microhv {
 
-Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemory& memory,
-                                        InterruptSink& interrupts, ReferenceClock& clock) {
+Partition* Hypervisor::claim_slot(PartitionId id) {
   // 0 is "no partition" in port records, and SELF is an alias.
-  if (config.id.value() == 0 || config.id == kSelfPartition) return nullptr;
-  if (config.vp_count > kMaxVps) return nullptr;
+  if (id.value() == 0 || id == kSelfPartition) return nullptr;
   Partition* free_slot = nullptr;
   for (auto& p : partitions_) {
-    if (p.in_use() && p.id() == config.id) return nullptr;
+    if (p.in_use() && p.id() == id) return nullptr;
     if (!p.in_use() && free_slot == nullptr) free_slot = &p;
   }
-  if (free_slot != nullptr) free_slot->init(*this, config, memory, interrupts, clock);
   return free_slot;
+}
+
+Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemory& memory,
+                                        InterruptSink& interrupts, ReferenceClock& clock) {
+  if (config.vp_count > kMaxVps) return nullptr;
+  Partition* p = claim_slot(config.id);
+  if (p != nullptr) p->init(*this, config, &memory, &interrupts, &clock, nullptr);
+  return p;
+}
+
+Partition* Hypervisor::create_service_partition(PartitionId id, MessageService& service) {
+  Partition* p = claim_slot(id);
+  if (p != nullptr) p->init(*this, {id, 0, PartitionFeatures{0, 0}}, nullptr, nullptr, nullptr, &service);
+  return p;
 }
 
 Partition* Hypervisor::find_partition(Partition& caller, uint64_t id) {

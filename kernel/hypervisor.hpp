@@ -17,6 +17,8 @@ class Hypervisor {
   // or every partition slot is taken.
   Partition* create_partition(const PartitionConfig& config, GuestMemory& memory,
                               InterruptSink& interrupts, ReferenceClock& clock);
+  // A service partition (no VPs, no memory): see MessageService.
+  Partition* create_service_partition(PartitionId id, MessageService& service);
   // Resolves a TLFS partition id as seen by `caller` (HV_PARTITION_ID_SELF).
   Partition* find_partition(Partition& caller, uint64_t id);
 
@@ -24,6 +26,8 @@ class Hypervisor {
   SpinLock lock;
 
  private:
+  Partition* claim_slot(PartitionId id);
+
   Partition partitions_[kMaxPartitions];
 };
 

@@ -2,12 +2,13 @@
 
 namespace microhv {
 
-void Partition::init(Hypervisor& hv, const PartitionConfig& config, GuestMemory& memory,
-                     InterruptSink& interrupts, ReferenceClock& clock) {
+void Partition::init(Hypervisor& hv, const PartitionConfig& config, GuestMemory* memory,
+                     InterruptSink* interrupts, ReferenceClock* clock, MessageService* service) {
   hv_ = &hv;
-  memory_ = &memory;
-  interrupts_ = &interrupts;
-  clock_ = &clock;
+  memory_ = memory;
+  interrupts_ = interrupts;
+  clock_ = clock;
+  service_ = service;
   id_ = config.id;
   features_ = config.features;
   active_ = true;

@@ -14,6 +14,20 @@ namespace microhv {
 
 class Hypervisor;
 class Partition;
+struct Port;
+struct OutgoingMessage;
+
+// A partition implemented inside the hypervisor (the VMBus host): it has no
+// VPs, and messages posted to its ports are handed to it instead of a SIM
+// page. Called with Hypervisor::lock held; the returned status is the
+// poster's. It may post replies through its own connections.
+class MessageService {
+ public:
+  virtual tlfs::Status on_message(Port& port, const OutgoingMessage& message) = 0;
+
+ protected:
+  ~MessageService() = default;
+};
 
 inline constexpr uint32_t kMaxVps = 64;
 
@@ -64,6 +78,7 @@ class Partition {
   // Brings VPs [vp_count, count) online (APs starting); never shrinks.
   bool set_vp_count(uint32_t count);
 
+  MessageService* service() const { return service_; }
   Hypervisor& hypervisor() const { return *hv_; }
   GuestMemory& memory() const { return *memory_; }
   InterruptSink& interrupts() const { return *interrupts_; }
@@ -77,13 +92,14 @@ class Partition {
 
  private:
   friend class Hypervisor;
-  void init(Hypervisor& hv, const PartitionConfig& config, GuestMemory& memory,
-            InterruptSink& interrupts, ReferenceClock& clock);
+  void init(Hypervisor& hv, const PartitionConfig& config, GuestMemory* memory,
+            InterruptSink* interrupts, ReferenceClock* clock, MessageService* service);
 
   Hypervisor* hv_ = nullptr;
   GuestMemory* memory_ = nullptr;
   InterruptSink* interrupts_ = nullptr;
   ReferenceClock* clock_ = nullptr;
+  MessageService* service_ = nullptr;
   PartitionId id_{0};
   bool active_ = false;
   PartitionFeatures features_{};

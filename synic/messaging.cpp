@@ -63,12 +63,13 @@ Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
   Target target = resolve_connection(sender, connection_id, tlfs::PortType::kMessage);
   if (target.status != Status::kSuccess) return target.status;
   Port& port = *target.port;
+  OutgoingMessage message{type, static_cast<uint8_t>(size), port.id.value(), payload};
+  if (MessageService* service = port.owner->service()) return service->on_message(port, message);
 
   Status status = Status::kInvalidSynicState;
   Vp* vp = choose_target_vp(port, synic_can_take_messages, true, &status);
   if (vp == nullptr) return status;
   if (!synic_can_take_messages(*vp)) return Status::kInvalidSynicState;
-  OutgoingMessage message{type, static_cast<uint8_t>(size), port.id.value(), payload};
   return synic_post(*vp, port.target_sint, message, port, sender.hypervisor().ports);
 }
 
@@ -191,6 +192,7 @@ Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
   }
   Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
   if (owner == nullptr) return Status::kInvalidPartitionId;
+  if (owner->service() != nullptr) return Status::kAccessDenied;  // microhv's own
   Partition* connector = nullptr;
   if (in.connection_partition != 0) {
     connector = self.hypervisor().find_partition(self, in.connection_partition);
@@ -207,6 +209,7 @@ Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in) {
   if (in.rsvdz != 0) return Status::kInvalidParameter;
   Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
   if (owner == nullptr) return Status::kInvalidPartitionId;
+  if (owner->service() != nullptr) return Status::kAccessDenied;  // microhv's own
   return delete_port(*owner, PortId(in.port_id));
 }
 

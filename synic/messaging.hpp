@@ -6,6 +6,7 @@
 
 #include "hypercall/tlfs.hpp"
 #include "kernel/partition.hpp"
+#include "synic/delivery.hpp"
 
 namespace microhv {
 

@@ -13,6 +13,7 @@
 #include "hypercall/hypercall.hpp"
 #include "kernel/hypervisor.hpp"
 #include "synic/msr.hpp"
+#include "synic/vmbus_host.hpp"
 #include "tests/unit/fakes.hpp"
 
 using namespace microhv;
@@ -77,6 +78,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   features.privileges &= in.take<uint8_t>() | 0xFFFFFF0Fu;  // sometimes drop privileges
   Partition* partition =
       hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock);
+  // The VMBus host listens on connections 1 and 4, which the structured
+  // post below reaches.
+  VmbusHost vmbus;
+  if (!vmbus.attach(*hv, *partition, PartitionId(2))) abort();
 
   for (int steps = 0; steps < 64 && in.size > 0; ++steps) {
     Vp& vp = *partition->vp(VpIndex(in.take<uint8_t>() % kVps));
