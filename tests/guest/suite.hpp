@@ -1,0 +1,194 @@
+// microhv guest conformance suite: shared declarations.
+//
+// The suite is a GNU-EFI application that runs as the guest above microhv and
+// checks the Hyper-V interface from the guest's side. Layout:
+//   hw.S / hw.cpp          serial, IDT, fault recovery, MSR/CPUID access, libc
+//   hv.cpp                 hypercalls, SIM/SIEF helpers, fixtures (setup)
+//   checks_basic.cpp       groups guest, cpuid, msr
+//   checks_hypercall.cpp   groups hypercall, port
+//   checks_synic.cpp       groups message, seed, event, sint, isolation
+//   main.cpp               efi_main, options, report, shutdown
+#pragma once
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hypercall/tlfs.hpp"
+
+namespace guest {
+
+namespace tlfs = microhv::tlfs;
+using tlfs::Status;
+
+// ------------------------------------------------------------------ report
+// One line per check on COM1: "guest: PASS <name>" or
+// "guest: FAIL <name>: <detail>"; "guest: SKIP <name>: <why>" lines are not
+// counted. Returns `ok`.
+void pass(const char* name);
+void fail(const char* name, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void skip(const char* name, const char* why);
+void note(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+bool check(const char* name, bool ok, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+// As check(), but also fails (with a plain reason) when CPUID shows no
+// Hyper-V: for checks that a machine without the interface could pass
+// vacuously (e.g. "the enable bit stays clear").
+bool check_hv(const char* name, bool ok, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// ------------------------------------------------------------------ hardware
+void serial_write(const char* s);
+void serial_drain();  // waits for LSR.TEMT (bit 6)
+
+struct GuestFrame {  // layout pushed by hw.S
+  uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
+  uint64_t vector, error, rip, cs, rflags, rsp, ss;
+};
+
+// Vectors of the SINT handlers (hw.S generates stubs for kIrqBase..+7).
+inline constexpr uint8_t kIrqBase = 0x50;
+inline constexpr unsigned kIrqCount = 8;
+
+struct Fault {
+  bool faulted;
+  uint8_t vector;
+  uint64_t error;
+  uint64_t rip;
+};
+
+// Runs fn(arg); a fault inside is recovered and described in *fault.
+bool run_guarded(void (*fn)(void*), void* arg, Fault* fault);
+
+const char* vector_name(uint8_t vector);  // "#GP", "#UD", ...
+
+struct MsrResult {
+  Fault fault;
+  uint64_t value;
+};
+MsrResult rdmsr(uint32_t msr);
+Fault wrmsr(uint32_t msr, uint64_t value);
+
+struct Cpuid {
+  uint32_t eax, ebx, ecx, edx;
+};
+Cpuid cpuid(uint32_t leaf, uint32_t subleaf = 0);
+
+bool install_idt();  // copies the firmware IDT and adds ours
+void restore_idt();
+void set_non_auto_eoi(uint8_t vector, bool non_auto_eoi);  // handler EOIs the APIC
+uint32_t irq_count(uint8_t vector);
+bool send_self_ipi(uint8_t vector);  // fixed, edge, to self; false if no APIC access
+void cli();
+void sti();
+
+// Waits (with interrupts enabled only during the wait) until irq_count(vector)
+// reaches `target`, at most `spins` iterations; returns the final count.
+uint32_t wait_irq(uint8_t vector, uint32_t target, uint64_t spins);
+inline constexpr uint64_t kSpinExpect = 20'000'000;  // positive waits stop early
+inline constexpr uint64_t kSpinQuiet = 2'000'000;    // "no interrupt" windows
+
+[[noreturn]] void abort_suite(const char* why);
+
+// ------------------------------------------------------------------ environment
+struct Env {
+  bool hv_present;  // CPUID says Hyper-V ("Microsoft Hv", "Hv#1")
+  uint8_t* hypercall_page;
+  uint8_t* in;           // 2 contiguous pages: input (second page for crossing)
+  uint8_t* out;          // output page
+  uint8_t* sim;          // SIM page
+  uint8_t* sief;         // SIEF page
+  bool hypercall_ready;  // HYPERCALL MSR enabled and page not our fill pattern
+  bool synic_ready;      // SIMP, SIEFP, SCONTROL and our SINTs programmed
+};
+extern Env env;
+
+inline constexpr uint8_t kPageFill = 0xCC;  // fill of the hypercall page before enabling
+inline constexpr uint64_t kGuestOsId = 0x8F00000000000001ull;  // open source, type 0x0F, v1
+
+// SINT plan (see README.md). SINT2 is left alone: it is Linux's VMBus SINT.
+inline constexpr uint8_t kSintMsg = 3, kVecMsg = kIrqBase + 0;        // AutoEOI
+inline constexpr uint8_t kSintEvt = 4, kVecEvt = kIrqBase + 1;        // AutoEOI
+inline constexpr uint8_t kSintNoAuto = 5, kVecNoAuto = kIrqBase + 2;  // EOI by handler
+inline constexpr uint8_t kSintMasked = 6, kVecMasked = kIrqBase + 3;  // masked
+inline constexpr uint8_t kSintScratch = 7;                            // MSR round-trip tests only
+inline constexpr uint8_t kVecSelfIpi = kIrqBase + 7;  // harness self-test (local APIC self-IPI)
+
+// Port and connection ids (ids >= 0x1000 avoid VMBus' well-known 1 and 4).
+inline constexpr uint32_t kPortMsg = 0x1001, kConnMsg = 0x2001;        // message, SINT3
+inline constexpr uint32_t kPortEvt = 0x1002, kConnEvt = 0x2002;        // event, SINT4
+inline constexpr uint32_t kPortDel = 0x1003, kConnDel = 0x2003;        // deleted later
+inline constexpr uint32_t kPortBuf = 0x1004, kConnBuf = 0x2004;        // buffer exhaustion
+inline constexpr uint32_t kPortVp5 = 0x1005, kConnVp5 = 0x2005;        // target VP 5
+inline constexpr uint32_t kPortNoAuto = 0x1006, kConnNoAuto = 0x2006;  // SINT5
+inline constexpr uint32_t kPortMasked = 0x1007, kConnMasked = 0x2007;  // SINT6
+inline constexpr uint32_t kPortBig = 0x1008;                           // flag count 2049
+inline constexpr uint32_t kPortBadSint = 0x1009;                       // SINT 16
+inline constexpr uint32_t kPortUnknown = 0x1FFF, kConnUnknown = 0x2FFF;
+inline constexpr uint16_t kEvtBaseFlag = 8, kEvtFlagCount = 16;
+
+// ------------------------------------------------------------------ hypercalls
+struct HvResult {
+  bool ran;      // false: prerequisite missing (see why)
+  Fault fault;   // the call faulted (e.g. #UD without a hypervisor)
+  uint64_t rax;  // result value
+  const char* why;
+};
+
+enum class Via { kPage, kVmcall };
+HvResult hypercall(uint64_t control, uint64_t in_gpa, uint64_t out_gpa, Via via = Via::kPage);
+// Slow call with the input block copied to the start of env.in.
+HvResult hypercall_in(tlfs::CallCode code, const void* input, size_t size);
+
+HvResult create_port(uint32_t port_id, tlfs::PortType type, uint8_t sint, uint32_t vp,
+                     uint16_t base_flag = 0, uint16_t flag_count = 0);
+// ConnectionInfo.PortType must name the port's type.
+HvResult connect_port(uint32_t connection_id, uint32_t port_id, tlfs::PortType type);
+HvResult delete_port(uint32_t port_id);
+HvResult disconnect_port(uint32_t connection_id);
+HvResult post_message(uint32_t connection_id, uint32_t type, uint32_t size, uint8_t seed);
+HvResult signal_event(uint32_t connection_id, uint16_t flag, bool fast);
+
+// "0x12 INVALID_CONNECTION_ID" etc. into buf.
+const char* describe(const HvResult& r, char* buf, size_t cap);
+// Passes when the call ran and RAX == expected (reserved result bits zero).
+bool check_status(const char* name, const HvResult& r, Status expected, const char* what = nullptr);
+bool is_status(const HvResult& r, Status s);
+const char* status_text(uint16_t status);
+
+// ------------------------------------------------------------------ SynIC helpers
+volatile tlfs::Message* sim_slot(uint8_t sint);
+volatile uint8_t* sief_flags(uint8_t sint);  // 256 bytes
+void fill_payload(uint8_t* p, uint32_t size, uint8_t seed);
+// Compares a slot against a message posted with post_message(.., type, size, seed).
+bool slot_matches(uint8_t sint, uint32_t type, uint32_t size, uint8_t seed, char* why, size_t cap);
+void clear_slot_and_eom(uint8_t sint, bool eom);
+
+// ------------------------------------------------------------------ fixtures
+bool ensure_hypercall();  // GUEST_OS_ID + HYPERCALL page
+bool ensure_synic();      // SIMP, SIEFP, SCONTROL, SINT3..6
+// Each returns false and leaves the reason in fixture_error() when setup fails.
+bool ensure_port(uint32_t port_id);  // creates and connects one of the ports above
+// The port group creates/connects the same ports itself and records it here.
+void mark_port(uint32_t port_id, bool created, bool connected);
+const char* fixture_error();
+
+// ------------------------------------------------------------------ groups
+void group_guest();
+void group_cpuid();
+void group_msr();
+void group_hypercall();
+void group_port();
+void group_message();
+void group_seed();
+void group_event();
+void group_sint();
+void group_isolation();
+
+}  // namespace guest
+
+extern "C" {
+void* memcpy(void* dst, const void* src, size_t n);
+void* memset(void* dst, int c, size_t n);
+void* memmove(void* dst, const void* src, size_t n);
+int memcmp(const void* a, const void* b, size_t n);
+}
