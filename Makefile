@@ -35,7 +35,8 @@ efi_obj = $(patsubst %,$(BUILD)/efi/%.o,$(1))
 # $(call efi_app,NAME,SOURCES): build/NAME.efi from SOURCES.
 define efi_app
 $(BUILD)/$(1).so: $(call efi_obj,$(2)) boot/efi.lds
-	ld $(EFI_LDFLAGS) $(call efi_obj,$(2)) -o $$@ $(EFI_LIBS)
+	ld $(EFI_LDFLAGS) $(call efi_obj,$(2)) -o $$@.tmp $(EFI_LIBS)
+	@scripts/check-relocs.sh $$@.tmp && mv $$@.tmp $$@
 $(BUILD)/$(1).efi: $(BUILD)/$(1).so
 	objcopy $(EFI_SECTIONS) --target efi-app-x86_64 --subsystem=10 $$< $$@
 	@echo "built $$@"

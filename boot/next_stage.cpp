@@ -8,6 +8,9 @@ namespace microhv::boot {
 namespace {
 
 constexpr UINTN kMaxConfigBytes = 4096;
+// Internal linkage on purpose: GNU-EFI applies only RELATIVE relocations, and
+// an ODR-used `inline constexpr` object gets a GLOB_DAT it never resolves.
+constexpr char16_t kConfigPath[] = u"\\EFI\\microhv\\microhv.cfg";
 
 EFI_FILE_HANDLE open_root(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, EFI_HANDLE* device) {
   EFI_LOADED_IMAGE* loaded = nullptr;

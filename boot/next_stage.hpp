@@ -10,8 +10,6 @@
 
 namespace microhv::boot {
 
-inline constexpr const char16_t kConfigPath[] = u"\\EFI\\microhv\\microhv.cfg";
-
 // Reads the configuration from the volume microhv was loaded from. A missing
 // file is not an error (`out` stays empty); a malformed one is logged and
 // ignored.
