@@ -91,7 +91,7 @@ $(BUILD)/fuzz_hypercall: $(call host_obj,fuzz,$(FUZZ_SRCS) $(PORTABLE_SRCS))
 	clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
 
 # ---------------------------------------------------------------- commands
-.PHONY: all deps test test-unit test-qemu test-bochs test-fuzz-smoke run bench \
+.PHONY: all deps test test-unit test-qemu test-bochs test-linux test-fuzz-smoke run bench \
   bench-guest fuzz format clean
 
 deps:
@@ -109,6 +109,10 @@ test-qemu: all
 
 test-bochs: all
 	scripts/test-bochs.sh
+
+# Linux above microhv under Bochs (about 3 minutes); see tests/linux/README.md.
+test-linux: all
+	scripts/test-linux.sh
 
 FUZZ_SECONDS ?= 300
 fuzz: deps $(BUILD)/fuzz_hypercall

@@ -14,7 +14,7 @@ packages=(
   # emulators and firmware
   qemu-system-x86 ovmf bochs bochs-term bochsbios vgabios
   # Linux guest (initramfs)
-  busybox-static cpio
+  busybox-static cpio kmod
 )
 
 missing=()

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# make test-linux: an unmodified Debian Linux kernel boots above microhv and
+# talks VMBus to microhv's built-in host. Bochs 2.7 + OVMF, 2 CPUs.
+#
+#   scripts/test-linux.sh [--baseline qemu|bochs] [--timeout S] [--cpus N] [--shell]
+#
+# Default (microhv): an ESP with build/microhv.efi as EFI/BOOT/BOOTX64.EFI,
+# \EFI\microhv\microhv.cfg naming \EFI\linux\vmlinuz (+ load options), and
+# the kernel + initramfs from scripts/linux-guest.sh. microhv virtualizes the
+# machine and chainloads the kernel through its EFI stub; /init
+# (tests/linux/init) prints `linux-guest: PASS|FAIL ...` lines and powers off.
+# Passes when the guest reports every check passed (at least MIN_CHECKS of
+# them) and microhv's log has a line for each of MICROHV_REQUIRED below.
+#
+# --baseline qemu|bochs: the same kernel WITHOUT microhv, started by OVMF's
+# EFI shell from startup.nsh: QEMU TCG (q35, 1 CPU) or Bochs (cpu model
+# broadwell_ult, 1 CPU). Linux finds no Hyper-V there: passes when exactly the
+# BASELINE_HYPERV_CHECKS fail and all the others pass.
+#
+# --shell adds linux-guest.shell=1 (a busybox shell on COM1 after the checks;
+# only useful with an interactive console, not here).
+#
+# MICROHV_EFI=PATH boots another microhv image; TEST_LINUX_TIMEOUT=S sets
+# the default timeout (microhv: 360 s, Bochs baseline: 420 s, QEMU: 180 s).
+#
+# Prints the guest's uptime when /init started, the uptime at the verdict and
+# the wall time. Logs: build/test-linux/<mode>/ (com1.txt, bochs.log, ...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ---------------------------------------------------------------- verdict rules
+# Lines of the guest (tests/linux/init; format in tests/linux/README.md).
+GUEST_PASS_RE='^linux-guest: PASS '
+GUEST_FAIL_RE='^linux-guest: FAIL '
+GUEST_SUMMARY_RE='^linux-guest: [0-9]+ passed, [0-9]+ failed'
+GUEST_UPTIME_RE='^linux-guest: uptime [0-9.]+$'
+# The guest's checks: Hyper-V detected, modules loaded, VMBus version,
+# /sys/bus/vmbus, online CPUs, no Call Trace, no hv_post_msg() failed.
+MIN_CHECKS=7
+# microhv's own log: one regex per required line (served PostMessage calls).
+MICROHV_REQUIRED=(
+  '^microhv: .*PostMessage'
+)
+# microhv lines that fail the test at once.
+MICROHV_FATAL_RE='^microhv: (error|panic|fatal)|guest stopped|host stopped|host exception'
+# microhv lines saying Linux will not be started (the run stops there).
+MICROHV_NO_GUEST_RE='^microhv: (config: .*no next stage|cannot load next stage|no next stage)|BdsDxe: starting Boot[0-9A-F]{4} "UiApp"'
+# What ends Bochs early (besides the guest powering off: after a match Bochs
+# gets 20 s more to let the guest finish and power off).
+STOP_RE="${GUEST_SUMMARY_RE}|Kernel panic - not syncing|X64 Exception Type|${MICROHV_FATAL_RE}|${MICROHV_NO_GUEST_RE}"
+# Baseline: the checks that need Hyper-V and must FAIL without microhv.
+BASELINE_HYPERV_CHECKS=(
+  'Hyper-V detected'
+  'modules loaded'
+  'VMBus version negotiated'
+  '/sys/bus/vmbus exists'
+)
+
+# Kernel command line: 115200 baud (the 9600 default costs minutes under
+# Bochs), no crypto self-tests, no mitigations, quiet console (dmesg keeps
+# everything the checks read).
+KERNEL_ARGS='console=ttyS0,115200 cryptomgr.notests=1 mitigations=off quiet'
+
+# ---------------------------------------------------------------- options
+mode=microhv
+timeout_s=${TEST_LINUX_TIMEOUT:-}
+cpus=""
+shell_arg=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --baseline) mode=$2; shift 2 ;;
+    --timeout) timeout_s=$2; shift 2 ;;
+    --cpus) cpus=$2; shift 2 ;;
+    --shell) shell_arg=" linux-guest.shell=1"; shift ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  esac
+done
+case $mode in
+  microhv) cpus=${cpus:-2}; timeout_s=${timeout_s:-360} ;;
+  bochs) cpus=${cpus:-1}; timeout_s=${timeout_s:-420} ;;
+  qemu) cpus=${cpus:-1}; timeout_s=${timeout_s:-180} ;;
+  *) echo "test-linux: --baseline takes qemu or bochs" >&2; exit 2 ;;
+esac
+out=build/test-linux/$mode
+[ $mode = microhv ] || out=build/test-linux/baseline-$mode
+mkdir -p "$out"
+say() { echo "test-linux: $*"; }
+
+# ---------------------------------------------------------------- inputs
+scripts/linux-guest.sh
+kernel=build/linux/vmlinuz
+initrd=build/linux/initrd.img
+if [ $mode = microhv ]; then
+  efi=${MICROHV_EFI:-build/microhv.efi}
+  [ -f "$efi" ] || { say "$efi missing (make all)"; exit 1; }
+  options="$KERNEL_ARGS initrd=\\EFI\\linux\\initrd.img microhv.cpus=$cpus$shell_arg"
+  printf '%s\n' \
+    '# Written by scripts/test-linux.sh' \
+    'image = \EFI\linux\vmlinuz' \
+    "options = $options" >"$out/microhv.cfg"
+  scripts/make-esp.sh "$out/esp.img" \
+    "$efi:EFI/BOOT/BOOTX64.EFI" \
+    "$out/microhv.cfg:EFI/microhv/microhv.cfg" \
+    "$kernel:EFI/linux/vmlinuz" \
+    "$initrd:EFI/linux/initrd.img"
+else
+  # No BOOTX64.EFI: OVMF's boot manager ends in its built-in EFI shell,
+  # which runs startup.nsh from the first file system after a countdown.
+  options="$KERNEL_ARGS initrd=\\initrd.img microhv.cpus=$cpus$shell_arg"
+  printf 'fs0:\r\n\\vmlinuz %s\r\n' "$options" >"$out/startup.nsh"
+  scripts/make-esp.sh "$out/esp.img" \
+    "$out/startup.nsh:startup.nsh" "$kernel:vmlinuz" "$initrd:initrd.img"
+fi
+say "mode $mode, $cpus CPU(s), timeout ${timeout_s}s; kernel options: $options"
+
+# ---------------------------------------------------------------- boot
+log=$out/com1.txt
+rm -f "$log" "$out/wall-to-init"
+start=$(date +%s)
+# Wall time until /init's first line shows up in the serial log.
+(
+  while sleep 1; do
+    if [ -f "$log" ] && tr -d '\r' <"$log" | grep -aqE "$GUEST_UPTIME_RE"; then
+      echo $(($(date +%s) - start)) >"$out/wall-to-init"
+      exit 0
+    fi
+  done
+) &
+watcher=$!
+trap 'kill $watcher 2>/dev/null || true' EXIT
+status=0
+if [ $mode = qemu ]; then
+  # No --until: QEMU runs until the guest powers it off (ACPI), which is
+  # part of what this checks.
+  scripts/qemu.sh --accel tcg --timeout "$timeout_s" --serial "$log" \
+    --fail-on 'Kernel panic - not syncing|X64 Exception Type' \
+    "$out/esp.img" -- -smp "$cpus" || status=$?
+else
+  # bochs.sh writes `cpu: ... count=1`; the later line overrides the count.
+  scripts/bochs.sh --cpu broadwell_ult --megs 256 --timeout "$timeout_s" \
+    --opt "cpu: count=$cpus" --until "$STOP_RE" --linger 20 \
+    "$out/esp.img" "$out" || status=$?
+fi
+wall=$(($(date +%s) - start))
+kill $watcher 2>/dev/null || true
+wait $watcher 2>/dev/null || true
+wall_init=$(cat "$out/wall-to-init" 2>/dev/null || echo none)
+say "emulator ran ${wall} s (status $status)"
+
+touch "$log"
+text=$(sed -e 's/\x1b\[[0-9;=?]*[A-Za-z]//g' -e 's/\r//g' "$log" | tr -d '\000')
+lines() { grep -aE -e "$1" <<<"$text" || true; }
+
+{ lines '^(linux-guest|microhv): ' | sed 's/^/  | /' | head -120; } || true
+uptime_init=$(lines "$GUEST_UPTIME_RE" | head -n1 | awk '{print $3}')
+uptime_verdict=$(lines '^linux-guest: uptime [0-9.]+ at the verdict' | awk '{print $3}' | tail -n1)
+secs() { [ -n "$1" ] && [ "$1" != none ] && echo "$1 s" || echo "none"; }
+say "guest uptime at /init: $(secs "$uptime_init"), at the verdict: $(secs "$uptime_verdict")"
+say "wall time: $(secs "$wall_init") to /init, $wall s in all"
+
+# ---------------------------------------------------------------- verdict
+fail=0
+bad() {
+  say "FAIL $*"
+  fail=1
+}
+good() { say "ok   $*"; }
+
+summary=$(lines "$GUEST_SUMMARY_RE" | tail -n1)
+npass=$(lines "$GUEST_PASS_RE" | wc -l)
+fails=$(lines "$GUEST_FAIL_RE")
+nfail=$(grep -c . <<<"$fails" || true)
+if [ -z "$uptime_init" ]; then
+  bad "the guest's /init never ran (no 'linux-guest: uptime' line in $log)"
+elif [ -z "$summary" ]; then
+  bad "/init started but printed no summary line (hang or crash: see $log)"
+else
+  good "guest summary: ${summary#linux-guest: }"
+fi
+
+if [ $mode = microhv ]; then
+  if [ -n "$summary" ]; then
+    [ "$nfail" -eq 0 ] && [ "$npass" -ge $MIN_CHECKS ] &&
+      good "all $npass guest checks passed" ||
+      bad "guest checks: $npass passed (want >= $MIN_CHECKS), $nfail failed"
+  fi
+  for re in "${MICROHV_REQUIRED[@]}"; do
+    if [ -n "$(lines "$re")" ]; then good "microhv log has /$re/"; else bad "no microhv line matching /$re/"; fi
+  done
+  no_guest=$(lines "$MICROHV_NO_GUEST_RE")
+  [ -z "$no_guest" ] || { bad "microhv did not start Linux:"; head -3 <<<"$no_guest" | sed 's/^/  | /'; }
+  fatal=$(lines "$MICROHV_FATAL_RE")
+  [ -z "$fatal" ] && good "no fatal microhv lines" ||
+    { bad "microhv reported:"; head -5 <<<"$fatal" | sed 's/^/  | /'; }
+else
+  # Without Hyper-V: exactly the Hyper-V checks fail.
+  if [ -n "$summary" ]; then
+    unexpected=$fails
+    for what in "${BASELINE_HYPERV_CHECKS[@]}"; do
+      if grep -qF "linux-guest: FAIL $what" <<<"$fails"; then
+        good "expected without Hyper-V: FAIL $what"
+        unexpected=$(grep -vF "linux-guest: FAIL $what" <<<"$unexpected" || true)
+      else
+        bad "'$what' did not FAIL although there is no Hyper-V"
+      fi
+    done
+    [ -z "$unexpected" ] && good "every other check passed ($npass)" ||
+      { bad "unexpected failures:"; sed 's/^/  | /' <<<"$unexpected"; }
+  fi
+fi
+if lines 'Kernel panic - not syncing' | grep -q .; then bad "kernel panic"; fi
+if lines 'X64 Exception Type' | grep -q .; then
+  bad "the firmware reported a CPU exception:"
+  { grep -aE -A1 'X64 Exception Type' <<<"$text" | head -4 | sed 's/^/  | /'; } || true
+fi
+if [ -f "$out/bochs.log" ]; then
+  if grep -aq 'Shutdown port: shutdown requested' "$out/bochs.log"; then
+    say "note the guest powered Bochs off (port 0x8900)"
+  else
+    say "note Bochs was stopped from outside (no power-off through port 0x8900)"
+  fi
+fi
+
+if [ $fail -ne 0 ]; then
+  say "FAILED ($mode); logs in $out/"
+  if [ -f "$out/bochs.log" ]; then
+    { grep -a -iE 'VMENTER FAIL|VMFAIL|VMABORT|PANIC|triple' "$out/bochs.log" |
+      grep -avE 'SIGHUP|Shutdown port' | head -10 |
+      sed 's/^/  bochs.log | /'; } || true
+  fi
+  exit 1
+fi
+say "PASS ($mode)"
