@@ -1,0 +1,362 @@
+// VM-exit handlers and the dispatch table, driven through fake VMCS, CPU and
+// core: where RIP goes, what is injected, what reaches the core.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <vector>
+
+#include "vmx/exits.hpp"
+
+using namespace microhv;
+using namespace microhv::vmx;
+
+namespace {
+
+class FakeVmcs final : public VmcsAccess {
+ public:
+  uint64_t read(Field f) override {
+    auto it = fields.find(f);
+    return it == fields.end() ? 0 : it->second;
+  }
+  void write(Field f, uint64_t v) override { fields[f] = v; }
+  std::map<Field, uint64_t> fields;
+};
+
+class FakeCpu final : public CpuServices {
+ public:
+  CpuidRegs cpuid(uint32_t leaf, uint32_t) override {
+    if (leaf == 1) return {0x000806C1, 0x00010800, 0x7FFAFBBF | kCpuid1EcxVmx, 0xBFEBFBFF};
+    if (leaf == 0xD) return {0x7, 0, 0, 0};  // x87 | SSE | AVX
+    return {leaf, 0x11, 0x22, 0x33};
+  }
+  bool rdmsr(uint32_t msr, uint64_t* v) override {
+    if (msr == 0x12345678) return false;
+    *v = 0xAABBCCDD11223344ull;
+    return true;
+  }
+  bool wrmsr(uint32_t msr, uint64_t v) override {
+    written.push_back({msr, v});
+    return msr != 0x12345678;
+  }
+  bool xsetbv(uint32_t, uint64_t v) override {
+    xcr0 = v;
+    return true;
+  }
+  void wbinvd() override { ++wbinvds; }
+  std::vector<std::pair<uint32_t, uint64_t>> written;
+  uint64_t xcr0 = 0;
+  int wbinvds = 0;
+};
+
+class FakeCore final : public HvCore {
+ public:
+  bool cpuid(uint32_t leaf, CpuidRegs* out) override {
+    if (leaf != 0x40000000) return false;
+    *out = {0x40000005, 0x7263694D, 0x666F736F, 0x76482074};
+    return true;
+  }
+  MsrResult read_msr(uint32_t msr, uint64_t* v) override {
+    if (msr == 0x40000002) {
+      *v = 7;
+      return MsrResult::kOk;
+    }
+    return MsrResult::kGp;
+  }
+  MsrResult write_msr(uint32_t msr, uint64_t v) override {
+    writes.push_back({msr, v});
+    return msr == 0x40000000 ? MsrResult::kOk : MsrResult::kGp;
+  }
+  HypercallOutcome hypercall(const HypercallRegs& r) override {
+    last = r;
+    ++calls;
+    if (r.cpl != 0 || r.mode == CpuMode::kReal) return {true, 0};
+    return {false, 0x2};
+  }
+  std::vector<std::pair<uint32_t, uint64_t>> writes;
+  HypercallRegs last{};
+  int calls = 0;
+};
+
+VmxCapabilities caps() {
+  VmxCapabilities c{};
+  c.cr0_fixed0 = 0x80000021;
+  c.cr0_fixed1 = 0xffffffff;
+  c.cr4_fixed0 = 0x2000;
+  c.cr4_fixed1 = 0xf72fff;
+  return c;
+}
+
+struct Rig {
+  GuestRegs regs{};
+  FakeVmcs vmcs;
+  FakeCpu cpu;
+  FakeCore core;
+  PendingEvents events;
+  VmxCapabilities c = caps();
+
+  Rig() {
+    // A 64-bit CPL0 guest.
+    vmcs.fields[Field::kGuestCr0] = 0x80000033;
+    vmcs.fields[Field::kCr0ReadShadow] = 0x80000013;
+    vmcs.fields[Field::kCr0Mask] = kCr0Ne;
+    vmcs.fields[Field::kGuestCr4] = 0x2668 | (1 << 18);
+    vmcs.fields[Field::kCr4ReadShadow] = 0x668 | (1 << 18);
+    vmcs.fields[Field::kGuestEfer] = 0xD00;
+    vmcs.fields[Field::kGuestCsAccess] = 0xA09B;
+    vmcs.fields[Field::kGuestSsAccess] = 0xC093;
+    vmcs.fields[Field::kGuestRflags] = 0x202;
+    vmcs.fields[Field::kEntryControls] = 0xD3FF;
+  }
+  ExitAction run(uint32_t reason, uint64_t qualification = 0) {
+    ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, c};
+    ctx.hidden_base = 0xDEA9000;
+    ctx.hidden_size = 0x280000;
+    ctx.overlay_gpa = 0x5000;
+    const ExitAction a = dispatch_exit(ctx);
+    stop_reason = ctx.stop_reason;
+    return a;
+  }
+  bool injected(uint8_t vector) const { return events.exception && events.exception_vector == vector; }
+  const char* stop_reason = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("exits: the dispatch table is bounds-checked") {
+  CHECK(exit_handler(exit_reason::kCpuid) != nullptr);
+  CHECK(exit_handler(exit_reason::kCount) == nullptr);
+  CHECK(exit_handler(0xFFFF) == nullptr);
+  CHECK(exit_handler(~0u) == nullptr);
+  Rig r;
+  CHECK(r.run(0xFFFF) == ExitAction::kStop);
+  CHECK(r.stop_reason != nullptr);
+  CHECK(r.run(exit_reason::kIoInstruction) == ExitAction::kStop);  // not expected: stop, never skip
+  CHECK(r.run(exit_reason::kExternalInterrupt) == ExitAction::kStop);
+  CHECK(r.run(exit_reason::kEptMisconfig) == ExitAction::kStop);
+}
+
+TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidden") {
+  Rig r;
+  r.regs.rax = 0xFFFFFFFF00000001ull;  // upper half ignored
+  r.regs.rcx = 0;
+  REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK(r.regs.rax == 0x000806C1);
+  CHECK((r.regs.rcx & kCpuid1EcxHypervisor) != 0);
+  CHECK((r.regs.rcx & kCpuid1EcxVmx) == 0);
+  CHECK(r.regs.rdx == 0xBFEBFBFF);
+}
+
+TEST_CASE("exits: CPUID 0x40000000-0x400000FF comes from the core") {
+  Rig r;
+  r.regs.rax = 0x40000000;
+  REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK(r.regs.rax == 0x40000005);
+  CHECK(r.regs.rbx == 0x7263694D);
+  r.regs.rax = 0x400000FF;  // the core does not define it: zeros, not the host's
+  REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK(r.regs.rax == 0);
+  CHECK(r.regs.rbx == 0);
+  r.regs.rax = 0x40000100;  // outside the range: native
+  REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK(r.regs.rax == 0x40000100);
+}
+
+TEST_CASE("exits: synthetic RDMSR/WRMSR go to the core; #GP leaves RIP alone") {
+  Rig r;
+  r.regs.rcx = 0x40000002;
+  REQUIRE(r.run(exit_reason::kRdmsr) == ExitAction::kAdvance);
+  CHECK(r.regs.rax == 7);
+  CHECK(r.regs.rdx == 0);
+  r.regs.rcx = 0x40000001;
+  CHECK(r.run(exit_reason::kRdmsr) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+  CHECK(r.events.exception_has_error);
+
+  Rig w;
+  w.regs.rcx = 0x40000000;
+  w.regs.rax = 0xFFFFFFFF00001234ull;  // only EAX counts
+  w.regs.rdx = 0x81000000;
+  REQUIRE(w.run(exit_reason::kWrmsr) == ExitAction::kAdvance);
+  REQUIRE(w.core.writes.size() == 1);
+  CHECK(w.core.writes[0].second == 0x8100000000001234ull);
+  CHECK(w.cpu.written.empty());  // never reaches the real MSR
+}
+
+TEST_CASE("exits: other MSRs that exit go to the real MSR, #GP if it faults") {
+  Rig r;
+  r.regs.rcx = 0x40000100;
+  REQUIRE(r.run(exit_reason::kRdmsr) == ExitAction::kAdvance);
+  CHECK(r.regs.rax == 0x11223344);
+  CHECK(r.regs.rdx == 0xAABBCCDD);
+  r.regs.rcx = 0x12345678;
+  CHECK(r.run(exit_reason::kRdmsr) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+  Rig w;
+  w.regs.rcx = 0x12345678;
+  CHECK(w.run(exit_reason::kWrmsr) == ExitAction::kRetry);
+  CHECK(w.injected(vector::kGp));
+}
+
+TEST_CASE("exits: VMCALL hands the registers and mode to the core") {
+  Rig r;
+  r.regs.rcx = 0x1005C;
+  r.regs.rdx = 0x1000;
+  r.regs.r8 = 0x2000;
+  REQUIRE(r.run(exit_reason::kVmcall) == ExitAction::kAdvance);
+  CHECK(r.core.last.mode == CpuMode::kLong64);
+  CHECK(r.core.last.cpl == 0);
+  CHECK(r.core.last.rcx == 0x1005C);
+  CHECK(r.core.last.rdx == 0x1000);
+  CHECK(r.core.last.r8 == 0x2000);
+  CHECK(r.regs.rax == 0x2);
+  CHECK_FALSE(r.events.exception);
+}
+
+TEST_CASE("exits: VMCALL from CPL3 or real mode gets #UD and RIP stays") {
+  Rig r;
+  r.vmcs.fields[Field::kGuestSsAccess] = 0xC0F3;  // DPL 3
+  CHECK(r.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(r.core.last.cpl == 3);
+  CHECK(r.injected(vector::kUd));
+  Rig real;
+  real.vmcs.fields[Field::kGuestCr0] = 0x30;
+  CHECK(real.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(real.core.last.mode == CpuMode::kReal);
+  CHECK(real.injected(vector::kUd));
+}
+
+TEST_CASE("exits: guest CPU mode") {
+  CHECK(guest_cpu_mode(0x30, 0x2, 0, 0) == CpuMode::kReal);
+  CHECK(guest_cpu_mode(0x31, 0x20002, 0, 0x9B) == CpuMode::kVirtual8086);
+  CHECK(guest_cpu_mode(0x80000031, 0x2, 0xD00, 0xA09B) == CpuMode::kLong64);
+  CHECK(guest_cpu_mode(0x80000031, 0x2, 0xD00, 0xC09B) == CpuMode::kProtected);  // compatibility mode
+  CHECK(guest_cpu_mode(0x31, 0x2, 0, 0xC09B) == CpuMode::kProtected);
+}
+
+TEST_CASE("exits: XSETBV is validated, then executed") {
+  CHECK(xsetbv_valid(0, 0x1, 0x7));
+  CHECK(xsetbv_valid(0, 0x7, 0x7));
+  CHECK_FALSE(xsetbv_valid(1, 0x1, 0x7));  // only XCR0
+  CHECK_FALSE(xsetbv_valid(0, 0x6, 0x7));  // x87 must stay on
+  CHECK_FALSE(xsetbv_valid(0, 0x5, 0x7));  // AVX without SSE
+  CHECK_FALSE(xsetbv_valid(0, 0xF, 0x7));  // beyond what the CPU has
+  CHECK(xsetbv_valid(0, 0x1F, 0x1F));        // MPX: BNDREG and BNDCSR together
+  CHECK(xsetbv_valid(0, 0x1B, 0x1F));
+  CHECK_FALSE(xsetbv_valid(0, 0x0B, 0x1F));  // not one of them alone
+  CHECK(xsetbv_valid(0, 0xE7, 0xFF));        // AVX-512 all three with AVX
+  CHECK_FALSE(xsetbv_valid(0, 0x67, 0xFF));  // not a subset
+
+  Rig r;
+  r.regs.rcx = 0;
+  r.regs.rax = 7;
+  r.regs.rdx = 0;
+  REQUIRE(r.run(exit_reason::kXsetbv) == ExitAction::kAdvance);
+  CHECK(r.cpu.xcr0 == 7);
+  r.regs.rax = 0xF;
+  CHECK(r.run(exit_reason::kXsetbv) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+  Rig no_osxsave;
+  no_osxsave.vmcs.fields[Field::kCr4ReadShadow] = 0x668;
+  no_osxsave.regs.rax = 7;
+  CHECK(no_osxsave.run(exit_reason::kXsetbv) == ExitAction::kRetry);
+  CHECK(no_osxsave.injected(vector::kUd));
+}
+
+TEST_CASE("exits: guest VMX instructions and GETSEC get #UD; INVD writes back") {
+  for (uint32_t reason : {exit_reason::kVmclear, exit_reason::kVmlaunch, exit_reason::kVmptrld, exit_reason::kVmptrst,
+                          exit_reason::kVmread, exit_reason::kVmresume, exit_reason::kVmwrite, exit_reason::kVmxoff,
+                          exit_reason::kVmxon, exit_reason::kInvept, exit_reason::kInvvpid, exit_reason::kVmfunc,
+                          exit_reason::kGetsec}) {
+    Rig r;
+    CHECK(r.run(reason) == ExitAction::kRetry);
+    CHECK(r.injected(vector::kUd));
+  }
+  Rig r;
+  CHECK(r.run(exit_reason::kInvd) == ExitAction::kAdvance);
+  CHECK(r.cpu.wbinvds == 1);
+}
+
+TEST_CASE("exits: MOV to CR0 keeps the fixed bits and the guest's view") {
+  Rig r;
+  r.regs.rbx = 0x80000013;  // NE clear: the guest may think so
+  REQUIRE(r.run(exit_reason::kCrAccess, 0x300 /* mov cr0, rbx */) == ExitAction::kAdvance);
+  CHECK(r.vmcs.fields[Field::kCr0ReadShadow] == 0x80000013);
+  CHECK(r.vmcs.fields[Field::kGuestCr0] == 0x80000033);
+  r.regs.rbx = 0x1'0000'0031ull;  // reserved high bit
+  CHECK(r.run(exit_reason::kCrAccess, 0x300) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+}
+
+TEST_CASE("exits: MOV to CR0 toggling paging updates EFER.LMA and IA-32e mode") {
+  Rig r;
+  r.vmcs.fields[Field::kGuestCr0] = 0x31;  // protected mode, no paging
+  r.vmcs.fields[Field::kGuestEfer] = 0x100;  // LME
+  r.vmcs.fields[Field::kCr4ReadShadow] = 0x20;  // PAE
+  r.vmcs.fields[Field::kGuestCsAccess] = 0xC09B;
+  r.vmcs.fields[Field::kEntryControls] = 0xD1FF;
+  r.regs.rax = 0x80000011;
+  REQUIRE(r.run(exit_reason::kCrAccess, 0x000) == ExitAction::kAdvance);
+  CHECK(r.vmcs.fields[Field::kGuestEfer] == 0x500);
+  CHECK((r.vmcs.fields[Field::kEntryControls] & entry_ctl::kIa32eModeGuest) != 0);
+}
+
+TEST_CASE("exits: MOV to CR4 keeps VMXE in the real CR4 and hides it") {
+  Rig r;
+  r.regs.rcx = 0x6E8;
+  REQUIRE(r.run(exit_reason::kCrAccess, 0x104 /* mov cr4, rcx */) == ExitAction::kAdvance);
+  CHECK(r.vmcs.fields[Field::kCr4ReadShadow] == 0x6E8);
+  CHECK(r.vmcs.fields[Field::kGuestCr4] == 0x26E8);
+  r.regs.rcx = 0x2668;  // the guest may not set VMXE: VMX is hidden
+  CHECK(r.run(exit_reason::kCrAccess, 0x104) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+  Rig pae;
+  pae.regs.rcx = 0x648;  // clearing PAE in long mode
+  CHECK(pae.run(exit_reason::kCrAccess, 0x104) == ExitAction::kRetry);
+  CHECK(pae.injected(vector::kGp));
+}
+
+TEST_CASE("exits: EPT violation on microhv memory or the hypercall page -> #GP, else stop") {
+  Rig r;
+  r.vmcs.fields[Field::kGuestPhysicalAddress] = 0xDEA9010;
+  CHECK(r.run(exit_reason::kEptViolation, 0x1 /* read */) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+  Rig o;
+  o.vmcs.fields[Field::kGuestPhysicalAddress] = 0x5008;
+  CHECK(o.run(exit_reason::kEptViolation, 0x2 /* write */) == ExitAction::kRetry);
+  CHECK(o.injected(vector::kGp));
+  Rig x;
+  x.vmcs.fields[Field::kGuestPhysicalAddress] = 0x10000000000ull;
+  CHECK(x.run(exit_reason::kEptViolation, 0x1) == ExitAction::kStop);
+  CHECK_FALSE(x.events.exception);
+}
+
+TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode") {
+  Rig r;
+  CHECK(r.run(exit_reason::kTripleFault) == ExitAction::kStop);
+  Rig i;
+  i.regs.rax = 5;
+  i.events.queue_interrupt(0x40);
+  CHECK(i.run(exit_reason::kInit) == ExitAction::kRetry);
+  CHECK(i.vmcs.fields[Field::kGuestActivityState] == activity::kWaitForSipi);
+  CHECK(i.vmcs.fields[Field::kGuestCsSel] == 0xF000);
+  CHECK(i.vmcs.fields[Field::kGuestCsBase] == 0xFFFF0000);
+  CHECK(i.vmcs.fields[Field::kGuestRip] == 0xFFF0);
+  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x60000010);
+  CHECK((i.vmcs.fields[Field::kGuestCr0] & kCr0Pe) == 0);  // unrestricted guest: real mode
+  CHECK(i.vmcs.fields[Field::kGuestEfer] == 0);
+  CHECK((i.vmcs.fields[Field::kEntryControls] & entry_ctl::kIa32eModeGuest) == 0);
+  CHECK(i.regs.rax == 0);
+  CHECK(i.regs.rdx == 0x000806C1);
+  CHECK_FALSE(i.events.any_interrupt());
+  CHECK(i.run(exit_reason::kSipi, 0x9A) == ExitAction::kRetry);
+  CHECK(i.vmcs.fields[Field::kGuestCsSel] == 0x9A00);
+  CHECK(i.vmcs.fields[Field::kGuestCsBase] == 0x9A000);
+  CHECK(i.vmcs.fields[Field::kGuestRip] == 0);
+  CHECK(i.vmcs.fields[Field::kGuestActivityState] == activity::kActive);
+}
+
+TEST_CASE("exits: interrupt window does nothing but resume (injection runs before entry)") {
+  Rig r;
+  CHECK(r.run(exit_reason::kInterruptWindow) == ExitAction::kRetry);
+  CHECK_FALSE(r.events.exception);
+}

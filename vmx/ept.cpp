@@ -1,0 +1,88 @@
+#include "vmx/ept.hpp"
+
+namespace microhv::vmx {
+
+uint32_t normalize_regions(MemRegion* r, uint32_t count) {
+  // Insertion sort: region lists are short (firmware memory maps).
+  for (uint32_t i = 1; i < count; ++i) {
+    const MemRegion x = r[i];
+    uint32_t j = i;
+    while (j > 0 && (r[j - 1].base > x.base || (r[j - 1].base == x.base && r[j - 1].ram && !x.ram))) {
+      r[j] = r[j - 1];
+      --j;
+    }
+    r[j] = x;
+  }
+  uint32_t out = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (r[i].size == 0) continue;
+    if (out > 0) {
+      MemRegion& last = r[out - 1];
+      const uint64_t last_end = last.base + last.size;
+      if (r[i].base <= last_end && r[i].ram == last.ram) {
+        const uint64_t end = r[i].base + r[i].size;
+        if (end > last_end) last.size = end - last.base;
+        continue;
+      }
+      if (r[i].base < last_end) {
+        // Overlap of different kinds: RAM keeps the overlap.
+        const uint64_t end = r[i].base + r[i].size;
+        if (last.ram) {
+          if (end <= last_end) continue;
+          r[i].size = end - last_end;
+          r[i].base = last_end;
+        } else {
+          last.size = r[i].base - last.base;
+          if (last.size == 0) --out;
+        }
+      }
+    }
+    r[out++] = r[i];
+  }
+  return out;
+}
+
+uint64_t identity_limit(const MemRegion* regions, uint32_t count, unsigned phys_addr_bits) {
+  uint64_t top = 4ull << 30;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint64_t end = regions[i].base + regions[i].size;
+    if (end > top) top = end;
+  }
+  top = (top + arch::kPageSize1G - 1) & ~(arch::kPageSize1G - 1);
+  if (phys_addr_bits >= 12 && phys_addr_bits < 64) {
+    const uint64_t max = 1ull << phys_addr_bits;
+    if (top > max) top = max;
+  }
+  return top;
+}
+
+bool build_guest_ept(PageTables& pt, const EptLayout& layout) {
+  constexpr MapAttr kMmio{kPermRwx, arch::MemType::kUc};
+  constexpr MapAttr kRam{kPermRwx, arch::MemType::kWb};
+  if (!pt.map(0, 0, layout.limit, kMmio)) return false;
+  for (uint32_t i = 0; i < layout.region_count; ++i) {
+    const MemRegion& r = layout.regions[i];
+    if (!r.ram || r.base >= layout.limit) continue;
+    const uint64_t base = r.base & ~(arch::kPageSize4K - 1);
+    uint64_t end = (r.base + r.size + arch::kPageSize4K - 1) & ~(arch::kPageSize4K - 1);
+    if (end > layout.limit) end = layout.limit;
+    if (!pt.map(base, base, end - base, kRam)) return false;
+  }
+  if (layout.hidden_size != 0 && !pt.unmap(layout.hidden_base, layout.hidden_size)) return false;
+  return true;
+}
+
+bool range_is_guest_ram(const EptLayout& layout, uint64_t gpa, uint64_t len) {
+  if (len == 0 || gpa + len < gpa) return false;
+  const uint64_t end = gpa + len;
+  if (layout.hidden_size != 0 && gpa < layout.hidden_base + layout.hidden_size && end > layout.hidden_base) {
+    return false;
+  }
+  for (uint32_t i = 0; i < layout.region_count; ++i) {
+    const MemRegion& r = layout.regions[i];
+    if (r.ram && gpa >= r.base && end <= r.base + r.size) return true;
+  }
+  return false;
+}
+
+}  // namespace microhv::vmx

@@ -1,0 +1,117 @@
+#include "vmx/page_tables.hpp"
+
+namespace microhv::vmx {
+
+using namespace arch;
+
+PageTables::PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys,
+                       unsigned max_leaf_level)
+    : format_(format), alloc_(alloc), phys_(phys),
+      max_leaf_level_(max_leaf_level < 1 ? 1 : (max_leaf_level > 3 ? 3 : max_leaf_level)) {}
+
+bool PageTables::init() {
+  root_ = alloc_.alloc_page();
+  if (root_.value() == 0) return false;
+  ++tables_;
+  return true;
+}
+
+uint64_t PageTables::encode_leaf(uint64_t pa, MapAttr attr, unsigned level) const {
+  if (attr.perms == 0) return 0;
+  const uint64_t large = level > 1 ? (format_ == TableFormat::kEpt ? ept::kLarge : pte::kLarge) : 0;
+  if (format_ == TableFormat::kEpt) {
+    return (pa & kPteAddrMask) | (attr.perms & ept::kRwx) |
+           (static_cast<uint64_t>(attr.memtype) << ept::kMemTypeShift) | large;
+  }
+  // Host paging: present, writable unless read-only, executable (no NX);
+  // memory type from the MTRRs (PAT entry 0, WB), so MMIO stays UC.
+  return (pa & kPteAddrMask) | pte::kPresent | ((attr.perms & kPermW) != 0 ? pte::kWritable : 0) | large;
+}
+
+uint64_t PageTables::encode_table(Hpa table) const {
+  if (format_ == TableFormat::kEpt) return (table.value() & kPteAddrMask) | ept::kRwx;
+  return (table.value() & kPteAddrMask) | pte::kPresent | pte::kWritable;
+}
+
+bool PageTables::is_present(uint64_t e) const {
+  return format_ == TableFormat::kEpt ? (e & ept::kRwx) != 0 : (e & pte::kPresent) != 0;
+}
+
+bool PageTables::is_leaf(uint64_t e, unsigned level) const {
+  if (level == 1) return true;
+  return (e & (format_ == TableFormat::kEpt ? ept::kLarge : pte::kLarge)) != 0;
+}
+
+MapAttr PageTables::decode_attr(uint64_t e) const {
+  if (format_ == TableFormat::kEpt) {
+    return MapAttr{static_cast<uint8_t>(e & ept::kRwx),
+                   static_cast<MemType>((e & ept::kMemTypeMask) >> ept::kMemTypeShift)};
+  }
+  return MapAttr{static_cast<uint8_t>(kPermR | kPermX | ((e & pte::kWritable) != 0 ? kPermW : 0)),
+                 MemType::kWb};
+}
+
+// Returns the entry for `va` at `target_level`, creating tables and
+// splitting large pages above it. nullptr when out of pages.
+uint64_t* PageTables::descend(uint64_t va, unsigned target_level) {
+  uint64_t* table = phys_.table(root_);
+  for (unsigned level = 4; level > target_level; --level) {
+    uint64_t& e = table[table_index(va, level)];
+    if (!is_present(e) || is_leaf(e, level)) {
+      const Hpa next = alloc_.alloc_page();
+      if (next.value() == 0) return nullptr;
+      ++tables_;
+      uint64_t* sub = phys_.table(next);
+      if (is_present(e)) {
+        // Split: the new table maps exactly what the large page mapped.
+        const uint64_t base = e & kPteAddrMask & ~(level_page_size(level) - 1);
+        const MapAttr attr = decode_attr(e);
+        const uint64_t step = level_page_size(level - 1);
+        for (unsigned i = 0; i < kEntriesPerTable; ++i) sub[i] = encode_leaf(base + i * step, attr, level - 1);
+      }
+      e = encode_table(next);  // one store: the table is complete before it is visible
+    }
+    table = phys_.table(Hpa(e & kPteAddrMask));
+  }
+  return &table[table_index(va, target_level)];
+}
+
+bool PageTables::map(uint64_t va, uint64_t pa, uint64_t size, MapAttr attr) {
+  if (root_.value() == 0 || ((va | pa | size) & (kPageSize4K - 1)) != 0) return false;
+  uint64_t done = 0;
+  while (done < size) {
+    const uint64_t v = va + done, p = pa + done, left = size - done;
+    unsigned level = max_leaf_level_;
+    while (level > 1) {
+      const uint64_t ps = level_page_size(level);
+      if (((v | p) & (ps - 1)) == 0 && left >= ps) break;
+      --level;
+    }
+    uint64_t* e = descend(v, level);
+    if (e == nullptr) return false;
+    // A table that a large leaf replaces is left allocated (never freed).
+    *e = encode_leaf(p, attr, level);
+    done += level_page_size(level);
+  }
+  return true;
+}
+
+bool PageTables::translate(uint64_t va, Translation* out) {
+  if (root_.value() == 0) return false;
+  uint64_t* table = phys_.table(root_);
+  for (unsigned level = 4; level >= 1; --level) {
+    const uint64_t e = table[table_index(va, level)];
+    if (!is_present(e)) return false;
+    if (level <= 3 && is_leaf(e, level)) {
+      const uint64_t ps = level_page_size(level);
+      out->pa = (e & kPteAddrMask & ~(ps - 1)) | (va & (ps - 1));
+      out->attr = decode_attr(e);
+      out->level = level;
+      return true;
+    }
+    table = phys_.table(Hpa(e & kPteAddrMask));
+  }
+  return false;
+}
+
+}  // namespace microhv::vmx

@@ -1,0 +1,94 @@
+// One 4-level page-table builder for both host paging and EPT (NOVA/Hedron
+// style): the formats differ only in how an entry is encoded. Hardware sits
+// behind two small interfaces so host tests plug in fake memory:
+//  - PageAllocator hands out zeroed 4 KiB pages by host-physical address;
+//  - PhysAccess turns a host-physical table address into a pointer (identity
+//    on the target, an arena in tests).
+// Every update keeps the structure valid at each step: a new table is filled
+// completely before it is linked, and a large page is split by building the
+// equivalent 512-entry table first and then swapping the one entry.
+// Portable: no asm.
+#pragma once
+
+#include <stdint.h>
+
+#include "arch/paging.hpp"
+#include "kernel/types.hpp"
+
+namespace microhv::vmx {
+
+class PageAllocator {
+ public:
+  // A zeroed, 4 KiB-aligned page, or Hpa(0) when exhausted.
+  virtual Hpa alloc_page() = 0;
+
+ protected:
+  ~PageAllocator() = default;
+};
+
+class PhysAccess {
+ public:
+  virtual uint64_t* table(Hpa page) = 0;
+
+ protected:
+  ~PhysAccess() = default;
+};
+
+// Leaf attributes, format-independent.
+struct MapAttr {
+  uint8_t perms;  // arch::ept::kRead/kWrite/kExecute bits; 0 = not present
+  arch::MemType memtype;
+  friend constexpr bool operator==(MapAttr a, MapAttr b) {
+    return a.perms == b.perms && a.memtype == b.memtype;
+  }
+};
+inline constexpr uint8_t kPermR = 1, kPermW = 2, kPermX = 4, kPermRwx = 7;
+// Not `inline`: an ODR-used inline variable becomes a GLOB_DAT relocation, which
+// GNU-EFI's loader-time relocator rejects. Internal linkage keeps it RELATIVE-only.
+static constexpr MapAttr kNotPresent{0, arch::MemType::kUc};
+
+enum class TableFormat : uint8_t { kHost, kEpt };
+
+class PageTables {
+ public:
+  // `max_leaf_level`: 3 when 1 GiB pages are supported, else 2 (2 MiB).
+  PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys, unsigned max_leaf_level);
+
+  // Allocates the root (PML4). False when out of pages.
+  bool init();
+  Hpa root() const { return root_; }
+
+  // Maps [va, va+size) to [pa, pa+size) with the largest pages that fit,
+  // splitting existing large pages where a range starts or ends inside one.
+  // 4 KiB granularity; false on misalignment or when out of pages (the
+  // tables stay valid but the range may be partly mapped).
+  bool map(uint64_t va, uint64_t pa, uint64_t size, MapAttr attr);
+  bool unmap(uint64_t va, uint64_t size) { return map(va, va, size, kNotPresent); }
+
+  // Walks the tables. False when `va` is not present.
+  struct Translation {
+    uint64_t pa;
+    MapAttr attr;
+    unsigned level;  // leaf level: 1 = 4K, 2 = 2M, 3 = 1G
+  };
+  bool translate(uint64_t va, Translation* out);
+
+  uint64_t tables_allocated() const { return tables_; }
+
+ private:
+  uint64_t encode_leaf(uint64_t pa, MapAttr attr, unsigned level) const;
+  uint64_t encode_table(Hpa table) const;
+  bool is_present(uint64_t e) const;
+  bool is_leaf(uint64_t e, unsigned level) const;
+  MapAttr decode_attr(uint64_t e) const;
+  uint64_t* descend(uint64_t va, unsigned target_level);
+
+  TableFormat format_;
+  PageAllocator& alloc_;
+  PhysAccess& phys_;
+  unsigned max_leaf_level_;
+  Hpa root_{0};
+  uint64_t tables_ = 0;
+};
+
+}  // namespace microhv::vmx
