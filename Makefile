@@ -122,6 +122,11 @@ fuzz: deps $(BUILD)/fuzz_hypercall
 bench: deps $(BUILD)/bench
 	$(BUILD)/bench
 
+# In-guest benchmark under Bochs: TSC ticks (= executed instructions there)
+# per CPUID exit, failed PostMessage, and delivered PostMessage + EOM.
+bench-guest: all
+	scripts/bench-guest.sh
+
 run: all
 	scripts/run.sh
 

@@ -3,6 +3,8 @@
 //
 // Load options (optional, e.g. from the EFI shell or microhv's chainloader):
 //   --only=GROUP[,GROUP...]   run only these groups (fixtures still run)
+//   --demo                    the SynIC demo instead of the checks (demo.cpp)
+//   --bench                   the round-trip benchmark instead (bench.cpp)
 // Groups: guest cpuid msr hypercall port message seed event sint isolation.
 #include <efi.h>
 
@@ -15,7 +17,9 @@ namespace {
 EFI_SYSTEM_TABLE* g_st;
 unsigned g_passed, g_failed, g_skipped;
 bool g_finishing;
-char g_only[128];  // comma-separated group list, empty = all
+char g_only[128];     // comma-separated group list, empty = all
+char g_options[256];  // the load options as ASCII, empty when absent or not text
+const char* g_mode;   // "demo" / "bench" while one of those runs, else nullptr
 
 void line(const char* text) {
   serial_write(text);
@@ -32,8 +36,6 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
 
 [[noreturn]] void finish() {
   g_finishing = true;
-  cli();
-  restore_idt();
   char buf[96];
   if (g_skipped != 0) {
     microhv::format(buf, sizeof(buf), "guest: NOTE %u checks skipped (not counted)", g_skipped);
@@ -41,9 +43,7 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
   }
   microhv::format(buf, sizeof(buf), "%u passed, %u failed", g_passed, g_failed);
   line(buf);
-  serial_drain();
-  g_st->RuntimeServices->ResetSystem(EfiResetShutdown, EFI_SUCCESS, 0, nullptr);
-  for (;;) asm volatile("cli; hlt");
+  shutdown();
 }
 
 bool group_selected(const char* group) {
@@ -79,17 +79,8 @@ void parse_options(EFI_HANDLE image) {
     text[n++] = static_cast<char>(c);
   }
   text[n] = '\0';
-  static const char kOnly[] = "--only=";
-  for (size_t i = 0; i + sizeof(kOnly) - 1 <= n; ++i) {
-    if (memcmp(text + i, kOnly, sizeof(kOnly) - 1) != 0) continue;
-    size_t j = 0;
-    for (const char* p = text + i + sizeof(kOnly) - 1;
-         *p != '\0' && *p != ' ' && j + 1 < sizeof(g_only); ++p) {
-      g_only[j++] = *p;
-    }
-    g_only[j] = '\0';
-    break;
-  }
+  memcpy(g_options, text, n + 1);
+  option_value("--only=", g_only, sizeof(g_only));
 }
 
 uint8_t* alloc_pages(size_t count) {
@@ -103,7 +94,9 @@ uint8_t* alloc_pages(size_t count) {
   return p;
 }
 
-void detect_hyperv() {
+}  // namespace
+
+bool detect_hyperv(char* why, size_t cap) {
   Cpuid l1 = cpuid(1);
   Cpuid v = cpuid(tlfs::cpuid::kVendorLeaf);
   Cpuid i = cpuid(tlfs::cpuid::kInterfaceLeaf);
@@ -117,15 +110,67 @@ void detect_hyperv() {
   }
   env.hv_present = (l1.ecx & (1u << 31)) != 0 && memcmp(vendor, "Microsoft Hv", 12) == 0 &&
                    i.eax == tlfs::cpuid::kHvInterfaceSignature;
-  if (!env.hv_present) {
-    note(
-        "no Hyper-V interface (CPUID.1:ECX[31]=%u, 0x40000000 vendor \"%s\", 0x40000001 EAX 0x%x): "
-        "checks that need it will FAIL",
-        (l1.ecx >> 31) & 1, vendor, i.eax);
-  }
+  microhv::format(why, cap, "CPUID.1:ECX[31]=%u, 0x40000000 vendor \"%s\", 0x40000001 EAX 0x%x",
+                  (l1.ecx >> 31) & 1, vendor, i.eax);
+  return env.hv_present;
 }
 
-}  // namespace
+// Words of the load options are separated by spaces; `word` must match one whole.
+bool has_option(const char* word) {
+  size_t n = 0;
+  while (word[n] != '\0') ++n;
+  for (const char* p = g_options; *p != '\0';) {
+    while (*p == ' ') ++p;
+    const char* end = p;
+    while (*end != '\0' && *end != ' ') ++end;
+    if (static_cast<size_t>(end - p) == n && n != 0 && memcmp(p, word, n) == 0) return true;
+    p = end;
+  }
+  return false;
+}
+
+bool option_value(const char* prefix, char* out, size_t cap) {
+  size_t n = 0;
+  while (prefix[n] != '\0') ++n;
+  for (const char* p = g_options; *p != '\0';) {
+    while (*p == ' ') ++p;
+    const char* end = p;
+    while (*end != '\0' && *end != ' ') ++end;
+    if (static_cast<size_t>(end - p) >= n && memcmp(p, prefix, n) == 0) {
+      size_t j = 0;
+      for (const char* q = p + n; q < end && j + 1 < cap; ++q) out[j++] = *q;
+      if (cap > 0) out[j] = '\0';
+      return true;
+    }
+    p = end;
+  }
+  return false;
+}
+
+uint64_t option_number(const char* prefix, uint64_t fallback, uint64_t lo, uint64_t hi) {
+  char text[24];
+  if (!option_value(prefix, text, sizeof(text)) || text[0] == '\0') return fallback;
+  uint64_t v = 0;
+  for (const char* p = text; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9' || v > (hi - (*p - '0')) / 10) return fallback;
+    v = v * 10 + static_cast<uint64_t>(*p - '0');
+  }
+  return v < lo ? fallback : v;
+}
+
+void say(const char* text) {
+  serial_write(text);
+  serial_write("\n");
+}
+
+[[noreturn]] void shutdown() {
+  g_finishing = true;
+  cli();
+  restore_idt();
+  serial_drain();
+  g_st->RuntimeServices->ResetSystem(EfiResetShutdown, EFI_SUCCESS, 0, nullptr);
+  for (;;) asm volatile("cli; hlt");
+}
 
 // ------------------------------------------------------------------ report
 void pass(const char* name) {
@@ -195,6 +240,12 @@ bool check_hv(const char* name, bool ok, const char* fmt, ...) {
   if (g_finishing) {
     for (;;) asm volatile("cli; hlt");
   }
+  if (g_mode != nullptr) {  // demo or bench: no checks, no summary
+    char buf[400];
+    microhv::format(buf, sizeof(buf), "%s: FAILED: %s", g_mode, why);
+    line(buf);
+    shutdown();
+  }
   fail("suite-aborted", "%s", why);
   finish();
 }
@@ -215,15 +266,26 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   env.sim = alloc_pages(1);
   env.sief = alloc_pages(1);
 
-  line("guest: microhv guest conformance suite");
-  if (g_only[0] != '\0') note("running only groups: %s", g_only);
+  if (has_option("--demo")) g_mode = "demo";
+  if (has_option("--bench")) g_mode = "bench";
+  if (g_mode == nullptr) {
+    line("guest: microhv guest conformance suite");
+    if (g_only[0] != '\0') note("running only groups: %s", g_only);
+  }
   if (env.hypercall_page == nullptr || env.in == nullptr || env.out == nullptr ||
       env.sim == nullptr || env.sief == nullptr) {
     abort_suite("AllocatePages failed");
   }
   cli();
   if (!install_idt()) abort_suite("IDT stubs are not 16 bytes apart");
-  detect_hyperv();
+  if (g_mode != nullptr && g_mode[0] == 'd') run_demo();
+  if (g_mode != nullptr) run_bench();
+  {
+    char why[160];
+    if (!detect_hyperv(why, sizeof(why))) {
+      note("no Hyper-V interface (%s): checks that need it will FAIL", why);
+    }
+  }
 
   struct Group {
     const char* name;

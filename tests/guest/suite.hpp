@@ -8,6 +8,7 @@
 //   checks_hypercall.cpp   groups hypercall, port
 //   checks_synic.cpp       groups message, seed, event, sint, isolation
 //   main.cpp               efi_main, options, report, shutdown
+//   demo.cpp, bench.cpp    --demo and --bench modes (not checks)
 #pragma once
 
 #include <stdarg.h>
@@ -171,6 +172,21 @@ bool ensure_port(uint32_t port_id);  // creates and connects one of the ports ab
 // The port group creates/connects the same ports itself and records it here.
 void mark_port(uint32_t port_id, bool created, bool connected);
 const char* fixture_error();
+
+// ------------------------------------------------------------------ options, modes (main.cpp)
+// The load options are split into words at spaces.
+bool has_option(const char* word);  // e.g. "--demo"
+// The rest of the first word starting with `prefix` (e.g. "--only="); false if none.
+bool option_value(const char* prefix, char* out, size_t cap);
+// A decimal "--name=N" in [lo, hi]; `fallback` when absent or malformed.
+uint64_t option_number(const char* prefix, uint64_t fallback, uint64_t lo, uint64_t hi);
+// Sets env.hv_present from CPUID; `why` describes what CPUID showed.
+bool detect_hyperv(char* why, size_t cap);
+void say(const char* text);    // one COM1 line
+[[noreturn]] void shutdown();  // firmware IDT back, COM1 drained, ResetSystem(shutdown)
+
+[[noreturn]] void run_demo();   // demo.cpp: --demo
+[[noreturn]] void run_bench();  // bench.cpp: --bench
 
 // ------------------------------------------------------------------ groups
 void group_guest();
