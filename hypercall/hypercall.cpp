@@ -11,6 +11,8 @@
 //   INVALID_ALIGNMENT; then the call's own checks.
 #include "hypercall/hypercall.hpp"
 
+#include <stddef.h>
+
 #include <type_traits>
 
 #include "kernel/hypervisor.hpp"
@@ -29,12 +31,30 @@ struct InputSource {
   Gpa gpa;
   uint64_t fast[2];
 
-  bool copy(void* dst, uint32_t size) const {
-    if (memory != nullptr) return memory->read(gpa, dst, size);
-    __builtin_memcpy(dst, fast, size);  // size <= 16, checked by the caller
+  // Copies `size` bytes at `offset` within the input block.
+  bool copy(uint32_t offset, void* dst, uint32_t size) const {
+    if (memory != nullptr) return memory->read(gpa + offset, dst, size);
+    __builtin_memcpy(dst, reinterpret_cast<const uint8_t*>(fast) + offset, size);  // <= 16 bytes
     return true;
   }
 };
+
+// Reads a call's input block out of guest memory once: the guest cannot
+// change it under the checks afterwards.
+template <typename Input>
+bool read_input(const InputSource& source, Input* in) {
+  return source.copy(0, in, sizeof(*in));
+}
+
+// PostMessage reads its header, then only the PayloadSize bytes that will be
+// sent ("only the first n bytes are transferred"), not the whole 240.
+template <>
+bool read_input(const InputSource& source, tlfs::PostMessageInput* in) {
+  constexpr uint32_t kHeader = offsetof(tlfs::PostMessageInput, payload);
+  if (!source.copy(0, in, kHeader)) return false;
+  uint32_t n = in->payload_size <= tlfs::kMaxPayload ? in->payload_size : 0;
+  return n == 0 || source.copy(kHeader, in->payload, n);
+}
 
 struct CallSpec {
   tlfs::CallCode code;
@@ -55,7 +75,7 @@ struct InputOf<Status (*)(Vp&, Input&)> {
 template <auto Fn>
 Status call_with(Vp& vp, const InputSource& source) {
   typename InputOf<decltype(Fn)>::type in;
-  if (!source.copy(&in, sizeof(in))) return Status::kInvalidAlignment;
+  if (!read_input(source, &in)) return Status::kInvalidAlignment;
   LockGuard guard(vp.partition().hypervisor().lock);
   return Fn(vp, in);
 }

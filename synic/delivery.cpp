@@ -32,7 +32,7 @@ bool write_slot(GuestMemory& memory, Gpa slot, const OutgoingMessage& m, uint8_t
   header.reserved = 0;
   header.origin = m.origin;
   const auto* bytes = reinterpret_cast<const uint8_t*>(&header);
-  return memory.write(slot + kHeader, m.payload, tlfs::kMaxPayload) &&
+  return (m.payload_size == 0 || memory.write(slot + kHeader, m.payload, m.payload_size)) &&
          memory.write(slot + kType, bytes + kType, kHeader - kType) &&
          memory.write(slot, bytes, kType);
 }
@@ -93,7 +93,7 @@ tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, P
   stored.message_flags = 0;
   stored.reserved = 0;
   stored.origin = message.origin;
-  __builtin_memcpy(stored.payload, message.payload, tlfs::kMaxPayload);
+  __builtin_memcpy(stored.payload, message.payload, message.payload_size);
   enqueue(vp.synic, sint, table, index);
   synic_drain(vp, sint);
   return tlfs::Status::kSuccess;

@@ -13,14 +13,15 @@ bool synic_can_take_messages(Vp& vp);
 // SCONTROL enabled, SIEFP enabled and the SIEF page is guest RAM.
 bool synic_can_take_events(Vp& vp);
 
-// A message on its way to a SIM slot: the header fields and a pointer to the
-// 240 payload bytes (zeroed past payload_size by the caller), so the payload
-// moves from the caller's input snapshot to the slot in one copy.
+// A message on its way to a SIM slot: the header fields and a pointer to its
+// payload_size payload bytes, so the payload moves from the caller's input
+// snapshot to the slot in one copy. Slot bytes past payload_size are not
+// written (TLFS: only the first PayloadSize bytes are transferred).
 struct OutgoingMessage {
   uint32_t type;
   uint8_t payload_size;
   uint64_t origin;
-  const uint8_t* payload;  // tlfs::kMaxPayload bytes
+  const uint8_t* payload;  // payload_size bytes
 };
 
 // Puts `message` into SINT `sint`'s SIM slot of `vp` if the slot is free and

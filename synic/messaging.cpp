@@ -158,7 +158,7 @@ Status disconnect_port(Partition& connector, ConnectionId id) {
 
 // ---- The hypercalls: privileges and the wire format, then the above.
 
-Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in) {
+Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in) {
   Partition& self = caller.partition();
   if (!self.has_privilege(tlfs::cpuid::kPostMessages)) return Status::kAccessDenied;
   if (in.rsvdz != 0) return Status::kInvalidParameter;
@@ -167,11 +167,6 @@ Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in) {
     return Status::kInvalidParameter;  // types with bit 31 belong to the hypervisor
   }
   if (in.payload_size > tlfs::kMaxPayload) return Status::kInvalidParameter;
-  // Only PayloadSize bytes are sent (seed: "only the first n bytes"); the
-  // caller's bytes past them go out as zeros.
-  if (in.payload_size < tlfs::kMaxPayload) {
-    __builtin_memset(in.payload + in.payload_size, 0, tlfs::kMaxPayload - in.payload_size);
-  }
   return post_message(self, in.connection_id, in.message_type, in.payload, in.payload_size);
 }
 

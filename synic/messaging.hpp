@@ -28,12 +28,13 @@ tlfs::Status delete_port(Partition& owner, PortId id);
 tlfs::Status connect_port(Partition& connector, ConnectionId id, Partition& owner, PortId port,
                           tlfs::PortType type);
 tlfs::Status disconnect_port(Partition& connector, ConnectionId id);
-// `payload` holds tlfs::kMaxPayload bytes, zero past `size`.
+// `payload` holds `size` (<= tlfs::kMaxPayload) bytes.
 tlfs::Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
                           const uint8_t* payload, uint32_t size);
 tlfs::Status signal_event(Partition& sender, uint32_t connection_id, uint16_t flag);
 
-tlfs::Status hv_post_message(Vp& caller, tlfs::PostMessageInput& in);
+// Only the first PayloadSize bytes of in.payload are read (and valid).
+tlfs::Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in);
 tlfs::Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in);
 tlfs::Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in);
 tlfs::Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in);
