@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   for (int steps = 0; steps < 64 && in.size > 0; ++steps) {
     Vp& vp = *partition->vp(VpIndex(in.take<uint8_t>() % kVps));
-    switch (in.take<uint8_t>() % 8) {
+    switch (in.take<uint8_t>() % 9) {
       case 0: {  // hypercall
         HypercallRegs regs{};
         uint8_t mode = in.take<uint8_t>();
@@ -148,16 +148,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         handle_hypercall(vp, {CpuMode::kLong64, 0, 0, 0, uint64_t(tlfs::CallCode::kConnectPort), 0, 0, 0, 0});
         break;
       }
-      case 7: {  // structured PostMessage / SignalEvent on a small connection id
+      case 7: {  // structured PostMessage or SignalEvent on a small connection id
         uint8_t b = in.take<uint8_t>();
-        tlfs::PostMessageInput post{};
-        post.connection_id = b & 7;
-        post.message_type = in.take<uint32_t>();
-        post.payload_size = in.take<uint8_t>();
-        memory.store(0, post);
-        uint64_t code = (b & 8) ? uint64_t(tlfs::CallCode::kSignalEvent)
-                                : uint64_t(tlfs::CallCode::kPostMessage);
+        uint64_t code;
+        if (b & 8) {
+          tlfs::SignalEventInput signal{};
+          signal.connection_id = b & 7;
+          signal.flag_number = in.take<uint16_t>() % 2100;
+          memory.store(0, signal);
+          code = uint64_t(tlfs::CallCode::kSignalEvent);
+        } else {
+          tlfs::PostMessageInput post{};
+          post.connection_id = b & 7;
+          post.message_type = in.take<uint32_t>();
+          post.payload_size = in.take<uint8_t>();
+          memory.store(0, post);
+          code = uint64_t(tlfs::CallCode::kPostMessage);
+        }
         handle_hypercall(vp, {CpuMode::kLong64, 0, 0, 0, code, 0, 0, 0, 0});
+        break;
+      }
+      case 8: {  // building block: this VP's SynIC on, with a SINT programmed
+        uint64_t page = 8 + 2 * vp.index().value();
+        write_synthetic_msr(vp, tlfs::msr::kSimp, page << 12 | 1);
+        write_synthetic_msr(vp, tlfs::msr::kSiefp, (page + 1) << 12 | 1);
+        write_synthetic_msr(vp, tlfs::msr::kSint0 + in.take<uint8_t>() % 16,
+                            0x20 + in.take<uint8_t>() % 0xE0 | (uint64_t{in.take<uint8_t>()} & 7) << 16);
+        write_synthetic_msr(vp, tlfs::msr::kScontrol, 1);
         break;
       }
       case 5: {
