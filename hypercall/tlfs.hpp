@@ -67,6 +67,7 @@ namespace msr {
 inline constexpr uint32_t kGuestOsId = 0x40000000;
 inline constexpr uint32_t kHypercall = 0x40000001;
 inline constexpr uint32_t kVpIndex = 0x40000002;
+inline constexpr uint32_t kVpAssistPage = 0x40000073;
 inline constexpr uint32_t kTimeRefCount = 0x40000020;
 inline constexpr uint32_t kReferenceTsc = 0x40000021;
 inline constexpr uint32_t kScontrol = 0x40000080;

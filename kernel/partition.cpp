@@ -22,6 +22,7 @@ bool Partition::set_vp_count(uint32_t count) {
     vps_[i].partition_ = this;
     vps_[i].index_ = VpIndex(i);
     vps_[i].synic = SynicState();
+    vps_[i].vp_assist_page = 0;
   }
   vp_count_ = count;
   return true;

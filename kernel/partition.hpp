@@ -36,6 +36,7 @@ class Vp {
   Partition& partition() const { return *partition_; }
   VpIndex index() const { return index_; }
   SynicState synic;
+  uint64_t vp_assist_page = 0;  // HV_X64_MSR_VP_ASSIST_PAGE, stored only
 
  private:
   friend class Partition;

@@ -16,6 +16,8 @@ constexpr uint32_t kSyntheticLast = 0x400000FF;
 constexpr uint64_t kHypercallEnable = 1ull << 0;
 constexpr uint64_t kHypercallLocked = 1ull << 1;
 constexpr uint64_t kHypercallReserved = 0xFFCull;
+// VP_ASSIST_PAGE: 63:12 GPFN, 0 enable, 11:1 reserved.
+constexpr uint64_t kVpAssistReserved = 0xFFEull;
 
 bool is_sint(uint32_t m) { return m >= msr::kSint0 && m <= msr::kSint15; }
 
@@ -26,6 +28,11 @@ bool is_synic(uint32_t m) {
 // Which CPUID 0x40000003.EAX bit makes an MSR exist for the guest.
 uint32_t access_bit(uint32_t m) {
   if (m == msr::kGuestOsId || m == msr::kHypercall) return cpuid::kAccessHypercallMsrs;
+  // Linux 6.1 writes VP_ASSIST_PAGE on every CPU whether or not it is
+  // advertised (hv_cpu_init, a plain wrmsrl); a #GP there is a kernel warning.
+  // microhv stores it and offers no assist features, so CPUID keeps the APIC
+  // access bit clear.
+  if (m == msr::kVpAssistPage) return cpuid::kAccessHypercallMsrs;
   if (m == msr::kVpIndex) return cpuid::kAccessVpIndex;
   if (m == msr::kTimeRefCount) return cpuid::kAccessPartitionRefCounter;
   if (is_synic(m)) return cpuid::kAccessSynicRegs;
@@ -56,6 +63,10 @@ MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
       // The page cannot be enabled before the guest identifies itself.
       if (partition.guest_os_id == 0) value &= ~kHypercallEnable;
       partition.hypercall_msr = value;
+      return MsrResult::kOk;
+    case msr::kVpAssistPage:
+      if ((value & kVpAssistReserved) != 0) return MsrResult::kGp;
+      vp.vp_assist_page = value;
       return MsrResult::kOk;
     case msr::kVpIndex:
     case msr::kTimeRefCount:
@@ -94,6 +105,7 @@ MsrResult read_synthetic_msr(Vp& vp, uint32_t m, uint64_t* value) {
     case msr::kGuestOsId: *value = partition.guest_os_id; break;
     case msr::kHypercall: *value = partition.hypercall_msr; break;
     case msr::kVpIndex: *value = vp.index().value(); break;
+    case msr::kVpAssistPage: *value = vp.vp_assist_page; break;
     case msr::kTimeRefCount: *value = partition.clock().now_100ns(); break;
     case msr::kScontrol: *value = s.scontrol; break;
     case msr::kSversion: *value = tlfs::kSversionValue; break;
