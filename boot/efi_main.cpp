@@ -4,6 +4,7 @@
 #include <efi.h>
 
 #include "arch/serial.hpp"
+#include "boot/acpi_install.hpp"
 #include "boot/next_stage.hpp"
 #include "boot/vmx_detect.hpp"
 #include "kernel/log.hpp"
@@ -36,8 +37,12 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   if (!boot::detect_vmx()) return return_to_firmware(EFI_UNSUPPORTED);
   Config config;
   boot::read_config(image, st, &config);
-  EFI_STATUS status = vmx::start(image, st);
+  EFI_STATUS status = vmx::start(image, st, config);
   if (EFI_ERROR(status)) return return_to_firmware(status);
+  // The VMBus device (and, where the firmware has no ACPI at all, the tables
+  // an OS needs to find its CPUs) for whatever boots next. 0: every CPU MP
+  // services reports, which is every CPU microhv virtualizes. Not fatal.
+  boot::publish_acpi(st, 0);
   if (config.image[0] == '\0') {
     log::info("no next stage configured; the firmware's boot manager continues\n");
     return return_to_firmware(EFI_SUCCESS);

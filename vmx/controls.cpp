@@ -13,15 +13,21 @@ ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest) {
 
   // Never let a default1 bit turn on behaviour microhv does not handle: the
   // guest owns interrupts, the APIC, CR3, HLT, I/O and debug registers.
-  constexpr uint32_t kPinNever = pin::kExternalInterruptExiting | pin::kNmiExiting;
-  constexpr uint32_t kProcNever = proc::kInterruptWindowExiting | proc::kUnconditionalIoExiting |
+  // NMI exiting is the one interrupt exit: an NMI IPI is how one CPU kicks
+  // another out of the guest (vmx/smp.hpp); genuine NMIs are re-injected.
+  // Virtual NMIs with it: with NMI exiting on, a guest IRET no longer
+  // unblocks NMIs (SDM 26.3), so an injected NMI must set virtual-NMI
+  // blocking, which the guest's IRET clears (and NMI-window exiting can
+  // wait for); physical NMIs -- the kicks -- exit regardless.
+  constexpr uint32_t kPinNever = pin::kExternalInterruptExiting;
+  constexpr uint32_t kProcNever = proc::kInterruptWindowExiting | proc::kNmiWindowExiting | proc::kUnconditionalIoExiting |
                                   proc::kCr3LoadExiting | proc::kCr3StoreExiting | proc::kHltExiting |
                                   proc::kRdtscExiting | proc::kMovDrExiting | proc::kUseTprShadow |
                                   proc::kCr8LoadExiting | proc::kCr8StoreExiting;
   constexpr uint32_t kEntryNever = entry_ctl::kEntryToSmm;
 
   ControlSet s{};
-  s.pin = adjust_controls(pin_cap, 0, 0, kPinNever);
+  s.pin = adjust_controls(pin_cap, pin::kNmiExiting | pin::kVirtualNmis, 0, kPinNever);
   s.proc = adjust_controls(proc_cap, proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary,
                            0, kProcNever);
   // The secondary controls have no TRUE_ MSR and no default1 bits.

@@ -81,8 +81,9 @@ struct ControlSet {
 
 // Chooses the capability MSR per VMX_BASIC bit 55 and computes every control.
 // `ia32e_guest`: the guest starts in IA-32e mode (EFER.LMA = 1).
-// Policy (see vmx/README.md): no external-interrupt or NMI exiting (the guest
-// owns the interrupt hardware), MSR and I/O bitmaps, secondary controls with
+// Policy (see vmx/README.md): NMI exiting (the cross-CPU kick) with virtual
+// NMIs, but no external-interrupt exiting (the guest owns the interrupt hardware), MSR and
+// I/O bitmaps, secondary controls with
 // EPT + VPID + unrestricted guest required; RDTSCP, INVPCID, XSAVES and user
 // wait/pause enabled when the CPU has them (if left 0 those instructions #UD
 // in the guest); EFER/PAT/debug controls saved and loaded; host 64-bit.

@@ -4,14 +4,16 @@
  *                       firmware) resumes at its label 1 as if the call returned 0
  *  microhv_vmexit_stub  HOST_RIP: saves every guest GPR into the per-VP frame
  *                       HOST_RSP points at, runs microhv_vmexit on the host
- *                       stack, restores the GPRs and VMRESUMEs
+ *                       stack, restores the GPRs, checks the VP's inbox one
+ *                       last time and VMRESUMEs
  *  microhv_exception_stubs  host IDT entry points, 16 bytes apart
  *  microhv_*_safe       RDMSR/WRMSR/XSETBV that return 1 instead of faulting
  */
         .text
 
-/* Frame layout = struct GuestRegs (vmx/exits.hpp): rax rcx rdx rbx rsp rbp
-   rsi rdi r8..r15, then host_stack_top at 128. */
+/* Frame layout = struct VcpuFrame (vmx/host_hw.cpp): struct GuestRegs
+   (vmx/exits.hpp: rax rcx rdx rbx rsp rbp rsi rdi r8..r15), host_stack_top
+   at 128, the VP's RemoteQueue at 136 (its `work` word first). */
 .macro SAVE_GPRS
         push    %r15
         push    %r14
@@ -50,7 +52,7 @@
         pop     %r15
 .endm
 
-/* uint64_t microhv_virtualize(LaunchInfo* rdi, entry rsi, host_cr3 rdx, host_rsp rcx) */
+/* uint64_t microhv_virtualize(CpuLaunch* rdi, entry rsi, host_cr3 rdx, host_rsp rcx) */
         .globl  microhv_virtualize
         .type   microhv_virtualize, @function
 microhv_virtualize:
@@ -89,8 +91,15 @@ microhv_virtualize:
         ret
         .size   microhv_virtualize, .-microhv_virtualize
 
-/* VM exit: RSP = HOST_RSP = &frame->host_stack_top (end of the GPR area). */
-        .globl  microhv_vmexit_stub
+/* VM exit: RSP = HOST_RSP = &frame->host_stack_top (end of the GPR area).
+   Right before VMRESUME, with the guest GPRs loaded, frame->remote.work
+   (offset 136 = 8(%rsp)) is tested once more: another CPU may have posted
+   into this VP's inbox (vmx/smp.hpp) after microhv_vmexit drained it. If so
+   the GPRs are saved again and microhv_reenter drains it (no exit to
+   handle). An NMI the host takes between microhv_entry_check and VMRESUME
+   resumes at microhv_entry_check (microhv_host_exception), so a kick that
+   lands after the test is not lost either. */
+        .globl  microhv_vmexit_stub, microhv_entry_check, microhv_entry_vmresume
         .type   microhv_vmexit_stub, @function
 microhv_vmexit_stub:
         SAVE_GPRS
@@ -98,8 +107,13 @@ microhv_vmexit_stub:
         mov     128(%rdi), %rsp     /* host stack */
         cld
         call    microhv_vmexit      /* returns the frame to resume */
+.Lresume:
         mov     %rax, %rsp
         RESTORE_GPRS
+microhv_entry_check:
+        cmpl    $0, 8(%rsp)         /* frame->remote.work */
+        jne     .Lreenter
+microhv_entry_vmresume:
         vmresume
         /* VMRESUME failed: report (never returns). */
         pushfq
@@ -110,6 +124,13 @@ microhv_vmexit_stub:
 3:      cli
         hlt
         jmp     3b
+.Lreenter:
+        SAVE_GPRS                   /* same layout as at a VM exit */
+        mov     %rsp, %rdi
+        mov     128(%rdi), %rsp
+        cld
+        call    microhv_reenter     /* drains the inbox; returns the frame */
+        jmp     .Lresume
         .size   microhv_vmexit_stub, .-microhv_vmexit_stub
 
 /* Host exceptions and interrupts. Each stub pushes an error code (0 when the

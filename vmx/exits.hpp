@@ -13,9 +13,11 @@
 
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
+#include "kernel/guest_memory.hpp"
 #include "synic/msr.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/injection.hpp"
+#include "vmx/smp.hpp"
 #include "vmx/vmcs.hpp"
 
 namespace microhv::vmx {
@@ -47,6 +49,27 @@ class CpuServices {
   virtual bool wrmsr(uint32_t msr, uint64_t value) = 0;
   virtual bool xsetbv(uint32_t index, uint64_t value) = 0;
   virtual void wbinvd() = 0;
+  // Port I/O on the real port (`size` 1, 2 or 4 bytes).
+  virtual uint32_t io_in(uint16_t port, uint8_t size) = 0;
+  virtual void io_out(uint16_t port, uint8_t size, uint32_t value) = 0;
+  // Lets the guest run the current instruction natively once: `port` stops
+  // exiting in this CPU's I/O bitmap and the monitor trap flag brings the
+  // VM back right after the instruction. False when the CPU has no MTF.
+  virtual bool step_io_natively(uint16_t port) = 0;
+  // At a monitor-trap-flag exit: undoes step_io_natively. False when no
+  // step was armed (an unexpected MTF exit).
+  virtual bool end_io_step() = 0;
+  // INIT: DR0-DR3 = 0, DR6 = FFFF0FF0 (the debug registers are not switched
+  // between guest and host; DR7 is in the VMCS).
+  virtual void reset_debug_registers() = 0;
+  // The guest's local APIC on this CPU. Writes to the xAPIC page (EPT maps
+  // it read-only) and to the x2APIC ICR (MSR 0x830) come here: the back
+  // end passes them on, except INIT IPIs to VPs, which it emulates
+  // (decide_icr in vmx/smp.hpp). Reads are not intercepted; apic_read is
+  // for XCHG, which returns the old value.
+  virtual void apic_write(uint32_t offset, uint32_t value) = 0;
+  virtual uint32_t apic_read(uint32_t offset) = 0;
+  virtual void x2apic_icr_write(uint64_t value) = 0;
 
  protected:
   ~CpuServices() = default;
@@ -60,6 +83,8 @@ class HvCore {
   virtual MsrResult read_msr(uint32_t msr, uint64_t* value) = 0;
   virtual MsrResult write_msr(uint32_t msr, uint64_t value) = 0;
   virtual HypercallOutcome hypercall(const HypercallRegs& regs) = 0;
+  // A 32-bit OUT to the test device port (synic/testdev.hpp), when enabled.
+  virtual void testdev_write(uint32_t value) = 0;
 
  protected:
   ~HvCore() = default;
@@ -81,8 +106,23 @@ struct ExitContext {
   // (read+execute), for clear reporting of guest accesses to them.
   uint64_t hidden_base = 0, hidden_size = 0;
   uint64_t overlay_gpa = ~0ull;
+  // This VP's inbox (vmx/smp.hpp): an NMI exit asks it whether the NMI was
+  // a kick from another CPU or a genuine NMI. nullptr: every NMI is genuine.
+  RemoteQueue* remote = nullptr;
+  // The VP is the bootstrap processor (IA32_APIC_BASE.BSP): INIT restarts it
+  // at the reset vector instead of waiting for SIPI.
+  bool bsp = false;
+  // microhv.cfg `testdev = on`: 32-bit OUT to port 0x3000 goes to the core.
+  bool testdev = false;
+  // The xAPIC page (guest-physical, ~0 = none) that EPT maps read-only, and
+  // the guest memory to fetch the writing instruction from.
+  uint64_t apic_page = ~0ull;
+  GuestMemory* memory = nullptr;
   // Set by handlers that want a one-line reason printed on kStop.
   const char* stop_reason = nullptr;
+  // Set by handlers, read by the back end for its log.
+  bool kicked = false;       // the exit was a kick NMI
+  bool init_or_sipi = false;  // the exit was INIT or SIPI
 };
 
 enum class ExitAction : uint8_t { kAdvance, kRetry, kStop };
@@ -94,6 +134,40 @@ using ExitHandler = ExitAction (*)(ExitContext&);
 ExitHandler exit_handler(uint32_t reason);
 // Runs the handler, or returns kStop (with stop_reason set) when none.
 ExitAction dispatch_exit(ExitContext& ctx);
+
+// I/O instruction exit qualification (SDM Vol. 3C 28.2.1, Table 28-5).
+struct IoAccess {
+  uint16_t port;
+  uint8_t size;  // 1, 2 or 4
+  bool in;
+  bool string;
+  bool rep;
+};
+constexpr IoAccess decode_io(uint64_t q) {
+  return IoAccess{static_cast<uint16_t>(q >> 16), static_cast<uint8_t>((q & 7) + 1), (q & 8) != 0, (q & 16) != 0,
+                  (q & 32) != 0};
+}
+
+inline constexpr uint16_t kTestDevicePort = 0x3000;  // = TestDevice::kIoPort
+
+// Where an I/O exit goes. Only the test device port is ever intercepted
+// (and only with `testdev = on`); everything but its 32-bit OUT behaves as
+// on real hardware: IN/OUT run on the real port from the host, string
+// instructions (which need the guest's memory) are stepped natively once.
+enum class IoRoute : uint8_t { kTestDevice, kPassThrough, kStepNatively };
+constexpr IoRoute route_io(const IoAccess& a, bool testdev) {
+  if (a.string) return IoRoute::kStepNatively;
+  if (testdev && !a.in && a.size == 4 && a.port == kTestDevicePort) return IoRoute::kTestDevice;
+  return IoRoute::kPassThrough;
+}
+
+inline constexpr uint32_t kX2apicIcrMsr = 0x830;
+
+// The register state after INIT (vmx/init_sipi.hpp) written into the VMCS
+// and `regs`; pending events are dropped. Used for INIT exits, SIPI exits
+// and INITs microhv emulates for IPIs between VPs.
+void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp, GuestRegs& regs,
+                      PendingEvents& events);
 
 // Pieces exposed for tests.
 CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs native);

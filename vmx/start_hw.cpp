@@ -1,4 +1,5 @@
-// vmx::start: the EFI side of taking over the boot CPU.
+// vmx::start: the EFI side of taking over the machine: the boot CPU first,
+// then every other enabled logical processor (one VP each).
 //
 // microhv.efi is an EFI application: the firmware frees its image when
 // efi_main returns. So the part of microhv that must stay -- the host -- runs
@@ -14,9 +15,18 @@
 //   5. calls microhv_virtualize (vmx/entry.S), which switches to the host
 //      CR3 and stack and calls microhv_host_entry in the copy.
 // When that succeeds, the firmware continues as a guest right where
-// microhv_virtualize was called, which returns 0; vmx::start returns
-// EFI_SUCCESS to efi_main and thus to the firmware.
+// microhv_virtualize was called, which returns 0. Still in vmx::start, but
+// now as the guest, the BSP asks EFI_MP_SERVICES_PROTOCOL to run
+// ap_virtualize on each AP in turn (StartupThisAP with a WaitEvent: the
+// call returns at once and the BSP polls with a bounded wait), which
+// captures that AP's state and calls microhv_virtualize with the AP's own
+// host stack, entering microhv_ap_host_entry. An AP that does not come up
+// in time is named in an error and it and the remaining APs stay
+// unvirtualized; the BSP always goes on. vmx::start returns EFI_SUCCESS to
+// efi_main and thus to the firmware.
 #include <efi.h>
+
+#include <new>
 
 #include "arch/cpu.hpp"
 #include "kernel/log.hpp"
@@ -37,9 +47,18 @@ extern struct ElfDyn {
 namespace microhv::vmx {
 namespace {
 
-constexpr uint64_t kHostStackPages = 8;  // 32 KiB
-constexpr uint64_t kIstStackPages = 2;
+constexpr uint64_t kHostStackPages = 8;  // 32 KiB per CPU
+constexpr uint64_t kIstStackPages = 2;   // per CPU
 constexpr uint64_t kTablePages = 512;    // host page tables + EPT (2 MiB)
+// Per CPU besides the stacks: GDT, IDT, TSS, VMXON region, VMCS, exit
+// frame, I/O bitmap A. Shared: MSR bitmap, I/O bitmap B, hypercall overlay.
+constexpr uint64_t kPerCpuPages = kHostStackPages + kIstStackPages + 7;
+constexpr uint64_t kSharedPages = 3;
+
+// Bounded waits for an AP (guest time; Stall() based).
+constexpr uint64_t kApStartTimeoutUs = 2000000;  // virtualized and checked in
+constexpr uint64_t kApIdleTimeoutUs = 2000000;   // MP services accepts a new procedure for the AP
+constexpr uint64_t kPollUs = 500;
 
 struct Pool {
   uint64_t base, pages, next;
@@ -252,9 +271,258 @@ void publish_info_table(EFI_BOOT_SERVICES* bs, const InfoTable& table) {
   if (EFI_ERROR(s)) log::error("vmx: InstallConfigurationTable failed: 0x%llx\n", (unsigned long long)s);
 }
 
+// ---------------------------------------------------------------- MP services
+
+// EFI_MP_SERVICES_PROTOCOL (PI spec Vol. 2, 13.4); GNU-EFI does not have it.
+struct EfiProcessorInformation {
+  UINT64 ProcessorId;  // the APIC id
+  UINT32 StatusFlag;   // kProcessorIsBsp | kProcessorEnabled | kProcessorHealthy
+  UINT32 Package, Core, Thread;
+  UINT32 ExtendedLocation[6];  // PI 1.7 EXTENDED_PROCESSOR_INFORMATION (only with bit 24 of the number)
+};
+using EfiApProcedure = void(EFIAPI*)(void* argument);
+struct EfiMpServices {
+  EFI_STATUS(EFIAPI* GetNumberOfProcessors)(EfiMpServices* self, UINTN* total, UINTN* enabled);
+  EFI_STATUS(EFIAPI* GetProcessorInfo)(EfiMpServices* self, UINTN number, EfiProcessorInformation* info);
+  void* StartupAllAPs;  // not used: it runs every AP at once, and blocks unless given an event
+  EFI_STATUS(EFIAPI* StartupThisAP)(EfiMpServices* self, EfiApProcedure procedure, UINTN number, EFI_EVENT wait_event,
+                                    UINTN timeout_us, void* argument, BOOLEAN* finished);
+  void* SwitchBSP;
+  void* EnableDisableAP;
+  EFI_STATUS(EFIAPI* WhoAmI)(EfiMpServices* self, UINTN* number);
+};
+
+// What the BSP needs about each CPU once it runs as the guest (the pool is
+// not present for it then): kept on its stack.
+struct CpuPlan {
+  uint32_t processor;  // MP services processor number
+  uint32_t apic_id;
+  uint64_t cpu_launch;  // CpuLaunch* in the pool (only the AP itself, natively, touches it)
+  uint64_t host_stack_top;
+};
+struct MpPlan {
+  EfiMpServices* mp = nullptr;
+  uint32_t processors = 1;  // as MP services counts them
+  uint32_t count = 1;       // CPUs microhv will try to virtualize (VP 0 .. count-1)
+  uint64_t host_cr3 = 0, ap_entry = 0;
+  CpuPlan cpu[kMaxCpus];
+  uint32_t native_count = 0;  // enabled processors left out (see LaunchInfo::native_apic_ids)
+  uint32_t native_apic_ids[kMaxCpus];
+};
+
+uint32_t own_apic_id() {
+  if (arch::cpuid(0).eax >= 0xB && arch::cpuid(0xB, 0).ebx != 0) return arch::cpuid(0xB, 0).edx;
+  return arch::cpuid(1).ebx >> 24;
+}
+
+// Which CPUs there are and which VP each one becomes (vmx/smp.hpp).
+void discover_cpus(EFI_BOOT_SERVICES* bs, MpPlan* plan) {
+  plan->count = 1;
+  plan->cpu[0] = CpuPlan{0, own_apic_id(), 0, 0};
+  EFI_GUID guid = {0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
+  EfiMpServices* mp = nullptr;
+  EFI_STATUS s = bs->LocateProtocol(&guid, nullptr, reinterpret_cast<void**>(&mp));
+  if (EFI_ERROR(s) || mp == nullptr) {
+    log::info("vmx: no EFI_MP_SERVICES_PROTOCOL (0x%llx): virtualizing the boot CPU only\n", (unsigned long long)s);
+    return;
+  }
+  UINTN total = 0, enabled = 0, bsp = 0;
+  s = mp->GetNumberOfProcessors(mp, &total, &enabled);
+  if (!EFI_ERROR(s)) s = mp->WhoAmI(mp, &bsp);
+  if (EFI_ERROR(s) || total == 0) {
+    log::error("vmx: MP services: GetNumberOfProcessors/WhoAmI failed (0x%llx): boot CPU only\n",
+               (unsigned long long)s);
+    return;
+  }
+  constexpr uint32_t kMaxProcessors = 256;
+  const uint32_t n = total > kMaxProcessors ? kMaxProcessors : static_cast<uint32_t>(total);
+  uint32_t flags[kMaxProcessors];
+  uint32_t apic[kMaxProcessors];
+  uint32_t vp_of[kMaxProcessors];
+  for (uint32_t p = 0; p < n; ++p) {
+    EfiProcessorInformation pi{};
+    if (EFI_ERROR(mp->GetProcessorInfo(mp, p, &pi))) {
+      flags[p] = 0;
+      apic[p] = 0;
+      continue;
+    }
+    flags[p] = pi.StatusFlag;
+    apic[p] = static_cast<uint32_t>(pi.ProcessorId);
+  }
+  const uint32_t count = assign_vp_indexes(flags, n, static_cast<uint32_t>(bsp), kMaxCpus, vp_of);
+  if (count == 0) return;
+  for (uint32_t p = 0; p < n; ++p) {
+    if (vp_of[p] != kNoVp) {
+      plan->cpu[vp_of[p]] = CpuPlan{p, apic[p], 0, 0};
+    } else if ((flags[p] & kProcessorEnabled) != 0 && plan->native_count < kMaxCpus) {
+      plan->native_apic_ids[plan->native_count++] = apic[p];
+    }
+  }
+  plan->mp = mp;
+  plan->processors = n;
+  plan->count = count;
+  log::info("vmx: MP services: %llu processors (%llu enabled), BSP is processor %llu: %u VP(s)%s\n",
+            (unsigned long long)total, (unsigned long long)enabled, (unsigned long long)bsp, count,
+            bsp == 0 ? ", VP index = processor number" : "; BSP = VP 0, the others in processor order");
+}
+
+// Runs on an AP, called by MP services (natively: the AP is not virtualized
+// yet, so it may touch microhv's pool). Captures its state and virtualizes
+// it; from microhv_virtualize's return on it is a guest, for which the pool
+// is gone: only the handshake (guest memory) is written after that.
+void EFIAPI ap_virtualize(void* argument) {
+  auto* h = static_cast<ApHandshake*>(argument);
+  if (!ap_begin(*h)) return;  // the BSP gave up on this AP already
+  auto* cpu = reinterpret_cast<CpuLaunch*>(h->cpu_launch);
+  capture_guest_state(&cpu->guest);
+  const uint64_t status = microhv_virtualize(cpu, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(h->entry), h->host_cr3,
+                                             h->host_stack_top);
+  uint32_t vp_index = kNoVp, hv_bit = 0;
+  if (status == 0) {
+    // As the guest: VP_INDEX (synthetic MSR, exits to microhv) and CPUID.
+    vp_index = static_cast<uint32_t>(arch::rdmsr(0x40000002));
+    hv_bit = (arch::cpuid(1).ecx >> 31) & 1;
+  }
+  ap_finish(*h, status, vp_index, hv_bit);
+}
+
+// Runs on an AP that is already a guest, when the firmware starts it again
+// (with INIT-SIPI-SIPI under OVMF's HLT-loop AP mode): what it sees.
+void EFIAPI ap_probe(void* argument) {
+  auto* h = static_cast<ApHandshake*>(argument);
+  if (!ap_begin(*h)) return;
+  ap_finish(*h, 0, static_cast<uint32_t>(arch::rdmsr(0x40000002)), (arch::cpuid(1).ecx >> 31) & 1);
+}
+
+template <typename Done>
+bool wait_until(EFI_BOOT_SERVICES* bs, uint64_t timeout_us, Done done) {
+  for (uint64_t t = 0;; t += kPollUs) {
+    if (done()) return true;
+    if (t >= timeout_us) return false;
+    bs->Stall(kPollUs);
+  }
+}
+
+enum class ApResult { kOk, kFailed };
+
+// One AP through StartupThisAP without blocking on it: with a WaitEvent the
+// call returns as soon as the AP has been woken, then the BSP polls the
+// handshake with a bound. MP services itself notices the procedure's end
+// only from a periodic timer, so a second StartupThisAP on the same AP may
+// find it busy for a while (EFI_NOT_READY): that is retried, also bounded.
+// The handshake and the event are leaked on purpose: MP services signals
+// the event later, and an AP that missed its deadline may still write the
+// handshake.
+ApResult run_on_ap(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t vp, EfiApProcedure procedure,
+                   const char* what, ApHandshake** out) {
+  const CpuPlan& c = plan.cpu[vp];
+  *out = nullptr;
+  void* mem = nullptr;
+  EFI_EVENT event = nullptr;
+  EFI_STATUS s = bs->AllocatePool(EfiBootServicesData, sizeof(ApHandshake), &mem);
+  if (!EFI_ERROR(s)) s = bs->CreateEvent(0, 0, nullptr, nullptr, &event);
+  if (EFI_ERROR(s)) {
+    log::error("cpu %u (APIC ID %u): %s: no memory/event for the handshake (0x%llx)\n", c.processor, c.apic_id, what,
+               (unsigned long long)s);
+    return ApResult::kFailed;
+  }
+  auto* h = new (mem) ApHandshake{};
+  h->cpu_launch = c.cpu_launch;
+  h->entry = plan.ap_entry;
+  h->host_cr3 = plan.host_cr3;
+  h->host_stack_top = c.host_stack_top;
+  uint64_t busy_us = 0;
+  wait_until(bs, kApIdleTimeoutUs, [&] {
+    s = plan.mp->StartupThisAP(plan.mp, procedure, c.processor, event, 0, h, nullptr);
+    if (s != EFI_NOT_READY) return true;
+    busy_us += kPollUs;
+    return false;
+  });
+  if (EFI_ERROR(s)) {
+    log::error("cpu %u (APIC ID %u): %s: StartupThisAP failed: 0x%llx%s\n", c.processor, c.apic_id, what,
+               (unsigned long long)s, s == EFI_NOT_READY ? " (the AP stayed busy)" : "");
+    bs->CloseEvent(event);
+    bs->FreePool(mem);
+    return ApResult::kFailed;
+  }
+  if (!wait_until(bs, kApStartTimeoutUs, [&] { return ap_done(*h); })) {
+    if (bsp_abandon(*h)) {
+      log::error("cpu %u (APIC ID %u): %s: the AP did not start microhv's procedure within %llu ms; it stays as it "
+                 "is\n",
+                 c.processor, c.apic_id, what, (unsigned long long)(kApStartTimeoutUs / 1000));
+    } else {
+      log::error("cpu %u (APIC ID %u): %s: the AP started but did not finish within %llu ms; it stays as it is\n",
+                 c.processor, c.apic_id, what, (unsigned long long)(kApStartTimeoutUs / 1000));
+    }
+    return ApResult::kFailed;
+  }
+  if (busy_us != 0) {
+    log::info("cpu %u: %s: MP services reported the AP busy for %llu us first\n", c.processor, what,
+              (unsigned long long)busy_us);
+  }
+  *out = h;
+  return ApResult::kOk;
+}
+
+// Virtualizes APs one at a time, in VP order, so each becomes the next VP.
+// Stops at the first failure: later VP indexes would no longer match.
+uint32_t virtualize_aps(EFI_BOOT_SERVICES* bs, const MpPlan& plan) {
+  uint32_t up = 1;
+  for (uint32_t vp = 1; vp < plan.count; ++vp) {
+    const CpuPlan& c = plan.cpu[vp];
+    ApHandshake* h = nullptr;
+    if (run_on_ap(bs, plan, vp, ap_virtualize, "virtualizing", &h) != ApResult::kOk) break;
+    if (h->status != 0) {
+      log::error("cpu %u (APIC ID %u): virtualization failed on the AP (status 0x%llx, see its log lines above); it "
+                 "runs natively\n",
+                 c.processor, c.apic_id, (unsigned long long)h->status);
+      bs->FreePool(h);
+      break;
+    }
+    const bool ok = h->vp_index == vp && h->hv_bit == 1;
+    (ok ? log::info : log::error)("guest: cpu %u runs above microhv: VP_INDEX %u, CPUID.1:ECX hypervisor=%u\n",
+                                  c.processor, h->vp_index, h->hv_bit);
+    bs->FreePool(h);
+    ++up;
+  }
+  if (up < plan.count) {
+    log::error("vmx: only %u of %u processors virtualized; processors from cpu %u on run natively\n", up, plan.count,
+               plan.cpu[up].processor);
+  }
+  return up;
+}
+
+// Each virtualized AP once more through MP services: under OVMF this wakes
+// the AP with INIT-SIPI-SIPI, which now exits to microhv (INIT -> wait for
+// SIPI -> real mode at the SIPI vector): the same path an OS takes to start
+// its APs. The AP must come back as the same VP.
+void probe_restarted_aps(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t up) {
+  for (uint32_t vp = 1; vp < up; ++vp) {
+    const CpuPlan& c = plan.cpu[vp];
+    ApHandshake* h = nullptr;
+    if (run_on_ap(bs, plan, vp, ap_probe, "restart probe", &h) != ApResult::kOk) continue;
+    const bool ok = h->vp_index == vp && h->hv_bit == 1;
+    (ok ? log::info : log::error)("guest: cpu %u started again by MP services runs above microhv: VP_INDEX %u, "
+                                  "CPUID.1:ECX hypervisor=%u\n",
+                                  c.processor, h->vp_index, h->hv_bit);
+    bs->FreePool(h);
+  }
+}
+
+// microhv.cfg `testdev = on`: one command the test device accepts and undoes
+// (SINT route create + destroy for VP 0 SINT 0) and a byte read that must
+// pass through to the real port.
+void testdev_self_check() {
+  constexpr uint32_t kRouteCreate = 1u << 16, kRouteDestroy = 2u << 16;
+  arch::outl(0x3000, kRouteCreate);
+  arch::outl(0x3000, kRouteDestroy);
+  const uint8_t b = arch::inb(0x3000);
+  log::info("guest: testdev: 32-bit OUTs to port 0x3000 accepted; a 1-byte IN from it read 0x%x\n", b);
+}
+
 }  // namespace
 
-EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
+EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   EFI_BOOT_SERVICES* bs = st->BootServices;
   EFI_GUID loaded_image_guid = LOADED_IMAGE_PROTOCOL;
   EFI_LOADED_IMAGE* li = nullptr;
@@ -271,10 +539,12 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     return EFI_LOAD_ERROR;
   }
 
+  // Kept on the stack: after the launch this code runs as the guest.
+  MpPlan plan;
+  discover_cpus(bs, &plan);
+
   const uint64_t info_pages = (sizeof(LaunchInfo) + kPageSize - 1) / kPageSize;
-  // image, info, stacks, GDT, IDT, TSS, VMXON, VMCS, MSR bitmap, 2 I/O
-  // bitmaps, overlay, VP frame, tables.
-  const uint64_t pages = image_pages + info_pages + kHostStackPages + kIstStackPages + 10 + kTablePages;
+  const uint64_t pages = image_pages + info_pages + plan.count * kPerCpuPages + kSharedPages + kTablePages;
   EFI_PHYSICAL_ADDRESS base = 0;
   s = bs->AllocatePages(AllocateAnyPages, EfiRuntimeServicesData, pages, &base);
   if (EFI_ERROR(s)) {
@@ -292,18 +562,37 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   info->pool_size = pages * kPageSize;
   info->image_base = copy;
   info->image_size = image_pages * kPageSize;
-  info->host_stack_top = pool.take(kHostStackPages) + kHostStackPages * kPageSize;
-  info->ist_stack_top = pool.take(kIstStackPages) + kIstStackPages * kPageSize;
-  info->gdt_page = pool.take(1);
-  info->idt_page = pool.take(1);
-  info->tss_page = pool.take(1);
-  info->vmxon_page = pool.take(1);
-  info->vmcs_page = pool.take(1);
-  info->msr_bitmap = pool.take(1);  // all zero: only MSRs outside its ranges exit
-  info->io_bitmap_a = pool.take(1);  // all zero: no port I/O exits
-  info->io_bitmap_b = pool.take(1);
+  info->msr_bitmap = pool.take(1);   // only MSRs outside its ranges, and x2APIC ICR writes, exit
+  info->io_bitmap_b = pool.take(1);  // all zero: ports 0x8000-0xFFFF never exit
   info->overlay_page = pool.take(1);
-  info->frame_page = pool.take(1);
+  info->testdev = config.testdev;
+  info->cpu_count = plan.count;
+  info->native_count = plan.native_count;
+  for (uint32_t i = 0; i < plan.native_count; ++i) info->native_apic_ids[i] = plan.native_apic_ids[i];
+  // WRMSR to the x2APIC ICR exits (write bitmap for MSRs 0-0x1FFF at byte
+  // 0x800), so INIT IPIs to VPs can be emulated.
+  reinterpret_cast<uint8_t*>(info->msr_bitmap)[0x800 + 0x830 / 8] |= 1u << (0x830 % 8);
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    CpuLaunch& c = info->cpus[i];
+    c.info = reinterpret_cast<uint64_t>(info);
+    c.index = i;
+    c.processor = plan.cpu[i].processor;
+    c.apic_id = plan.cpu[i].apic_id;
+    c.host_stack_top = pool.take(kHostStackPages) + kHostStackPages * kPageSize;
+    c.ist_stack_top = pool.take(kIstStackPages) + kIstStackPages * kPageSize;
+    c.gdt_page = pool.take(1);
+    c.idt_page = pool.take(1);
+    c.tss_page = pool.take(1);
+    c.vmxon_page = pool.take(1);
+    c.vmcs_page = pool.take(1);
+    c.frame_page = pool.take(1);
+    c.io_bitmap_a = pool.take(1);  // ports 0-0x7FFF: only the test device port may exit
+    if (config.testdev) {
+      reinterpret_cast<uint8_t*>(c.io_bitmap_a)[0x3000 / 8] |= 1u << (0x3000 % 8);
+    }
+    plan.cpu[i].cpu_launch = reinterpret_cast<uint64_t>(&c);
+    plan.cpu[i].host_stack_top = c.host_stack_top;
+  }
   info->alloc_next = pool.take(kTablePages);
   info->alloc_end = info->alloc_next + kTablePages * kPageSize;
 
@@ -340,20 +629,23 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   }
   info->host_cr3 = host.root().value();
 
-  log::info("vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData; %u memory "
-            "regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz\n",
+  log::info("vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData for %u CPU(s); %u "
+            "memory regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz\n",
             (unsigned long long)image_base, (unsigned long long)(li->ImageSize >> 10), (unsigned long long)copy,
-            (unsigned long long)(pages * 4), info->region_count, (unsigned long long)info->ept_limit,
+            (unsigned long long)(pages * 4), plan.count, info->region_count, (unsigned long long)info->ept_limit,
             info->phys_addr_bits, (unsigned long long)(info->tsc_hz / 1000));
 
   // After the launch this code runs as the guest, for which the whole pool
   // (LaunchInfo included) is not present: keep what it needs on the stack.
   const InfoTable table{kInfoTableSignature, 1, sizeof(InfoTable), info->pool_base, info->pool_size,
                         info->overlay_page};
-  capture_guest_state(&info->guest);
+  plan.host_cr3 = info->host_cr3;
+  plan.ap_entry = copy + (reinterpret_cast<uint64_t>(&microhv_ap_host_entry) - image_base);
+  CpuLaunch* bsp = &info->cpus[0];
+  capture_guest_state(&bsp->guest);
   const uint64_t entry = copy + (reinterpret_cast<uint64_t>(&microhv_host_entry) - image_base);
-  const uint64_t status = microhv_virtualize(info, reinterpret_cast<uint64_t (*)(LaunchInfo*)>(entry),
-                                             info->host_cr3, info->host_stack_top);
+  const uint64_t status = microhv_virtualize(bsp, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(entry), info->host_cr3,
+                                             bsp->host_stack_top);
   if (status != 0) {
     log::error("vmx: virtualization failed (status 0x%llx); the firmware continues without microhv\n",
                (unsigned long long)status);
@@ -362,6 +654,12 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   }
   log::info("guest: the firmware is running as a guest of microhv\n");
   guest_self_check();
+  if (plan.mp != nullptr && plan.count > 1) {
+    const uint32_t up = virtualize_aps(bs, plan);
+    log::info("guest: %u of %u processor(s) run above microhv as VP 0-%u\n", up, plan.processors, up - 1);
+    probe_restarted_aps(bs, plan, up);
+  }
+  if (config.testdev) testdev_self_check();
   publish_info_table(bs, table);
   return EFI_SUCCESS;
 }

@@ -5,6 +5,7 @@
 #include <map>
 #include <vector>
 
+#include "tests/unit/fakes.hpp"
 #include "vmx/exits.hpp"
 
 using namespace microhv;
@@ -43,9 +44,40 @@ class FakeCpu final : public CpuServices {
     return true;
   }
   void wbinvd() override { ++wbinvds; }
+  uint32_t io_in(uint16_t port, uint8_t size) override {
+    ins.push_back({port, size});
+    return 0xA1B2C3D4u;
+  }
+  void io_out(uint16_t port, uint8_t size, uint32_t value) override { outs.push_back({port, size, value}); }
+  bool step_io_natively(uint16_t port) override {
+    if (!has_mtf) return false;
+    stepping = true;
+    stepped_port = port;
+    return true;
+  }
+  bool end_io_step() override {
+    const bool was = stepping;
+    stepping = false;
+    return was;
+  }
+  void reset_debug_registers() override { ++dr_resets; }
+  void apic_write(uint32_t offset, uint32_t value) override { apic_writes.push_back({offset, value}); }
+  uint32_t apic_read(uint32_t) override { return 0x5EED; }
+  void x2apic_icr_write(uint64_t value) override { icr_writes.push_back(value); }
+  struct Io {
+    uint16_t port;
+    uint8_t size;
+    uint32_t value = 0;
+  };
   std::vector<std::pair<uint32_t, uint64_t>> written;
+  std::vector<Io> ins, outs;
+  std::vector<std::pair<uint32_t, uint32_t>> apic_writes;
+  std::vector<uint64_t> icr_writes;
   uint64_t xcr0 = 0;
   int wbinvds = 0;
+  int dr_resets = 0;
+  bool has_mtf = true, stepping = false;
+  uint16_t stepped_port = 0;
 };
 
 class FakeCore final : public HvCore {
@@ -72,6 +104,8 @@ class FakeCore final : public HvCore {
     if (r.cpl != 0 || r.mode == CpuMode::kReal) return {true, 0};
     return {false, 0x2};
   }
+  void testdev_write(uint32_t value) override { testdev.push_back(value); }
+  std::vector<uint32_t> testdev;
   std::vector<std::pair<uint32_t, uint64_t>> writes;
   HypercallRegs last{};
   int calls = 0;
@@ -112,12 +146,22 @@ struct Rig {
     ctx.hidden_base = 0xDEA9000;
     ctx.hidden_size = 0x280000;
     ctx.overlay_gpa = 0x5000;
+    ctx.remote = with_remote ? &remote : nullptr;
+    ctx.bsp = bsp;
+    ctx.testdev = testdev;
+    ctx.apic_page = apic_page;
+    ctx.memory = memory;
     const ExitAction a = dispatch_exit(ctx);
     stop_reason = ctx.stop_reason;
+    kicked = ctx.kicked;
     return a;
   }
   bool injected(uint8_t vector) const { return events.exception && events.exception_vector == vector; }
   const char* stop_reason = nullptr;
+  RemoteQueue remote{};
+  bool with_remote = true, bsp = false, testdev = false, kicked = false;
+  uint64_t apic_page = ~0ull;
+  GuestMemory* memory = nullptr;
 };
 
 }  // namespace
@@ -130,7 +174,8 @@ TEST_CASE("exits: the dispatch table is bounds-checked") {
   Rig r;
   CHECK(r.run(0xFFFF) == ExitAction::kStop);
   CHECK(r.stop_reason != nullptr);
-  CHECK(r.run(exit_reason::kIoInstruction) == ExitAction::kStop);  // not expected: stop, never skip
+  CHECK(r.run(exit_reason::kTaskSwitch) == ExitAction::kStop);  // not expected: stop, never skip
+  CHECK(r.run(exit_reason::kHlt) == ExitAction::kStop);  // HLT exiting is off
   CHECK(r.run(exit_reason::kExternalInterrupt) == ExitAction::kStop);
   CHECK(r.run(exit_reason::kEptMisconfig) == ExitAction::kStop);
 }
@@ -256,10 +301,21 @@ TEST_CASE("exits: XSETBV is validated, then executed") {
   CHECK(r.run(exit_reason::kXsetbv) == ExitAction::kRetry);
   CHECK(r.injected(vector::kGp));
   Rig no_osxsave;
+  no_osxsave.vmcs.fields[Field::kGuestCr4] = 0x2668;
   no_osxsave.vmcs.fields[Field::kCr4ReadShadow] = 0x668;
   no_osxsave.regs.rax = 7;
   CHECK(no_osxsave.run(exit_reason::kXsetbv) == ExitAction::kRetry);
   CHECK(no_osxsave.injected(vector::kUd));
+  // CR4.OSXSAVE is not a bit microhv owns (not in the CR4 mask): the guest
+  // sets it without an exit, so the read shadow still shows the old value.
+  // The real CR4 decides (Linux's first XSETBV after enabling OSXSAVE).
+  Rig stale;
+  stale.vmcs.fields[Field::kCr4Mask] = 0x2000 | 0xFF000000ull;
+  stale.vmcs.fields[Field::kGuestCr4] = 0x2668 | (1 << 18);
+  stale.vmcs.fields[Field::kCr4ReadShadow] = 0x668;
+  stale.regs.rax = 7;
+  REQUIRE(stale.run(exit_reason::kXsetbv) == ExitAction::kAdvance);
+  CHECK(stale.cpu.xcr0 == 7);
 }
 
 TEST_CASE("exits: guest VMX instructions and GETSEC get #UD; INVD writes back") {
@@ -341,7 +397,7 @@ TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode
   CHECK(i.vmcs.fields[Field::kGuestCsSel] == 0xF000);
   CHECK(i.vmcs.fields[Field::kGuestCsBase] == 0xFFFF0000);
   CHECK(i.vmcs.fields[Field::kGuestRip] == 0xFFF0);
-  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x60000010);
+  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x10);  // ET; CD/NW were clear and stay so
   CHECK((i.vmcs.fields[Field::kGuestCr0] & kCr0Pe) == 0);  // unrestricted guest: real mode
   CHECK(i.vmcs.fields[Field::kGuestEfer] == 0);
   CHECK((i.vmcs.fields[Field::kEntryControls] & entry_ctl::kIa32eModeGuest) == 0);
@@ -359,4 +415,211 @@ TEST_CASE("exits: interrupt window does nothing but resume (injection runs befor
   Rig r;
   CHECK(r.run(exit_reason::kInterruptWindow) == ExitAction::kRetry);
   CHECK_FALSE(r.events.exception);
+}
+
+// ---------------------------------------------------------------- every CPU a VP
+
+TEST_CASE("exits: INIT keeps CD/NW, resets the rest; the BSP restarts at the reset vector") {
+  Rig i;
+  i.vmcs.fields[Field::kCr0ReadShadow] = 0xE0000011;  // PG CD NW ET PE
+  i.vmcs.fields[Field::kGuestInterruptibility] = interruptibility::kBlockingBySti;
+  i.vmcs.fields[Field::kGuestDr7] = 0x455;
+  i.regs.rsp = 0x7000;
+  REQUIRE(i.run(exit_reason::kInit) == ExitAction::kRetry);
+  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x60000010);
+  CHECK(i.vmcs.fields[Field::kGuestCr0] == 0x60000030);  // NE is a VMX fixed bit; PE/PG free (unrestricted)
+  CHECK(i.vmcs.fields[Field::kGuestCr4] == 0x2000);      // VMXE only, the guest sees 0
+  CHECK(i.vmcs.fields[Field::kCr4ReadShadow] == 0);
+  CHECK(i.vmcs.fields[Field::kGuestDr7] == 0x400);
+  CHECK(i.vmcs.fields[Field::kGuestInterruptibility] == 0);
+  CHECK(i.vmcs.fields[Field::kGuestRsp] == 0);
+  CHECK(i.regs.rsp == 0);
+  CHECK(i.vmcs.fields[Field::kGuestTrAccess] == 0x8B);
+  CHECK(i.vmcs.fields[Field::kGuestLdtrAccess] == 0x82);
+  CHECK(i.vmcs.fields[Field::kGuestSsAccess] == 0x93);
+  CHECK(i.vmcs.fields[Field::kGuestGdtrLimit] == 0xFFFF);
+  CHECK(i.cpu.dr_resets == 1);
+
+  Rig b;
+  b.bsp = true;
+  REQUIRE(b.run(exit_reason::kInit) == ExitAction::kRetry);
+  CHECK(b.vmcs.fields[Field::kGuestActivityState] == activity::kActive);
+  CHECK(b.vmcs.fields[Field::kGuestRip] == 0xFFF0);
+}
+
+TEST_CASE("exits: SIPI (re)establishes the INIT state and starts at vector * 4096 with nothing blocked") {
+  Rig s;  // a long-mode AP that never saw the INIT (microhv emulated it, or it was blocked)
+  s.vmcs.fields[Field::kGuestActivityState] = activity::kWaitForSipi;
+  // Bochs 2.7 reports SMI and NMI blocking at the SIPI exit.
+  s.vmcs.fields[Field::kGuestInterruptibility] = interruptibility::kBlockingBySmi | interruptibility::kBlockingByNmi;
+  REQUIRE(s.run(exit_reason::kSipi, 0x87) == ExitAction::kRetry);
+  CHECK(s.vmcs.fields[Field::kGuestCsSel] == 0x8700);
+  CHECK(s.vmcs.fields[Field::kGuestCsBase] == 0x87000);
+  CHECK(s.vmcs.fields[Field::kGuestCsLimit] == 0xFFFF);
+  CHECK(s.vmcs.fields[Field::kGuestRip] == 0);
+  CHECK(s.vmcs.fields[Field::kGuestActivityState] == activity::kActive);
+  CHECK(s.vmcs.fields[Field::kGuestInterruptibility] == 0);
+  CHECK(s.vmcs.fields[Field::kGuestEfer] == 0);
+  CHECK((s.vmcs.fields[Field::kEntryControls] & entry_ctl::kIa32eModeGuest) == 0);
+  CHECK(s.vmcs.fields[Field::kGuestCr3] == 0);
+  CHECK(s.regs.rdx == 0x000806C1);
+}
+
+TEST_CASE("exits: an NMI exit is a kick when one was sent, else a genuine NMI for the guest") {
+  const uint64_t nmi_info = make_intr_info(vector::kNmi, EventType::kNmi, false);
+  Rig k;
+  k.vmcs.fields[Field::kExitInterruptionInfo] = nmi_info;
+  CHECK(k.remote.post(0x51, true));  // another CPU queued a vector and must kick
+  REQUIRE(k.run(exit_reason::kExceptionOrNmi) == ExitAction::kRetry);
+  CHECK(k.kicked);
+  CHECK(k.events.nmis == 0);
+  CHECK(k.remote.kick_sent == 0);
+
+  Rig g;
+  g.vmcs.fields[Field::kExitInterruptionInfo] = nmi_info;
+  REQUIRE(g.run(exit_reason::kExceptionOrNmi) == ExitAction::kRetry);
+  CHECK_FALSE(g.kicked);
+  CHECK(g.events.nmis == 1);  // re-injected at the next entry
+
+  Rig x;  // an exception cannot exit here (bitmap 0): stop rather than guess
+  x.vmcs.fields[Field::kExitInterruptionInfo] = make_intr_info(vector::kGp, EventType::kHardwareException, true);
+  CHECK(x.run(exit_reason::kExceptionOrNmi) == ExitAction::kStop);
+}
+
+TEST_CASE("exits: I/O routing for the test device port") {
+  constexpr uint64_t kOut32 = (0x3000ull << 16) | 3;           // OUT DX, EAX
+  constexpr uint64_t kIn8 = (0x3000ull << 16) | 8;             // IN AL, DX
+  constexpr uint64_t kOut16 = (0x2FFFull << 16) | 1;           // OUT DX, AX at 0x2FFF: touches 0x3000
+  constexpr uint64_t kOutsd = (0x3000ull << 16) | 16 | 32 | 3;  // REP OUTSD
+  STATIC_REQUIRE(decode_io(kOut32).size == 4);
+  STATIC_REQUIRE(decode_io(kIn8).in);
+  STATIC_REQUIRE(route_io(decode_io(kOut32), true) == IoRoute::kTestDevice);
+  STATIC_REQUIRE(route_io(decode_io(kOut32), false) == IoRoute::kPassThrough);
+  STATIC_REQUIRE(route_io(decode_io(kIn8), true) == IoRoute::kPassThrough);
+  STATIC_REQUIRE(route_io(decode_io(kOut16), true) == IoRoute::kPassThrough);
+  STATIC_REQUIRE(route_io(decode_io(kOutsd), true) == IoRoute::kStepNatively);
+
+  Rig t;
+  t.testdev = true;
+  t.regs.rax = 0xFFFFFFFF00040102ull;
+  REQUIRE(t.run(exit_reason::kIoInstruction, kOut32) == ExitAction::kAdvance);
+  REQUIRE(t.core.testdev.size() == 1);
+  CHECK(t.core.testdev[0] == 0x00040102);
+  CHECK(t.cpu.outs.empty());
+
+  Rig in;
+  in.testdev = true;
+  in.regs.rax = 0x1111111111111111ull;
+  REQUIRE(in.run(exit_reason::kIoInstruction, kIn8) == ExitAction::kAdvance);
+  CHECK(in.regs.rax == 0x11111111111111D4ull);  // AL only
+  REQUIRE(in.cpu.ins.size() == 1);
+  CHECK(in.cpu.ins[0].port == 0x3000);
+  CHECK(in.core.testdev.empty());
+  in.regs.rax = 0x1111111111111111ull;
+  REQUIRE(in.run(exit_reason::kIoInstruction, (0x3000ull << 16) | 8 | 3) == ExitAction::kAdvance);
+  CHECK(in.regs.rax == 0xA1B2C3D4ull);  // EAX, upper half cleared
+
+  Rig o;
+  o.testdev = true;
+  o.regs.rax = 0xABCD;
+  REQUIRE(o.run(exit_reason::kIoInstruction, kOut16) == ExitAction::kAdvance);
+  REQUIRE(o.cpu.outs.size() == 1);
+  CHECK(o.cpu.outs[0].port == 0x2FFF);
+  CHECK(o.cpu.outs[0].size == 2);
+  CHECK(o.cpu.outs[0].value == 0xABCD);
+
+  Rig s;
+  s.testdev = true;
+  REQUIRE(s.run(exit_reason::kIoInstruction, kOutsd) == ExitAction::kRetry);  // RIP stays: runs natively
+  CHECK(s.cpu.stepping);
+  REQUIRE(s.run(exit_reason::kMonitorTrapFlag) == ExitAction::kRetry);
+  CHECK_FALSE(s.cpu.stepping);
+  CHECK(s.run(exit_reason::kMonitorTrapFlag) == ExitAction::kStop);  // no step armed
+  s.cpu.has_mtf = false;
+  CHECK(s.run(exit_reason::kIoInstruction, kOutsd) == ExitAction::kStop);
+}
+
+TEST_CASE("exits: x2APIC ICR writes go to the APIC emulation, other MSRs do not") {
+  Rig r;
+  r.regs.rcx = kX2apicIcrMsr;
+  r.regs.rax = 0x00004500;  // INIT, assert
+  r.regs.rdx = 1;           // destination APIC id 1
+  REQUIRE(r.run(exit_reason::kWrmsr) == ExitAction::kAdvance);
+  REQUIRE(r.cpu.icr_writes.size() == 1);
+  CHECK(r.cpu.icr_writes[0] == 0x0000000100004500ull);
+  CHECK(r.cpu.written.empty());
+}
+
+namespace {
+
+// A 64-bit guest whose code page (linear 0x400000) is mapped by 4-level
+// page tables at GPA 0x1000.. to GPA 0x9000.
+struct ApicGuest {
+  test::FakeMemory mem{16};
+  ApicGuest() {
+    mem.store<uint64_t>(0x1000 + 0 * 8, 0x2000 | 3);   // PML4[0]
+    mem.store<uint64_t>(0x2000 + 0 * 8, 0x3000 | 3);   // PDPT[0]
+    mem.store<uint64_t>(0x3000 + 2 * 8, 0x4000 | 3);   // PD[2] -> 0x400000
+    mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);   // PT[0]
+  }
+  void code(std::initializer_list<uint8_t> bytes) {
+    uint64_t at = 0x9000;
+    for (uint8_t b : bytes) mem.store<uint8_t>(at++, b);
+  }
+  void setup(Rig& r) {
+    r.memory = &mem;
+    r.apic_page = 0xFEE00000;
+    r.vmcs.fields[Field::kGuestCr3] = 0x1000;
+    r.vmcs.fields[Field::kGuestRip] = 0x400000;
+    r.vmcs.fields[Field::kGuestCsBase] = 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("exits: a store to the xAPIC page is decoded, handed to the APIC emulation, and RIP skips it") {
+  ApicGuest g;
+  Rig r;
+  g.setup(r);
+  g.code({0x89, 0x02});  // mov [rdx], eax
+  r.regs.rax = 0xFFFFFFFF000C4500ull;
+  r.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00300;
+  r.vmcs.fields[Field::kGuestInterruptibility] = interruptibility::kBlockingBySti;
+  REQUIRE(r.run(exit_reason::kEptViolation, 0x2 /* write */) == ExitAction::kRetry);
+  REQUIRE(r.cpu.apic_writes.size() == 1);
+  CHECK(r.cpu.apic_writes[0].first == 0x300);
+  CHECK(r.cpu.apic_writes[0].second == 0x000C4500);
+  CHECK(r.vmcs.fields[Field::kGuestRip] == 0x400002);
+  CHECK(r.vmcs.fields[Field::kGuestInterruptibility] == 0);  // the STI shadow ended with it
+  CHECK_FALSE(r.events.exception);
+
+  Rig imm;
+  g.setup(imm);
+  g.code({0x41, 0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // mov dword [r8+0xb0], 0
+  imm.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE000B0;
+  REQUIRE(imm.run(exit_reason::kEptViolation, 0x2) == ExitAction::kRetry);
+  REQUIRE(imm.cpu.apic_writes.size() == 1);
+  CHECK(imm.cpu.apic_writes[0] == std::make_pair(0xB0u, 0u));
+  CHECK(imm.vmcs.fields[Field::kGuestRip] == 0x40000B);
+
+  Rig x;
+  g.setup(x);
+  g.code({0x87, 0x0A});  // xchg [rdx], ecx
+  x.regs.rcx = 0x1234;
+  x.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00080;
+  REQUIRE(x.run(exit_reason::kEptViolation, 0x2) == ExitAction::kRetry);
+  CHECK(x.cpu.apic_writes[0] == std::make_pair(0x80u, 0x1234u));
+  CHECK(x.regs.rcx == 0x5EED);  // the old register value
+
+  Rig bad;  // an instruction microhv does not emulate: stop, never skip
+  g.setup(bad);
+  g.code({0x0F, 0x11, 0x02});  // movups [rdx], xmm0
+  bad.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00300;
+  CHECK(bad.run(exit_reason::kEptViolation, 0x2) == ExitAction::kStop);
+  CHECK(bad.cpu.apic_writes.empty());
+
+  Rig rd;  // reads never exit; an EPT violation that is no write is not ours
+  g.setup(rd);
+  rd.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00300;
+  CHECK(rd.run(exit_reason::kEptViolation, 0x1) == ExitAction::kStop);
 }

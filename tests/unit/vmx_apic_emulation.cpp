@@ -1,0 +1,175 @@
+// Emulating guest stores to the xAPIC page: decoding the store (length and
+// value) and fetching the instruction through the guest's page tables in
+// each paging mode.
+#include <catch2/catch.hpp>
+
+#include <initializer_list>
+#include <vector>
+
+#include "tests/unit/fakes.hpp"
+#include "vmx/decode.hpp"
+#include "vmx/guest_walk.hpp"
+
+using namespace microhv;
+using namespace microhv::vmx;
+
+namespace {
+
+StoreDecode dec(std::initializer_list<uint8_t> bytes, CodeSize mode = CodeSize::k64) {
+  std::vector<uint8_t> b(bytes);
+  return decode_store(b.data(), static_cast<uint32_t>(b.size()), mode);
+}
+
+}  // namespace
+
+TEST_CASE("decode: MOV r/m32, r32 in the forms compilers emit for MMIO writes") {
+  StoreDecode d = dec({0x89, 0x02});  // mov [rdx], eax
+  REQUIRE(d.ok);
+  CHECK(d.length == 2);
+  CHECK(d.width == 4);
+  CHECK_FALSE(d.immediate);
+  CHECK(d.reg == 0);
+  d = dec({0x89, 0x88, 0x00, 0x03, 0x00, 0x00});  // mov [rax+0x300], ecx
+  CHECK(d.length == 6);
+  CHECK(d.reg == 1);
+  d = dec({0x89, 0x50, 0x30});  // mov [rax+0x30], edx
+  CHECK(d.length == 3);
+  CHECK(d.reg == 2);
+  d = dec({0x44, 0x89, 0x04, 0x25, 0x00, 0x03, 0xE0, 0xFE});  // mov [0xfee00300], r8d (SIB, no base)
+  CHECK(d.length == 8);
+  CHECK(d.reg == 8);
+  d = dec({0x89, 0x05, 0x10, 0x20, 0x30, 0x40});  // mov [rip+disp32], eax
+  CHECK(d.length == 6);
+  d = dec({0x89, 0x14, 0x24});  // mov [rsp], edx (SIB)
+  CHECK(d.length == 3);
+  d = dec({0x89, 0x54, 0x24, 0x08});  // mov [rsp+8], edx
+  CHECK(d.length == 4);
+  d = dec({0x3E, 0x89, 0x02});  // with a segment prefix
+  CHECK(d.length == 3);
+}
+
+TEST_CASE("decode: immediates, widths and prefixes") {
+  StoreDecode d = dec({0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // mov dword [rax+0xb0], 0
+  REQUIRE(d.ok);
+  CHECK(d.immediate);
+  CHECK(d.imm == 0);
+  CHECK(d.length == 10);
+  CHECK(d.width == 4);
+  d = dec({0xC7, 0x02, 0x00, 0x45, 0x0C, 0x00});  // mov dword [rdx], 0xC4500
+  CHECK(d.imm == 0xC4500);
+  CHECK(d.length == 6);
+  d = dec({0x48, 0xC7, 0x02, 0xFF, 0xFF, 0xFF, 0xFF});  // mov qword [rdx], -1 (sign-extended)
+  CHECK(d.width == 8);
+  CHECK(d.imm == ~0ull);
+  d = dec({0x66, 0x89, 0x02});  // 16-bit store
+  CHECK(d.width == 2);
+  d = dec({0x88, 0x22});  // mov [rdx], ah
+  CHECK(d.width == 1);
+  CHECK(d.high_byte);
+  CHECK(d.reg == 0);
+  d = dec({0x40, 0x88, 0x22});  // with REX: spl, not ah
+  CHECK_FALSE(d.high_byte);
+  CHECK(d.reg == 4);
+  d = dec({0xA3, 1, 2, 3, 4, 5, 6, 7, 8});  // mov [moffs64], eax
+  CHECK(d.length == 9);
+  CHECK(d.reg == 0);
+  d = dec({0x87, 0x0A});  // xchg [rdx], ecx
+  CHECK(d.opcode == 0x87);
+  CHECK(d.reg == 1);
+}
+
+TEST_CASE("decode: 32- and 16-bit code") {
+  StoreDecode d = dec({0x89, 0x05, 0x00, 0x03, 0xE0, 0xFE}, CodeSize::k32);  // mov [0xfee00300], eax
+  REQUIRE(d.ok);
+  CHECK(d.length == 6);
+  CHECK(d.width == 4);
+  d = dec({0x40, 0x89, 0x02}, CodeSize::k32);  // 0x40 is INC EAX there, not REX
+  CHECK_FALSE(d.ok);
+  d = dec({0x66, 0x89, 0x07}, CodeSize::k16);  // mov [bx], eax
+  CHECK(d.length == 3);
+  CHECK(d.width == 4);
+  d = dec({0x89, 0x06, 0x00, 0x03}, CodeSize::k16);  // mov [0x300], ax
+  CHECK(d.length == 4);
+  CHECK(d.width == 2);
+}
+
+TEST_CASE("decode: what is not a store is refused") {
+  CHECK_FALSE(dec({0x89, 0xC0}).ok);              // mov eax, eax: register destination
+  CHECK_FALSE(dec({0x8B, 0x02}).ok);              // a load
+  CHECK_FALSE(dec({0xC7, 0x0A, 0, 0, 0, 0}).ok);  // C7 /1
+  CHECK_FALSE(dec({0x0F, 0x11, 0x02}).ok);        // SSE store
+  CHECK_FALSE(dec({0x89}).ok);                    // truncated
+  CHECK_FALSE(dec({0xC7, 0x02, 0x00}).ok);        // truncated immediate
+  CHECK_FALSE(dec({}).ok);
+}
+
+TEST_CASE("decode: the stored value from the registers") {
+  uint64_t gpr[16] = {};
+  gpr[0] = 0xFFFFFFFF11223344ull;
+  gpr[1] = 0x5566;
+  gpr[8] = 0x99;
+  CHECK(store_value(dec({0x89, 0x02}), gpr) == 0x11223344);
+  CHECK(store_value(dec({0x44, 0x89, 0x02}), gpr) == 0x99);
+  CHECK(store_value(dec({0x88, 0x22}), gpr) == 0x33);  // AH
+  CHECK(store_value(dec({0xC7, 0x02, 0x78, 0x56, 0x34, 0x12}), gpr) == 0x12345678);
+}
+
+TEST_CASE("guest walk: 4-level paging with 4K, 2M and 1G pages, and page-crossing fetches") {
+  test::FakeMemory mem(64);  // 256 KiB of guest RAM
+  mem.store<uint64_t>(0x1000, 0x2000 | 3);             // PML4[0] -> PDPT
+  mem.store<uint64_t>(0x2000 + 1 * 8, 0x40000000 | 0x83);  // PDPT[1]: 1G page at 1 GiB
+  mem.store<uint64_t>(0x2000 + 0 * 8, 0x3000 | 3);     // PDPT[0] -> PD
+  mem.store<uint64_t>(0x3000 + 1 * 8, 0x200000 | 0x83);  // PD[1]: 2M page at 2 MiB
+  mem.store<uint64_t>(0x3000 + 2 * 8, 0x4000 | 3);     // PD[2] -> PT (linear 0x400000)
+  mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);     // 0x400000 -> 0x9000
+  mem.store<uint64_t>(0x4000 + 1 * 8, 0xB000 | 3);     // 0x401000 -> 0xB000 (not contiguous)
+  const GuestPaging p{0x80000011, 0x1000, 0x20, 0x500};  // PG, PAE, LME|LMA
+  uint64_t gpa = 0;
+  REQUIRE(guest_linear_to_physical(mem, p, 0x400123, &gpa));
+  CHECK(gpa == 0x9123);
+  REQUIRE(guest_linear_to_physical(mem, p, 0x2ABCDE, &gpa));
+  CHECK(gpa == 0x2ABCDE);
+  REQUIRE(guest_linear_to_physical(mem, p, 0x40012345, &gpa));
+  CHECK(gpa == 0x40012345);
+  CHECK_FALSE(guest_linear_to_physical(mem, p, 0x600000, &gpa));  // PD[3] not present
+  CHECK_FALSE(guest_linear_to_physical(mem, p, 0x402000, &gpa));  // PT[2] not present
+
+  mem.store<uint8_t>(0x9FFE, 0xAA);
+  mem.store<uint8_t>(0x9FFF, 0xBB);
+  mem.store<uint8_t>(0xB000, 0xCC);
+  uint8_t out[4] = {};
+  CHECK(fetch_guest_bytes(mem, p, 0x400FFE, out, 3) == 3);
+  CHECK(out[0] == 0xAA);
+  CHECK(out[1] == 0xBB);
+  CHECK(out[2] == 0xCC);
+  CHECK(fetch_guest_bytes(mem, p, 0x401FFF, out, 4) == 1);  // stops at the unmapped page
+}
+
+TEST_CASE("guest walk: PAE, 32-bit paging with 4M pages, and no paging") {
+  test::FakeMemory mem(64);
+  // PAE: CR3 -> 4 PDPTEs at 0x1000; PDPTE[0] -> PD at 0x2000; PD[2] -> PT 0x3000.
+  mem.store<uint64_t>(0x1000, 0x2000 | 1);
+  mem.store<uint64_t>(0x2000 + 2 * 8, 0x3000 | 3);
+  mem.store<uint64_t>(0x2000 + 3 * 8, 0x600000 | 0x83);  // 2M page
+  mem.store<uint64_t>(0x3000 + 5 * 8, 0x7000 | 3);
+  const GuestPaging pae{0x80000011, 0x1000, 0x20, 0};
+  uint64_t gpa = 0;
+  REQUIRE(guest_linear_to_physical(mem, pae, 0x405010, &gpa));
+  CHECK(gpa == 0x7010);
+  REQUIRE(guest_linear_to_physical(mem, pae, 0x612345, &gpa));
+  CHECK(gpa == 0x612345);
+
+  // 32-bit: PD at 0x8000 with 4-byte entries; PDE[1] is a 4M page at 12 MiB, PDE[0] -> PT 0x9000.
+  mem.store<uint32_t>(0x8000 + 1 * 4, 0xC00000 | 0x83);
+  mem.store<uint32_t>(0x8000 + 0 * 4, 0x9000 | 3);
+  mem.store<uint32_t>(0x9000 + 3 * 4, 0xA000 | 3);
+  const GuestPaging p32{0x80000011, 0x8000, 0x10 /* PSE */, 0};
+  REQUIRE(guest_linear_to_physical(mem, p32, 0x3004, &gpa));
+  CHECK(gpa == 0xA004);
+  REQUIRE(guest_linear_to_physical(mem, p32, 0x412345, &gpa));
+  CHECK(gpa == 0xC12345);
+
+  const GuestPaging real{0x10, 0, 0, 0};
+  REQUIRE(guest_linear_to_physical(mem, real, 0x87010, &gpa));
+  CHECK(gpa == 0x87010);
+}

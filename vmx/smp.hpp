@@ -1,0 +1,200 @@
+// Every CPU a VP: the portable part of running one VP per logical processor
+// (unit-tested in tests/unit/vmx_smp.cpp). The hardware side is in
+// vmx/host_hw.cpp (host) and vmx/start_hw.cpp (bring-up through
+// EFI_MP_SERVICES_PROTOCOL); vmx/README.md explains the design.
+//
+//  - VP numbering: MP-services processor numbers -> VP indexes.
+//  - ApHandshake: the word the BSP and an AP being virtualized share, so the
+//    BSP never blocks on an AP and can abandon one that does not come up.
+//  - RemoteQueue: the per-VP inbox other CPUs post SINT vectors into, and
+//    the kick protocol (NMI IPI) that makes the target exit and inject now.
+//
+// Lock order (the whole back end; see also kernel/hypervisor.hpp):
+//   EPT lock (host_hw.cpp, hypercall overlay)  and  Hypervisor::lock
+//   are never nested; either may be held while taking the log lock
+//   (the serial sink), which is always innermost. RemoteQueue is lock-free
+//   (atomic bitmaps), so InterruptSink::raise may post into it with
+//   Hypervisor::lock held. No lock is ever held across VM entry.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmx/vmcs.hpp"
+
+namespace microhv::vmx {
+
+inline constexpr uint32_t kMaxCpus = 64;  // = kMaxVps in kernel/partition.hpp
+inline constexpr uint32_t kNoVp = 0xFFFFFFFFu;
+
+// ---------------------------------------------------------------- numbering
+
+// EFI_PROCESSOR_INFORMATION.StatusFlag bits (PI spec Vol. 2, MP services).
+inline constexpr uint32_t kProcessorIsBsp = 1u << 0;
+inline constexpr uint32_t kProcessorEnabled = 1u << 1;
+inline constexpr uint32_t kProcessorHealthy = 1u << 2;
+
+// Assigns VP indexes: the BSP is VP 0 and the other enabled, healthy
+// processors follow in processor-number order, so with the usual numbering
+// (BSP = processor 0, all enabled) VP index = processor number. At most
+// `max_vps` VPs. Writes vp_of[processor] (kNoVp for processors left out)
+// and returns the VP count (0 when `bsp` is out of range).
+uint32_t assign_vp_indexes(const uint32_t* status_flags, uint32_t processor_count, uint32_t bsp,
+                           uint32_t max_vps, uint32_t* vp_of);
+
+// ---------------------------------------------------------------- AP bring-up
+
+// Shared between the BSP (which runs as the guest by then and polls it) and
+// an AP running microhv's procedure under StartupThisAP. Lives in memory the
+// guest can see (the BSP's stack), never in microhv's pool.
+struct ApHandshake {
+  enum : uint32_t { kWaiting = 0, kRunning = 1, kAbandoned = 2, kDone = 3 };
+  uint32_t state = kWaiting;
+  uint64_t status = ~0ull;  // microhv_virtualize's result on the AP (0 = virtualized)
+  uint32_t vp_index = kNoVp;  // VP_INDEX as read by the AP afterwards, as the guest
+  uint32_t hv_bit = 0;        // CPUID.1:ECX[31] as seen by the AP afterwards
+  // Filled in by the BSP before StartupThisAP.
+  uint64_t cpu_launch = 0, entry = 0, host_cr3 = 0, host_stack_top = 0;
+};
+
+// AP: kWaiting -> kRunning. False when the BSP gave up already: do nothing.
+bool ap_begin(ApHandshake& h);
+// AP: the last write (release): the BSP may read the result fields now.
+void ap_finish(ApHandshake& h, uint64_t status, uint32_t vp_index, uint32_t hv_bit);
+// BSP: gives up on an AP that has not started (kWaiting -> kAbandoned).
+// False when the AP already runs (or finished): it cannot be called back.
+bool bsp_abandon(ApHandshake& h);
+bool ap_done(const ApHandshake& h);
+
+// ---------------------------------------------------------------- cross-VP delivery
+
+enum class NmiKind : uint8_t { kKick, kGenuine };
+
+// What to do with an interrupt for a VP in guest activity state `activity`
+// (published by its CPU): a wait-for-SIPI (or shut-down) processor takes
+// nothing but SIPI, so SynIC interrupts for it are dropped, not queued.
+enum class RemoteDelivery : uint8_t { kQueue, kDrop };
+constexpr RemoteDelivery remote_delivery(uint32_t activity) {
+  return activity == activity::kWaitForSipi || activity == activity::kShutdown ? RemoteDelivery::kDrop
+                                                                               : RemoteDelivery::kQueue;
+}
+
+// The inbox of one VP. Senders are other CPUs (in the host, possibly with
+// Hypervisor::lock held); the owner drains it with host interrupts off just
+// before every VM entry. Protocol (all sequentially consistent atomics):
+//   sender: set the vector bit, set `work`, then exchange `kick_sent` 0->1;
+//           only the sender that saw 0 sends the NMI.
+//   owner:  at an NMI exit (or an NMI taken in the host) exchange
+//           `kick_sent` 1->0: if it was 1 the NMI was a kick, else a genuine
+//           NMI (re-injected into the guest). Before entry: exchange `work`
+//           to 0, then take the bitmaps; entry.S tests `work` once more right
+//           before VMRESUME and runs the drain again if it is set.
+// A kick is never lost: a sender that finds kick_sent = 1 knows an NMI is in
+// flight whose consumption precedes the owner's next look at `work`.
+// Zero-initialised memory is a valid empty queue.
+struct RemoteQueue {
+  uint32_t work;       // offset 0, read by entry.S before VMRESUME
+  uint32_t kick_sent;  // an NMI kick is on its way and not yet taken
+  uint32_t activity;   // guest activity state the owner last entered with
+  uint32_t host_nmis;  // genuine NMIs the host's NMI handler took
+  uint32_t init_request;  // another CPU sent this VP an INIT IPI (emulated, see decide_icr)
+  uint32_t reserved;
+  uint64_t auto_eoi[4];  // vectors to inject through the VMCS (AutoEOI SINTs)
+  uint64_t apic[4];      // vectors to send as a self-IPI on the owner (non-AutoEOI)
+
+  // Sender. True: send the kick NMI to the owner's CPU now.
+  bool post(uint8_t vector, bool auto_eoi);
+  // Sender, no vector (e.g. "invalidate EPT before you enter again").
+  bool poke();
+  // Sender: an INIT for this VP (it resets itself before its next entry).
+  bool post_init();
+
+  // Owner.
+  NmiKind take_nmi();
+  void note_host_nmi();  // a genuine NMI arrived while the host ran
+  bool take_init();
+  struct Drained {
+    uint64_t auto_eoi[4];
+    uint64_t apic[4];
+    uint32_t nmis;
+    bool any;
+  };
+  Drained drain();
+};
+static_assert(offsetof(RemoteQueue, work) == 0);
+
+// An NMI the host's own NMI handler took (NMI-exiting covers only NMIs that
+// arrive in the guest). If it interrupted the last instructions before
+// VMRESUME -- [check, vmresume], after entry.S's final test of `work` --
+// execution resumes at `check` so the test runs again: the kick (or the
+// genuine NMI, recorded with note_host_nmi) is handled before the guest runs.
+struct HostNmiOutcome {
+  NmiKind kind;
+  uint64_t rip;  // where the interrupted host code resumes
+};
+HostNmiOutcome host_nmi(RemoteQueue& q, uint64_t rip, uint64_t check, uint64_t vmresume);
+
+constexpr uint64_t entry_window_fixup(uint64_t rip, uint64_t check, uint64_t vmresume) {
+  return rip > check && rip <= vmresume ? check : rip;
+}
+
+// ---------------------------------------------------------------- INIT IPIs
+//
+// An INIT IPI the guest sends to a CPU that is a VP is not sent: microhv
+// resets the target VP to the INIT state itself (its CPU, kicked, does it
+// before its next entry and then waits for SIPI in the guest's
+// wait-for-SIPI activity state), and the sender's ICR write completes once
+// the target is there. The SIPIs that follow are sent as written: a SIPI
+// to a VP waiting for it is a SIPI VM exit (vmx/init_sipi.hpp). Physical
+// INITs are still handled (INIT VM exit), but avoided because (a) a CPU in
+// VMX root operation drops a SIPI, so an INIT exit still being handled when
+// the SIPI arrives loses it, and (b) Bochs 2.7 keeps a delivered INIT
+// pending after its VM exit (stlintel/Bochs#11), so the AP never gets past
+// its SIPI there. ICR writes are seen through the MSR bitmap (x2APIC ICR,
+// MSR 0x830) and the read-only EPT mapping of the xAPIC page.
+
+// ICR fields (SDM Vol. 3A 10.6.1).
+namespace icr {
+inline constexpr uint32_t kDeliveryModeMask = 7u << 8;
+inline constexpr uint32_t kInit = 5u << 8;
+inline constexpr uint32_t kStartup = 6u << 8;
+inline constexpr uint32_t kLogical = 1u << 11;
+inline constexpr uint32_t kDeliveryPending = 1u << 12;
+inline constexpr uint32_t kAssert = 1u << 14;
+inline constexpr uint32_t kLevelTriggered = 1u << 15;
+inline constexpr uint32_t kShorthandMask = 3u << 18;
+inline constexpr uint32_t kShorthandSelf = 1u << 18;
+inline constexpr uint32_t kShorthandAll = 2u << 18;           // including self
+inline constexpr uint32_t kShorthandAllButSelf = 3u << 18;
+inline constexpr uint32_t kXapicBroadcast = 0xFF;
+inline constexpr uint32_t kX2apicBroadcast = 0xFFFFFFFF;
+}  // namespace icr
+
+enum class IcrAction : uint8_t {
+  kPassThrough,  // write the ICR as the guest did
+  kDrop,         // an INIT level de-assert: no effect on any CPU since the Pentium 4
+  kEmulateInit,  // INIT the VPs in `vps` (bit n = VP n) without sending it
+};
+struct IcrDecision {
+  IcrAction action = IcrAction::kPassThrough;
+  uint64_t vps = 0;
+  bool natives_too = false;  // kEmulateInit: also send it to every CPU that is not a VP
+};
+
+// `low`: ICR bits 31:0; `dest`: the destination field (xAPIC: ICR bits
+// 63:56, x2APIC: bits 63:32). `vp_apic[0..vp_count)`: the APIC id of each
+// VP; `self`: the sender's VP; `natives`: some CPU runs without microhv.
+// Logical destination mode is passed through (not used for INIT by OVMF or
+// Linux).
+IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic, uint32_t vp_count,
+                       uint32_t self, bool natives);
+
+// Visits the set bits of a 256-bit vector bitmap, lowest first.
+template <typename F>
+void for_each_vector(const uint64_t (&bits)[4], F f) {
+  for (uint32_t w = 0; w < 4; ++w) {
+    for (uint64_t b = bits[w]; b != 0; b &= b - 1) f(static_cast<uint8_t>(w * 64 + __builtin_ctzll(b)));
+  }
+}
+
+}  // namespace microhv::vmx
