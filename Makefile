@@ -110,9 +110,15 @@ test-qemu: all
 test-bochs: all
 	scripts/test-bochs.sh
 
-# Linux above microhv under Bochs (about 3 minutes); see tests/linux/README.md.
+# Linux above microhv under Bochs, and the same kernel without microhv as the
+# baseline, side by side (about 3 minutes); see tests/linux/README.md.
 test-linux: all
-	scripts/test-linux.sh
+	@scripts/linux-guest.sh
+	@scripts/test-linux.sh > $(BUILD)/test-linux.log 2>&1 & pid=$$!; \
+	  scripts/test-linux.sh --baseline bochs > $(BUILD)/test-linux-baseline.log 2>&1; base=$$?; \
+	  wait $$pid; main=$$?; \
+	  cat $(BUILD)/test-linux.log; echo "--- baseline (no microhv)"; tail -15 $(BUILD)/test-linux-baseline.log; \
+	  [ $$main -eq 0 ] && [ $$base -eq 0 ] && scripts/linux-boot-ratio.sh
 
 FUZZ_SECONDS ?= 300
 fuzz: deps $(BUILD)/fuzz_hypercall

@@ -40,6 +40,10 @@ MIN_CHECKS=7
 # microhv's own log: one regex per required line (served PostMessage calls).
 MICROHV_REQUIRED=(
   '^microhv: .*PostMessage'
+  '^microhv: vmbus: INITIATE_CONTACT version .*: accepted'
+  '^microhv: vmbus: reply 15 delivered'
+  '^microhv: vmbus: reply 4 delivered'
+  '^microhv: vmbus: reply 17 delivered'
 )
 # microhv lines that fail the test at once.
 MICROHV_FATAL_RE='^microhv: (error|panic|fatal)|guest stopped|host stopped|host exception'
