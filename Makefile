@@ -133,8 +133,13 @@ bench: deps $(BUILD)/bench
 bench-guest: all
 	scripts/bench-guest.sh
 
+# GUEST=linux: Debian's Linux above microhv, at a shell (scripts/run-linux.sh).
 run: all
+ifeq ($(GUEST),linux)
+	scripts/run-linux.sh
+else
 	scripts/run.sh
+endif
 
 format:
 	clang-format -i $(shell find boot arch kernel vmx hypercall synic tests -name '*.cpp' -o -name '*.hpp')
