@@ -91,8 +91,8 @@ $(BUILD)/fuzz_hypercall: $(call host_obj,fuzz,$(FUZZ_SRCS) $(PORTABLE_SRCS))
 	clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
 
 # ---------------------------------------------------------------- commands
-.PHONY: all deps test test-unit test-qemu test-bochs test-linux test-fuzz-smoke run bench \
-  bench-guest fuzz format clean
+.PHONY: all deps test test-unit test-qemu test-bochs test-load test-linux test-fuzz-smoke run \
+  bench bench-guest fuzz format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -109,6 +109,11 @@ test-qemu: all
 
 test-bochs: all
 	scripts/test-bochs.sh
+
+# Load test under Bochs with 2 CPUs: 10,000 messages per CPU to the other
+# CPU, SignalEvent storm, a stalling receiver (tests/guest/load.cpp).
+test-load: all
+	scripts/test-load.sh 2
 
 # Linux above microhv under Bochs, and the same kernel without microhv as the
 # baseline, side by side (about 3 minutes); see tests/linux/README.md.

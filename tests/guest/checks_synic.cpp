@@ -1,6 +1,6 @@
 // Groups "message" (PostMessage delivery and the SIM slot handshake), "seed"
-// (every status row of HvCallPostMessage), "event" (SignalEvent), "sint"
-// (non-AutoEOI and masked SINTs) and "isolation".
+// (every status row of HvCallPostMessage), "event" (SignalEvent) and "sint"
+// (non-AutoEOI and masked SINTs).
 #include "kernel/log.hpp"
 #include "tests/guest/suite.hpp"
 
@@ -483,18 +483,6 @@ void group_sint() {
           describe(r, got, sizeof(got)), m ? "in slot" : why, seen);
     clear_slot_and_eom(kSintMasked, true);
   }
-}
-
-// ------------------------------------------------------------------ isolation
-// Hook: microhv's own memory must be unreachable from the guest. The guest
-// cannot learn where it is through the Hyper-V interface; when the lead adds a
-// hypercall-independent way to name the range (e.g. a load option
-// "--hv-mem=BASE,SIZE"), read a few of its pages here under run_guarded and
-// expect a fault or content that does not match microhv's image.
-void group_isolation() {
-  skip("hv-memory-unreachable",
-       "needs a hypercall-independent way to learn microhv's memory range (hook in "
-       "group_isolation)");
 }
 
 }  // namespace guest

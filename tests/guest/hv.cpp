@@ -222,7 +222,12 @@ void fill_payload(uint8_t* p, uint32_t size, uint8_t seed) {
 }
 
 bool slot_matches(uint8_t sint, uint32_t type, uint32_t size, uint8_t seed, char* why, size_t cap) {
-  volatile tlfs::Message* m = sim_slot(sint);
+  return slot_matches_in(env.sim, sint, type, size, seed, why, cap);
+}
+
+bool slot_matches_in(uint8_t* sim_page, uint8_t sint, uint32_t type, uint32_t size, uint8_t seed,
+                     char* why, size_t cap) {
+  auto* m = reinterpret_cast<volatile tlfs::Message*>(sim_page + sint * tlfs::kMessageSize);
   uint32_t got_type = m->message_type;
   uint32_t got_size = m->payload_size;
   if (got_type != type || got_size != size) {

@@ -7,10 +7,12 @@
  * vector, and jumps to the common path, which saves every general register
  * into a GuestFrame (see suite.hpp) and calls guest_trap(GuestFrame*).
  *
- * Recovery: guest_try(fn, arg) calls fn(arg) and returns 0; if a fault is
- * taken inside fn while the try is armed, guest_trap rewrites the interrupt
- * frame to resume at guest_try_landing with the stack guest_try saved, and
- * guest_try returns 1 instead (a longjmp through iretq). */
+ * Recovery: guest_try(fn, arg, slot) stores its stack pointer in *slot (the
+ * calling CPU's own word, so every CPU can have a region armed), calls
+ * fn(arg) and returns 0; if a fault is taken inside fn while the try is
+ * armed, guest_trap rewrites the interrupt frame to resume at
+ * guest_try_landing on the stack pointer from *slot, and guest_try returns 1
+ * instead (a longjmp through iretq). Either way *slot is 0 again after. */
 
 #define GUEST_IRQ_BASE 0x50
 
@@ -123,7 +125,7 @@ guest_trap_common:
         addq $16, %rsp           /* vector and error code */
         iretq
 
-/* int guest_try(void (*fn)(void*), void* arg) */
+/* int guest_try(void (*fn)(void*), void* arg, uint64_t* slot) */
         .globl guest_try
         .hidden guest_try
 guest_try:
@@ -133,15 +135,15 @@ guest_try:
         pushq %r13
         pushq %r14
         pushq %r15
-        subq $8, %rsp            /* 16-byte alignment for the call below */
-        movq %rsp, guest_try_rsp(%rip)
+        pushq %rdx               /* slot; also 16-byte alignment for the call */
+        movq %rsp, (%rdx)
         movq %rdi, %rax
         movq %rsi, %rdi
         call *%rax
         xorl %eax, %eax
 guest_try_out:
-        movq $0, guest_try_rsp(%rip)
-        addq $8, %rsp
+        popq %rdx
+        movq $0, (%rdx)
         popq %r15
         popq %r14
         popq %r13
@@ -150,18 +152,11 @@ guest_try_out:
         popq %rbx
         ret
 
+/* Entered through iretq with RSP = the value guest_try stored in *slot. */
         .globl guest_try_landing
         .hidden guest_try_landing
 guest_try_landing:
-        movq guest_try_rsp(%rip), %rsp
         movl $1, %eax
         jmp guest_try_out
-
-        .data
-        .balign 8
-        .globl guest_try_rsp
-        .hidden guest_try_rsp
-guest_try_rsp:
-        .quad 0
 
         .section .note.GNU-stack,"",@progbits

@@ -1,5 +1,10 @@
 // Guest suite hardware layer: COM1, IDT, fault recovery, MSR and CPUID access,
 // the SINT interrupt counters, and the libc functions the compiler emits.
+//
+// Several CPUs may run suite code at once (the smp group, --load): the fault
+// recovery state and the interrupt counters are per CPU. A CPU is identified
+// by its local APIC ID, mapped to its MP-services processor number by the
+// table main.cpp registers with set_cpus(); with one CPU no lookup is made.
 #include "kernel/log.hpp"
 #include "tests/guest/suite.hpp"
 
@@ -9,8 +14,7 @@ __attribute__((visibility("hidden"))) extern uint8_t guest_exc_stubs[];
 __attribute__((visibility("hidden"))) extern uint8_t guest_irq_stubs[];
 __attribute__((visibility("hidden"))) extern uint8_t guest_irq_stubs_end[];
 __attribute__((visibility("hidden"))) extern uint8_t guest_try_landing[];
-__attribute__((visibility("hidden"))) extern volatile uint64_t guest_try_rsp;
-__attribute__((visibility("hidden"))) int guest_try(void (*fn)(void*), void* arg);
+__attribute__((visibility("hidden"))) int guest_try(void (*fn)(void*), void* arg, uint64_t* slot);
 void guest_trap(guest::GuestFrame* frame);
 }
 
@@ -53,12 +57,23 @@ alignas(4096) Gate g_idt[256];
 Idtr g_firmware_idtr;
 bool g_idt_installed;
 
-volatile uint32_t g_irq_counts[kIrqCount];
 bool g_non_auto_eoi[kIrqCount];
 bool g_apic_x2;
 uint64_t g_apic_base;  // xAPIC MMIO base (physical == virtual under UEFI)
 
-Fault* g_fault;  // where the armed try records its fault
+// Per CPU; index kMaxCpus collects a CPU that is not in the table.
+struct PerCpu {
+  uint64_t try_rsp;    // stack pointer of the armed guarded region, 0 if none
+  Fault* fault;        // where the armed region records its fault
+  Idtr firmware_idtr;  // APs: the IDTR before ap_enter()
+  ApFault ap_fault;    // APs: an exception outside a guarded region
+};
+PerCpu g_cpu[kMaxCpus + 1];
+volatile uint32_t g_irq_counts[kMaxCpus + 1][kIrqCount];  // per CPU and SINT vector
+volatile uint64_t g_irq_tsc[kMaxCpus + 1][kIrqCount];     // TSC of the last one (SMP only)
+unsigned g_cpu_count = 1;
+uint32_t g_apic_ids[kMaxCpus];
+IrqHook g_irq_hook;
 
 void set_gate(unsigned vector, const void* handler, uint16_t cs) {
   uint64_t a = reinterpret_cast<uint64_t>(handler);
@@ -70,6 +85,27 @@ void set_gate(unsigned vector, const void* handler, uint16_t cs) {
   g.off1 = static_cast<uint16_t>(a >> 16);
   g.off2 = static_cast<uint32_t>(a >> 32);
   g.reserved = 0;
+}
+
+uint32_t read_apic_id() {
+  if (g_apic_x2) {
+    uint32_t lo, hi;
+    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(0x802u));  // x2APIC ID
+    return lo;
+  }
+  if (g_apic_base != 0) return *reinterpret_cast<volatile uint32_t*>(g_apic_base + 0x20) >> 24;
+  return cpuid(1).ebx >> 24;
+}
+
+// The calling CPU's index (this_cpu()); internal linkage, so that the hot
+// paths (the interrupt entry, irq_count) inline it under -fpic.
+inline unsigned cur_cpu() {
+  if (g_cpu_count <= 1) return 0;
+  const uint32_t id = read_apic_id();
+  for (unsigned i = 0; i < g_cpu_count; ++i) {
+    if (g_apic_ids[i] == id) return i;
+  }
+  return kMaxCpus;
 }
 
 void apic_eoi() {
@@ -99,10 +135,11 @@ bool run_guarded(void (*fn)(void*), void* arg, Fault* fault) {
   Fault local{};
   Fault* out = fault != nullptr ? fault : &local;
   *out = Fault{};
-  if (guest_try_rsp != 0) abort_suite("nested guarded region");
-  g_fault = out;
-  int faulted = guest_try(fn, arg);
-  g_fault = nullptr;
+  PerCpu& c = g_cpu[cur_cpu()];
+  if (c.try_rsp != 0) abort_suite("nested guarded region");
+  c.fault = out;
+  int faulted = guest_try(fn, arg, &c.try_rsp);
+  c.fault = nullptr;
   out->faulted = faulted != 0;
   return !out->faulted;
 }
@@ -198,7 +235,74 @@ void set_non_auto_eoi(uint8_t vector, bool non_auto_eoi) {
 
 uint32_t irq_count(uint8_t vector) {
   if (vector < kIrqBase || vector >= kIrqBase + kIrqCount) return 0;
-  return g_irq_counts[vector - kIrqBase];
+  return g_irq_counts[cur_cpu()][vector - kIrqBase];
+}
+
+uint32_t irq_count_on(unsigned cpu, uint8_t vector) {
+  if (vector < kIrqBase || vector >= kIrqBase + kIrqCount || cpu > kMaxCpus) return 0;
+  return g_irq_counts[cpu][vector - kIrqBase];
+}
+
+uint64_t irq_tsc_on(unsigned cpu, uint8_t vector) {
+  if (vector < kIrqBase || vector >= kIrqBase + kIrqCount || cpu > kMaxCpus) return 0;
+  return g_irq_tsc[cpu][vector - kIrqBase];
+}
+
+void set_irq_hook(IrqHook hook) {
+  g_irq_hook = hook;
+}
+
+// ------------------------------------------------------------------ CPUs
+void set_cpus(unsigned count, const uint32_t* apic_ids) {
+  if (count == 0) count = 1;
+  if (count > kMaxCpus) count = kMaxCpus;
+  for (unsigned i = 0; i < count; ++i) g_apic_ids[i] = apic_ids[i];
+  asm volatile("" ::: "memory");
+  g_cpu_count = count;
+}
+
+unsigned cpu_count() {
+  return g_cpu_count;
+}
+
+uint32_t apic_id() {
+  return read_apic_id();
+}
+
+unsigned this_cpu() {
+  return cur_cpu();
+}
+
+void ap_enter() {
+  PerCpu& c = g_cpu[cur_cpu()];
+  asm volatile("sidt %0" : "=m"(c.firmware_idtr));
+  c.ap_fault = ApFault{};
+  Idtr ours{static_cast<uint16_t>(sizeof(g_idt) - 1), reinterpret_cast<uint64_t>(g_idt)};
+  asm volatile("lidt %0" : : "m"(ours) : "memory");
+}
+
+void ap_leave() {
+  PerCpu& c = g_cpu[cur_cpu()];
+  asm volatile("lidt %0" : : "m"(c.firmware_idtr) : "memory");
+}
+
+const ApFault& ap_fault(unsigned cpu) {
+  return g_cpu[cpu <= kMaxCpus ? cpu : kMaxCpus].ap_fault;
+}
+
+bool send_ipi(unsigned cpu, uint8_t vector) {
+  if (cpu >= g_cpu_count) return false;
+  const uint32_t dest = g_apic_ids[cpu];
+  if (g_apic_x2) {
+    return !wrmsr(0x830, (static_cast<uint64_t>(dest) << 32) | vector).faulted;  // x2APIC ICR
+  }
+  if (g_apic_base == 0) return false;
+  auto* icr_low = reinterpret_cast<volatile uint32_t*>(g_apic_base + 0x300);
+  auto* icr_high = reinterpret_cast<volatile uint32_t*>(g_apic_base + 0x310);
+  for (unsigned i = 0; i < 1'000'000 && (*icr_low & (1u << 12)) != 0; ++i) pause();
+  *icr_high = dest << 24;
+  *icr_low = vector;  // fixed, edge, physical destination, no shorthand
+  return true;
 }
 
 bool send_self_ipi(uint8_t vector) {
@@ -231,26 +335,41 @@ uint32_t wait_irq(uint8_t vector, uint32_t target, uint64_t spins) {
 
 extern "C" void guest_trap(guest::GuestFrame* f) {
   using namespace guest;
+  const unsigned cpu = cur_cpu();
   if (f->vector >= kIrqBase && f->vector < kIrqBase + kIrqCount) {
     unsigned i = static_cast<unsigned>(f->vector - kIrqBase);
-    g_irq_counts[i] = g_irq_counts[i] + 1;
+    g_irq_counts[cpu][i] = g_irq_counts[cpu][i] + 1;
+    if (g_cpu_count > 1) g_irq_tsc[cpu][i] = rdtsc();
+    if (g_irq_hook != nullptr) g_irq_hook(cpu, static_cast<uint8_t>(f->vector));
     if (g_non_auto_eoi[i]) apic_eoi();
     return;
   }
   if (f->vector == 2) return;  // NMI: not a fault of the code under test
-  if (f->vector < 32 && guest_try_rsp != 0 && g_fault != nullptr) {
-    g_fault->faulted = true;
-    g_fault->vector = static_cast<uint8_t>(f->vector);
-    g_fault->error = f->error;
-    g_fault->rip = f->rip;
+  PerCpu& c = g_cpu[cpu];
+  if (f->vector < 32 && c.try_rsp != 0 && c.fault != nullptr) {
+    c.fault->faulted = true;
+    c.fault->vector = static_cast<uint8_t>(f->vector);
+    c.fault->error = f->error;
+    c.fault->rip = f->rip;
     f->rip = reinterpret_cast<uint64_t>(guest_try_landing);
-    f->rsp = guest_try_rsp;
+    f->rsp = c.try_rsp;
     f->rflags &= ~0x200ull;  // resume with interrupts off, as the checks run
     return;
   }
-  char buf[160];
   uint64_t cr2;
   asm volatile("mov %%cr2, %0" : "=r"(cr2));
+  if (cpu != 0) {
+    // An AP does not report (COM1 belongs to CPU 0): it records the fault
+    // and parks; whoever waits for it times out and prints the record.
+    c.ap_fault.vector = f->vector;
+    c.ap_fault.error = f->error;
+    c.ap_fault.rip = f->rip;
+    c.ap_fault.cr2 = cr2;
+    asm volatile("" ::: "memory");
+    c.ap_fault.faulted = true;
+    for (;;) asm volatile("cli; hlt");
+  }
+  char buf[160];
   microhv::format(buf, sizeof(buf),
                   "unexpected exception %s (vector %lu) error 0x%lx at rip 0x%lx cr2 0x%lx",
                   vector_name(static_cast<uint8_t>(f->vector)), f->vector, f->error, f->rip, cr2);

@@ -5,7 +5,8 @@
 //   --only=GROUP[,GROUP...]   run only these groups (fixtures still run)
 //   --demo                    the SynIC demo instead of the checks (demo.cpp)
 //   --bench                   the round-trip benchmark instead (bench.cpp)
-// Groups: guest cpuid msr hypercall port message seed event sint isolation.
+//   --load                    the multi-CPU load test instead (load.cpp)
+// Groups: guest cpuid msr hypercall port message seed event sint isolation smp.
 #include <efi.h>
 
 #include "kernel/log.hpp"
@@ -19,7 +20,114 @@ unsigned g_passed, g_failed, g_skipped;
 bool g_finishing;
 char g_only[128];     // comma-separated group list, empty = all
 char g_options[256];  // the load options as ASCII, empty when absent or not text
-const char* g_mode;   // "demo" / "bench" while one of those runs, else nullptr
+const char* g_mode;   // "demo" / "bench" / "load" while one of those runs, else nullptr
+
+// ------------------------------------------------------------------ MP services
+// EFI_MP_SERVICES_PROTOCOL (UEFI PI specification, volume 2): declared here,
+// GNU-EFI does not have it.
+constexpr EFI_GUID kMpServicesGuid = {
+    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
+using ApProcedure = void(EFIAPI*)(void* arg);
+struct ProcessorInfo {    // EFI_PROCESSOR_INFORMATION (+ room for the PI 1.7 extension)
+  uint64_t processor_id;  // the local APIC ID
+  uint32_t status_flag;   // bit 0 BSP, bit 1 enabled, bit 2 healthy
+  uint32_t package, core, thread;
+  uint32_t extended[8];
+};
+struct MpServices {
+  EFI_STATUS(EFIAPI* get_number_of_processors)(MpServices*, UINTN* count, UINTN* enabled);
+  EFI_STATUS(EFIAPI* get_processor_info)(MpServices*, UINTN number, ProcessorInfo* info);
+  EFI_STATUS(EFIAPI* startup_all_aps)
+  (MpServices*, ApProcedure, BOOLEAN single_thread, EFI_EVENT wait_event, UINTN timeout_us,
+   void* arg, UINTN** failed);
+  EFI_STATUS(EFIAPI* startup_this_ap)
+  (MpServices*, ApProcedure, UINTN number, EFI_EVENT wait_event, UINTN timeout_us, void* arg,
+   BOOLEAN* finished);
+  EFI_STATUS(EFIAPI* switch_bsp)(MpServices*, UINTN number, BOOLEAN enable_old_bsp);
+  EFI_STATUS(EFIAPI* enable_disable_ap)(MpServices*, UINTN number, BOOLEAN enable, UINT32* health);
+  EFI_STATUS(EFIAPI* who_am_i)(MpServices*, UINTN* number);
+};
+
+uint64_t g_tsc_hz = 1'000'000'000;  // measured in efi_main
+
+MpServices* g_mp;
+unsigned g_mp_count = 1;
+char g_mp_note[160] = "no MP services protocol";
+EFI_EVENT g_ap_events[kMaxCpus];
+
+// What an AP runs: the firmware calls it with the MS ABI.
+struct ApStart {
+  void (*fn)(void*);
+  void* arg;
+};
+ApStart g_ap_start[kMaxCpus];
+void EFIAPI ap_trampoline(void* p) {
+  auto* start = static_cast<ApStart*>(p);
+  start->fn(start->arg);
+}
+
+// Finds the protocol and the processors. VP index = processor number, the
+// BSP must be processor 0 and the numbers below kMaxCpus must be enabled.
+void discover_cpus(uint32_t* apic_ids) {
+  EFI_BOOT_SERVICES* bs = g_st->BootServices;
+  EFI_GUID guid = kMpServicesGuid;
+  void* iface = nullptr;
+  if (bs->LocateProtocol(&guid, nullptr, &iface) != EFI_SUCCESS || iface == nullptr) return;
+  g_mp = static_cast<MpServices*>(iface);
+  UINTN count = 0, enabled = 0, me = ~UINTN{0};
+  EFI_STATUS s = g_mp->get_number_of_processors(g_mp, &count, &enabled);
+  if (s != EFI_SUCCESS || count == 0) {
+    microhv::format(g_mp_note, sizeof(g_mp_note), "GetNumberOfProcessors failed (0x%lx)", s);
+    return;
+  }
+  if (g_mp->who_am_i(g_mp, &me) != EFI_SUCCESS || me != 0) {
+    microhv::format(g_mp_note, sizeof(g_mp_note),
+                    "%lu processors, but the BSP is processor %lu (not 0)", count, me);
+    return;
+  }
+  unsigned usable = 0;
+  for (UINTN i = 0; i < count && i < kMaxCpus; ++i) {
+    ProcessorInfo info{};
+    if (g_mp->get_processor_info(g_mp, i, &info) != EFI_SUCCESS || (info.status_flag & 2) == 0) {
+      break;
+    }
+    apic_ids[i] = static_cast<uint32_t>(info.processor_id);
+    ++usable;
+  }
+  for (unsigned i = 1; i < usable; ++i) {
+    if (bs->CreateEvent(0, 0, nullptr, nullptr, &g_ap_events[i]) != EFI_SUCCESS) {
+      usable = i;
+      break;
+    }
+  }
+  g_mp_count = usable == 0 ? 1 : usable;
+  microhv::format(g_mp_note, sizeof(g_mp_note),
+                  "MP services: %lu processors (%lu enabled), using %u", count, enabled,
+                  g_mp_count);
+}
+
+// The UEFI memory map, copied before the checks.
+uint8_t* g_memmap;
+UINTN g_memmap_size, g_memmap_desc_size;
+
+void read_memory_map() {
+  EFI_BOOT_SERVICES* bs = g_st->BootServices;
+  UINTN size = 0, key = 0, desc_size = 0;
+  UINT32 desc_version = 0;
+  bs->GetMemoryMap(&size, nullptr, &key, &desc_size, &desc_version);
+  if (size == 0 || desc_size == 0) return;
+  size += 8 * desc_size;  // the pool allocation below may add descriptors
+  void* buf = nullptr;
+  if (bs->AllocatePool(EfiLoaderData, size, &buf) != EFI_SUCCESS) return;
+  if (bs->GetMemoryMap(&size, static_cast<EFI_MEMORY_DESCRIPTOR*>(buf), &key, &desc_size,
+                       &desc_version) != EFI_SUCCESS) {
+    bs->FreePool(buf);
+    return;
+  }
+  g_memmap = static_cast<uint8_t*>(buf);
+  g_memmap_size = size;
+  g_memmap_desc_size = desc_size;
+}
 
 void line(const char* text) {
   serial_write(text);
@@ -95,6 +203,50 @@ uint8_t* alloc_pages(size_t count) {
 }
 
 }  // namespace
+
+_EFI_SYSTEM_TABLE* system_table() {
+  return g_st;
+}
+
+uint64_t tsc_hz() {
+  return g_tsc_hz;
+}
+
+bool memory_type_at(uint64_t addr, uint32_t* type, uint64_t* attributes) {
+  for (UINTN off = 0; g_memmap != nullptr && off + g_memmap_desc_size <= g_memmap_size;
+       off += g_memmap_desc_size) {
+    const auto* d = reinterpret_cast<const EFI_MEMORY_DESCRIPTOR*>(g_memmap + off);
+    if (addr >= d->PhysicalStart && addr - d->PhysicalStart < d->NumberOfPages * 4096) {
+      *type = d->Type;
+      *attributes = d->Attribute;
+      return true;
+    }
+  }
+  return false;
+}
+
+unsigned mp_cpu_count() {
+  return g_mp_count;
+}
+
+const char* mp_note() {
+  return g_mp_note;
+}
+
+bool mp_start_ap(unsigned cpu, void (*fn)(void*), void* arg, char* why, size_t cap) {
+  if (g_mp == nullptr || cpu == 0 || cpu >= g_mp_count) {
+    microhv::format(why, cap, "no processor %u (%s)", cpu, g_mp_note);
+    return false;
+  }
+  g_ap_start[cpu] = ApStart{fn, arg};
+  EFI_STATUS s = g_mp->startup_this_ap(g_mp, ap_trampoline, cpu, g_ap_events[cpu], 0,
+                                       &g_ap_start[cpu], nullptr);
+  if (s != EFI_SUCCESS) {
+    microhv::format(why, cap, "StartupThisAP(%u) failed: 0x%lx", cpu, s);
+    return false;
+  }
+  return true;
+}
 
 bool detect_hyperv(char* why, size_t cap) {
   Cpuid l1 = cpuid(1);
@@ -259,26 +411,54 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   parse_options(image);
 
   // All allocation happens here: the checks run with interrupts off and call
-  // no boot service (their TPL restore would re-enable interrupts).
+  // no boot service (their TPL restore would re-enable interrupts); only the
+  // smp group starts its AP through MP services.
   env.hypercall_page = alloc_pages(1);
   env.in = alloc_pages(2);
   env.out = alloc_pages(1);
   env.sim = alloc_pages(1);
   env.sief = alloc_pages(1);
+  uint32_t apic_ids[kMaxCpus] = {};
+  discover_cpus(apic_ids);
+  bool cpu_pages_ok = true;
+  for (unsigned i = 0; i < g_mp_count; ++i) {
+    CpuPages& p = env.cpu[i];
+    p.sim = alloc_pages(1);
+    p.sief = alloc_pages(1);
+    p.in = alloc_pages(1);
+    p.out = alloc_pages(1);
+    cpu_pages_ok = cpu_pages_ok && p.sim != nullptr && p.sief != nullptr && p.in != nullptr &&
+                   p.out != nullptr;
+  }
+  read_memory_map();
+  {
+    // TSC rate against the firmware's Stall (a calibrated busy wait; under
+    // Bochs both count emulated time).
+    const uint64_t t0 = rdtsc();
+    st->BootServices->Stall(10000);
+    const uint64_t t1 = rdtsc();
+    if (t1 - t0 >= 10'000) g_tsc_hz = (t1 - t0) * 100;
+  }
 
   if (has_option("--demo")) g_mode = "demo";
   if (has_option("--bench")) g_mode = "bench";
+  if (has_option("--load")) g_mode = "load";
   if (g_mode == nullptr) {
     line("guest: microhv guest conformance suite");
     if (g_only[0] != '\0') note("running only groups: %s", g_only);
   }
   if (env.hypercall_page == nullptr || env.in == nullptr || env.out == nullptr ||
-      env.sim == nullptr || env.sief == nullptr) {
+      env.sim == nullptr || env.sief == nullptr || !cpu_pages_ok) {
     abort_suite("AllocatePages failed");
   }
   cli();
   if (!install_idt()) abort_suite("IDT stubs are not 16 bytes apart");
+  set_cpus(g_mp_count, apic_ids);
+  if (g_mp_count > 1 && this_cpu() != 0) {
+    abort_suite("the BSP's local APIC ID is not MP-services processor 0's");
+  }
   if (g_mode != nullptr && g_mode[0] == 'd') run_demo();
+  if (g_mode != nullptr && g_mode[0] == 'l') run_load();
   if (g_mode != nullptr) run_bench();
   {
     char why[160];
@@ -295,7 +475,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
       {"guest", group_guest},         {"cpuid", group_cpuid}, {"msr", group_msr},
       {"hypercall", group_hypercall}, {"port", group_port},   {"message", group_message},
       {"seed", group_seed},           {"event", group_event}, {"sint", group_sint},
-      {"isolation", group_isolation},
+      {"isolation", group_isolation}, {"smp", group_smp},
   };
   for (const Group& g : groups) {
     if (group_selected(g.name)) g.run();

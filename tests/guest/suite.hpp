@@ -6,9 +6,12 @@
 //   hv.cpp                 hypercalls, SIM/SIEF helpers, fixtures (setup)
 //   checks_basic.cpp       groups guest, cpuid, msr
 //   checks_hypercall.cpp   groups hypercall, port
-//   checks_synic.cpp       groups message, seed, event, sint, isolation
-//   main.cpp               efi_main, options, report, shutdown
+//   checks_synic.cpp       groups message, seed, event, sint
+//   checks_isolation.cpp   group isolation (microhv's memory is unreachable)
+//   checks_smp.cpp         group smp (cross-VP delivery, needs >= 2 CPUs)
+//   main.cpp               efi_main, options, MP services, report, shutdown
 //   demo.cpp, bench.cpp    --demo and --bench modes (not checks)
+//   load.cpp               --load mode (multi-CPU message and event storm)
 #pragma once
 
 #include <stdarg.h>
@@ -16,6 +19,8 @@
 #include <stdint.h>
 
 #include "hypercall/tlfs.hpp"
+
+struct _EFI_SYSTEM_TABLE;  // <efi.h>; only the files that use it include it
 
 namespace guest {
 
@@ -77,10 +82,43 @@ Cpuid cpuid(uint32_t leaf, uint32_t subleaf = 0);
 bool install_idt();  // copies the firmware IDT and adds ours
 void restore_idt();
 void set_non_auto_eoi(uint8_t vector, bool non_auto_eoi);  // handler EOIs the APIC
-uint32_t irq_count(uint8_t vector);
+uint32_t irq_count(uint8_t vector);                        // on the calling CPU
 bool send_self_ipi(uint8_t vector);  // fixed, edge, to self; false if no APIC access
 void cli();
 void sti();
+
+// ------------------------------------------------------------------ CPUs
+// CPUs are numbered by their MP-services processor number (the BSP is 0);
+// the suite expects VP_INDEX to equal it. Up to kMaxCpus are used.
+inline constexpr unsigned kMaxCpus = 8;
+void set_cpus(unsigned count, const uint32_t* apic_ids);  // after install_idt()
+unsigned cpu_count();
+unsigned this_cpu();  // by local APIC ID; kMaxCpus for a CPU not in the table
+uint32_t apic_id();   // of the calling CPU
+uint32_t irq_count_on(unsigned cpu, uint8_t vector);
+uint64_t irq_tsc_on(unsigned cpu, uint8_t vector);  // TSC at the last one (>= 2 CPUs only)
+// Called (after the count is bumped) for every SINT vector on every CPU.
+using IrqHook = void (*)(unsigned cpu, uint8_t vector);
+void set_irq_hook(IrqHook hook);
+// On an AP: load our IDT (saving the AP's), and put the AP's back.
+void ap_enter();
+void ap_leave();
+// An exception on an AP outside a guarded region: recorded here, and the AP
+// parks (cli; hlt) instead of reporting.
+struct ApFault {
+  volatile bool faulted;
+  uint64_t vector, error, rip, cr2;
+};
+const ApFault& ap_fault(unsigned cpu);
+bool send_ipi(unsigned cpu, uint8_t vector);  // fixed, edge, physical destination
+inline uint64_t rdtsc() {
+  uint32_t lo, hi;
+  asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+inline void cpu_pause() {
+  asm volatile("pause" ::: "memory");
+}
 
 // Waits (with interrupts enabled only during the wait) until irq_count(vector)
 // reaches `target`, at most `spins` iterations; returns the final count.
@@ -91,6 +129,14 @@ inline constexpr uint64_t kSpinQuiet = 2'000'000;    // "no interrupt" windows
 [[noreturn]] void abort_suite(const char* why);
 
 // ------------------------------------------------------------------ environment
+// Pages of one CPU, allocated before the checks (all zero).
+struct CpuPages {
+  uint8_t* sim;
+  uint8_t* sief;
+  uint8_t* in;   // hypercall input
+  uint8_t* out;  // hypercall output
+};
+
 struct Env {
   bool hv_present;  // CPUID says Hyper-V ("Microsoft Hv", "Hv#1")
   uint8_t* hypercall_page;
@@ -100,6 +146,10 @@ struct Env {
   uint8_t* sief;         // SIEF page
   bool hypercall_ready;  // HYPERCALL MSR enabled and page not our fill pattern
   bool synic_ready;      // SIMP, SIEFP, SCONTROL and our SINTs programmed
+  // Per processor 0..cpu_count()-1 (the smp group uses CPU 1's, --load
+  // every CPU's; the checks on CPU 0 use the pages above). Null for CPUs that
+  // do not exist.
+  CpuPages cpu[kMaxCpus];
 };
 extern Env env;
 
@@ -162,6 +212,9 @@ volatile uint8_t* sief_flags(uint8_t sint);  // 256 bytes
 void fill_payload(uint8_t* p, uint32_t size, uint8_t seed);
 // Compares a slot against a message posted with post_message(.., type, size, seed).
 bool slot_matches(uint8_t sint, uint32_t type, uint32_t size, uint8_t seed, char* why, size_t cap);
+// The same for the SIM page at `sim_page` (another CPU's).
+bool slot_matches_in(uint8_t* sim_page, uint8_t sint, uint32_t type, uint32_t size, uint8_t seed,
+                     char* why, size_t cap);
 void clear_slot_and_eom(uint8_t sint, bool eom);
 
 // ------------------------------------------------------------------ fixtures
@@ -187,6 +240,24 @@ void say(const char* text);    // one COM1 line
 
 [[noreturn]] void run_demo();   // demo.cpp: --demo
 [[noreturn]] void run_bench();  // bench.cpp: --bench
+[[noreturn]] void run_load();   // load.cpp: --load
+
+_EFI_SYSTEM_TABLE* system_table();
+uint64_t tsc_hz();  // measured before the checks (10 ms Stall)
+
+// The UEFI memory map as read before the checks (GetMemoryMap), for the
+// isolation group: the type and attributes of the region holding `addr`;
+// false when no descriptor covers it.
+bool memory_type_at(uint64_t addr, uint32_t* type, uint64_t* attributes);
+
+// MP services (EFI_MP_SERVICES_PROTOCOL), looked up before the checks.
+// mp_cpu_count() is 1 without the protocol. mp_start_ap() runs fn(arg) on
+// processor `cpu` without waiting for it (StartupThisAP with an event); it
+// may be called once per AP and boot. Boot service calls may enable
+// interrupts: callers cli() again.
+unsigned mp_cpu_count();
+const char* mp_note();  // how the count was found (or why SMP is unavailable)
+bool mp_start_ap(unsigned cpu, void (*fn)(void*), void* arg, char* why, size_t cap);
 
 // ------------------------------------------------------------------ groups
 void group_guest();
@@ -199,6 +270,7 @@ void group_seed();
 void group_event();
 void group_sint();
 void group_isolation();
+void group_smp();
 
 }  // namespace guest
 
