@@ -30,15 +30,16 @@ static_assert(sizeof(IdtGate) == 16);
 
 // Present 64-bit interrupt gate, DPL 0.
 constexpr IdtGate make_interrupt_gate(uint64_t handler, uint16_t cs, uint8_t ist) {
-  return IdtGate{(handler & 0xFFFF) | (static_cast<uint64_t>(cs) << 16) | (static_cast<uint64_t>(ist & 7) << 32) |
-                     (0x8Eull << 40) | (((handler >> 16) & 0xFFFF) << 48),
+  return IdtGate{(handler & 0xFFFF) | (static_cast<uint64_t>(cs) << 16) |
+                     (static_cast<uint64_t>(ist & 7) << 32) | (0x8Eull << 40) |
+                     (((handler >> 16) & 0xFFFF) << 48),
                  handler >> 32};
 }
 
 // 16-byte available 64-bit TSS descriptor (type 9), as two GDT qwords.
 constexpr void make_tss_descriptor(uint64_t base, uint32_t limit, uint64_t* out) {
-  out[0] = (limit & 0xFFFF) | ((base & 0xFFFFFF) << 16) | (0x89ull << 40) | ((static_cast<uint64_t>(limit) & 0xF0000) << 32) |
-           (((base >> 24) & 0xFF) << 56);
+  out[0] = (limit & 0xFFFF) | ((base & 0xFFFFFF) << 16) | (0x89ull << 40) |
+           ((static_cast<uint64_t>(limit) & 0xF0000) << 32) | (((base >> 24) & 0xFF) << 56);
   out[1] = base >> 32;
 }
 
@@ -61,7 +62,9 @@ inline constexpr uint32_t kAccessUnusable = 1u << 16;
 constexpr SegmentState decode_segment(const uint64_t* gdt, uint16_t gdt_limit, uint16_t selector) {
   SegmentState s{selector, 0, 0, kAccessUnusable};
   const uint16_t index = selector >> 3;
-  if ((selector & 0xFFFC) == 0 || (selector & 4) != 0 || static_cast<uint32_t>(index) * 8 + 7 > gdt_limit) return s;
+  if ((selector & 0xFFFC) == 0 || (selector & 4) != 0 ||
+      static_cast<uint32_t>(index) * 8 + 7 > gdt_limit)
+    return s;
   const uint64_t d = gdt[index];
   uint32_t access = static_cast<uint32_t>(d >> 40) & 0xF0FF;
   if ((access & 0x80) == 0) return s;  // not present
@@ -69,7 +72,8 @@ constexpr SegmentState decode_segment(const uint64_t* gdt, uint16_t gdt_limit, u
   if ((access & 0x8000) != 0) limit = (limit << 12) | 0xFFF;
   uint64_t base = ((d >> 16) & 0xFFFFFF) | (((d >> 56) & 0xFF) << 24);
   if ((access & 0x10) == 0) {
-    if (static_cast<uint32_t>(index + 1) * 8 + 7 <= gdt_limit) base |= (gdt[index + 1] & 0xFFFFFFFF) << 32;
+    if (static_cast<uint32_t>(index + 1) * 8 + 7 <= gdt_limit)
+      base |= (gdt[index + 1] & 0xFFFFFFFF) << 32;
   } else {
     access |= 1;  // accessed
   }

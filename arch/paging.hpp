@@ -45,6 +45,8 @@ enum class MemType : uint8_t { kUc = 0, kWc = 1, kWt = 4, kWp = 5, kWb = 6 };
 constexpr unsigned table_index(uint64_t addr, unsigned level) {
   return static_cast<unsigned>((addr >> (12 + 9 * (level - 1))) & 0x1FF);
 }
-constexpr uint64_t level_page_size(unsigned level) { return 1ull << (12 + 9 * (level - 1)); }
+constexpr uint64_t level_page_size(unsigned level) {
+  return 1ull << (12 + 9 * (level - 1));
+}
 
 }  // namespace microhv::arch

@@ -41,7 +41,8 @@ EFI_DEVICE_PATH* file_device_path(EFI_SYSTEM_TABLE* st, EFI_HANDLE device, const
     return static_cast<UINTN>(n->Length[0] | (n->Length[1] << 8));
   };
   UINTN base_size = 0;  // every node up to, not including, the end node
-  for (auto* n = base; !(n->Type == END_DEVICE_PATH_TYPE && n->SubType == END_ENTIRE_DEVICE_PATH_SUBTYPE);
+  for (auto* n = base;
+       !(n->Type == END_DEVICE_PATH_TYPE && n->SubType == END_ENTIRE_DEVICE_PATH_SUBTYPE);
        n = reinterpret_cast<EFI_DEVICE_PATH*>(reinterpret_cast<UINT8*>(n) + node_length(n))) {
     if (node_length(n) < 4) return nullptr;  // malformed: would loop forever
     base_size += node_length(n);
@@ -88,7 +89,8 @@ void read_config(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, Config* out) {
   }
   EFI_FILE_HANDLE file = nullptr;
   CHAR16 path[sizeof(kConfigPath) / sizeof(kConfigPath[0])];
-  for (size_t i = 0; i < sizeof(kConfigPath) / sizeof(kConfigPath[0]); ++i) path[i] = kConfigPath[i];
+  for (size_t i = 0; i < sizeof(kConfigPath) / sizeof(kConfigPath[0]); ++i)
+    path[i] = kConfigPath[i];
   if (EFI_ERROR(root->Open(root, &file, path, EFI_FILE_MODE_READ, 0))) {
     log::info("config: no \\EFI\\microhv\\microhv.cfg; no next stage\n");
     root->Close(root);

@@ -44,14 +44,14 @@ enum class CallCode : uint16_t {
 
 // ---- Hypercall input value (RCX) layout, TLFS "Hypercall Inputs".
 namespace control {
-inline constexpr uint64_t kCallCodeMask = 0xFFFFull;        // 15:0
-inline constexpr uint64_t kFastBit = 1ull << 16;            // 16
-inline constexpr unsigned kVarHeaderShift = 17;             // 26:17
+inline constexpr uint64_t kCallCodeMask = 0xFFFFull;  // 15:0
+inline constexpr uint64_t kFastBit = 1ull << 16;      // 16
+inline constexpr unsigned kVarHeaderShift = 17;       // 26:17
 inline constexpr uint64_t kVarHeaderMask = 0x3FFull << 17;
-inline constexpr uint64_t kNestedBit = 1ull << 31;          // 31
-inline constexpr unsigned kRepCountShift = 32;              // 43:32
+inline constexpr uint64_t kNestedBit = 1ull << 31;  // 31
+inline constexpr unsigned kRepCountShift = 32;      // 43:32
 inline constexpr uint64_t kRepCountMask = 0xFFFull << 32;
-inline constexpr unsigned kRepStartShift = 48;              // 59:48
+inline constexpr unsigned kRepStartShift = 48;  // 59:48
 inline constexpr uint64_t kRepStartMask = 0xFFFull << 48;
 // 30:27, 47:44 and 63:60 are reserved and must be zero.
 inline constexpr uint64_t kReservedMask = (0xFull << 27) | (0xFull << 44) | (0xFull << 60);

@@ -5,7 +5,9 @@
 namespace microhv {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r';
+}
 
 struct Slice {
   const char* begin;

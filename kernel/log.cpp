@@ -17,8 +17,12 @@ void emit(const char* prefix, const char* fmt, va_list args) {
 
 }  // namespace
 
-void set_sink(Sink sink) { g_sink = sink; }
-void set_quiet(bool quiet) { g_quiet = quiet; }
+void set_sink(Sink sink) {
+  g_sink = sink;
+}
+void set_quiet(bool quiet) {
+  g_quiet = quiet;
+}
 
 void info(const char* fmt, ...) {
   va_list args;

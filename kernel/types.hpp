@@ -43,8 +43,8 @@ struct HpaTag;
 using Gpa = PhysAddr<GpaTag>;  // guest-physical address
 using Hpa = PhysAddr<HpaTag>;  // host-physical address
 
-using VpIndex = Strong<struct VpIndexTag, uint32_t>;      // TLFS virtual processor index
-using ApicId = Strong<struct ApicIdTag, uint32_t>;        // local APIC id of a CPU
+using VpIndex = Strong<struct VpIndexTag, uint32_t>;  // TLFS virtual processor index
+using ApicId = Strong<struct ApicIdTag, uint32_t>;    // local APIC id of a CPU
 using PartitionId = Strong<struct PartitionIdTag, uint64_t>;
 using PortId = Strong<struct PortIdTag, uint32_t>;
 using ConnectionId = Strong<struct ConnectionIdTag, uint32_t>;
@@ -53,8 +53,8 @@ using ConnectionId = Strong<struct ConnectionIdTag, uint32_t>;
 using SintIndex = Strong<struct SintIndexTag, uint8_t>;
 
 inline constexpr uint32_t kSintCount = 16;
-inline constexpr VpIndex kAnyVp{0xFFFFFFFFu};              // HV_ANY_VP
-inline constexpr PartitionId kSelfPartition{~0ull};        // HV_PARTITION_ID_SELF
+inline constexpr VpIndex kAnyVp{0xFFFFFFFFu};        // HV_ANY_VP
+inline constexpr PartitionId kSelfPartition{~0ull};  // HV_PARTITION_ID_SELF
 
 template <typename T, size_t N>
 constexpr size_t array_size(const T (&)[N]) {

@@ -10,7 +10,9 @@ namespace {
 constexpr uint64_t kPendingBitInHeader = uint64_t{tlfs::kMessageFlagPending}
                                          << (8 * tlfs::kMessageFlagsOffset);
 
-Gpa slot_of(const SynicState& s, uint32_t sint) { return s.sim_page() + sint * tlfs::kMessageSize; }
+Gpa slot_of(const SynicState& s, uint32_t sint) {
+  return s.sim_page() + sint * tlfs::kMessageSize;
+}
 
 void raise_sint(Vp& vp, uint32_t sint) {
   const SynicState& s = vp.synic;

@@ -94,8 +94,8 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
   if (spec.target_sint == 0 || spec.target_sint >= kSintCount) return Status::kInvalidParameter;
   bool events = spec.type == tlfs::PortType::kEvent;
   if (!events && (spec.base_flag != 0 || spec.flag_count != 0)) return Status::kInvalidParameter;
-  if (events && (spec.flag_count == 0 ||
-                 uint32_t{spec.base_flag} + spec.flag_count > tlfs::kFlagsPerSint)) {
+  if (events &&
+      (spec.flag_count == 0 || uint32_t{spec.base_flag} + spec.flag_count > tlfs::kFlagsPerSint)) {
     return Status::kInvalidParameter;
   }
   if (hv.ports.find_port(&owner, spec.id) != nullptr) return Status::kInvalidPortId;
@@ -136,7 +136,8 @@ Status connect_port(Partition& connector, ConnectionId id, Partition& owner, Por
   if (port->connection_partition.value() != 0 && port->connection_partition != connector.id()) {
     return Status::kAccessDenied;  // the port names another partition as its peer
   }
-  if ((id.value() & ~tlfs::kConnectionIdMask) != 0 || ports.find_connection(&connector, id) != nullptr) {
+  if ((id.value() & ~tlfs::kConnectionIdMask) != 0 ||
+      ports.find_connection(&connector, id) != nullptr) {
     return Status::kInvalidConnectionId;
   }
   Connection* c = ports.allocate_connection();
@@ -193,8 +194,9 @@ Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
     connector = self.hypervisor().find_partition(self, in.connection_partition);
     if (connector == nullptr) return Status::kInvalidPartitionId;
   }
-  PortSpec spec{PortId(in.port_id), static_cast<tlfs::PortType>(info.port_type), info.target_sint,
-                VpIndex(info.target_vp), info.base_flag_number, info.flag_count};
+  PortSpec spec{PortId(in.port_id),    static_cast<tlfs::PortType>(info.port_type),
+                info.target_sint,      VpIndex(info.target_vp),
+                info.base_flag_number, info.flag_count};
   return create_port(*owner, spec, connector);
 }
 

@@ -19,7 +19,9 @@ constexpr uint64_t kHypercallReserved = 0xFFCull;
 // VP_ASSIST_PAGE: 63:12 GPFN, 0 enable, 11:1 reserved.
 constexpr uint64_t kVpAssistReserved = 0xFFEull;
 
-bool is_sint(uint32_t m) { return m >= msr::kSint0 && m <= msr::kSint15; }
+bool is_sint(uint32_t m) {
+  return m >= msr::kSint0 && m <= msr::kSint15;
+}
 
 bool is_synic(uint32_t m) {
   return (m >= msr::kScontrol && m <= msr::kEom) || is_sint(m);
@@ -102,17 +104,39 @@ MsrResult read_synthetic_msr(Vp& vp, uint32_t m, uint64_t* value) {
   LockGuard guard(partition.hypervisor().lock);
   const SynicState& s = vp.synic;
   switch (m) {
-    case msr::kGuestOsId: *value = partition.guest_os_id; break;
-    case msr::kHypercall: *value = partition.hypercall_msr; break;
-    case msr::kVpIndex: *value = vp.index().value(); break;
-    case msr::kVpAssistPage: *value = vp.vp_assist_page; break;
-    case msr::kTimeRefCount: *value = partition.clock().now_100ns(); break;
-    case msr::kScontrol: *value = s.scontrol; break;
-    case msr::kSversion: *value = tlfs::kSversionValue; break;
-    case msr::kSiefp: *value = s.siefp; break;
-    case msr::kSimp: *value = s.simp; break;
-    case msr::kEom: *value = 0; break;  // write-only trigger
-    default: *value = s.sint[m - msr::kSint0]; break;  // access_bit() admitted only SINTs
+    case msr::kGuestOsId:
+      *value = partition.guest_os_id;
+      break;
+    case msr::kHypercall:
+      *value = partition.hypercall_msr;
+      break;
+    case msr::kVpIndex:
+      *value = vp.index().value();
+      break;
+    case msr::kVpAssistPage:
+      *value = vp.vp_assist_page;
+      break;
+    case msr::kTimeRefCount:
+      *value = partition.clock().now_100ns();
+      break;
+    case msr::kScontrol:
+      *value = s.scontrol;
+      break;
+    case msr::kSversion:
+      *value = tlfs::kSversionValue;
+      break;
+    case msr::kSiefp:
+      *value = s.siefp;
+      break;
+    case msr::kSimp:
+      *value = s.simp;
+      break;
+    case msr::kEom:
+      *value = 0;
+      break;  // write-only trigger
+    default:
+      *value = s.sint[m - msr::kSint0];
+      break;  // access_bit() admitted only SINTs
   }
   return MsrResult::kOk;
 }

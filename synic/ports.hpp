@@ -32,7 +32,7 @@ struct Port {
   uint16_t base_flag = 0;
   uint16_t flag_count = 0;
   PartitionId connection_partition{0};  // 0: any partition may connect
-  uint16_t free_buffers = 0xFFFF;      // bit i: buffer i of this port is free
+  uint16_t free_buffers = 0xFFFF;       // bit i: buffer i of this port is free
 };
 
 struct Connection {

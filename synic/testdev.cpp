@@ -51,8 +51,8 @@ bool TestDevice::write(uint32_t value) {
       }
       return true;
     case Control::kMsgConnCreate: {
-      PortSpec spec{PortId(kMessagePortBase | conn), tlfs::PortType::kMessage, sint, VpIndex(vp),
-                    0, 0};
+      PortSpec spec{
+          PortId(kMessagePortBase | conn), tlfs::PortType::kMessage, sint, VpIndex(vp), 0, 0};
       status = create_port(guest_, spec, &guest_);
       if (status == tlfs::Status::kSuccess) {
         status = connect_port(guest_, ConnectionId(conn), guest_, spec.id, spec.type);
@@ -65,8 +65,8 @@ bool TestDevice::write(uint32_t value) {
       status = delete_port(guest_, PortId(kMessagePortBase | conn));
       break;
     case Control::kEvtConnCreate: {
-      PortSpec spec{PortId(kEventPortBase | conn), tlfs::PortType::kEvent, sint, VpIndex(vp),
-                    conn, 1};
+      PortSpec spec{
+          PortId(kEventPortBase | conn), tlfs::PortType::kEvent, sint, VpIndex(vp), conn, 1};
       status = create_port(guest_, spec, &guest_);
       if (status == tlfs::Status::kSuccess) {
         status = connect_port(guest_, ConnectionId(conn), guest_, spec.id, spec.type);

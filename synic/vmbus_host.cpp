@@ -12,9 +12,8 @@ constexpr uint32_t kReplyPort = 0x564D4200;  // in the guest partition ("VMB")
 constexpr uint32_t kReplyConnection = 1;     // in the host partition
 
 // The versions microhv speaks, newest first. Linux 6.1 asks for 5.3 first.
-constexpr uint32_t kVersions[] = {vmbus::version(5, 3), vmbus::version(5, 2),
-                                  vmbus::version(5, 1), vmbus::version(5, 0),
-                                  vmbus::version(4, 1), vmbus::version(4, 0)};
+constexpr uint32_t kVersions[] = {vmbus::version(5, 3), vmbus::version(5, 2), vmbus::version(5, 1),
+                                  vmbus::version(5, 0), vmbus::version(4, 1), vmbus::version(4, 0)};
 
 struct Header {  // vmbus_channel_message_header
   uint32_t msgtype;
@@ -115,8 +114,8 @@ tlfs::Status VmbusHost::initiate_contact(const uint8_t* payload, uint32_t size) 
     connected_ = true;
     version_ = v;
   }
-  VersionResponse r{{vmbus::kVersionResponse, 0}, static_cast<uint8_t>(ok ? 1 : 0), 0, 0,
-                    vmbus::kConnectionIdV5};
+  VersionResponse r{
+      {vmbus::kVersionResponse, 0}, static_cast<uint8_t>(ok ? 1 : 0), 0, 0, vmbus::kConnectionIdV5};
   reply(&r, sizeof(r));
   return tlfs::Status::kSuccess;
 }

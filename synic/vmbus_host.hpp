@@ -17,10 +17,10 @@
 namespace microhv {
 
 namespace vmbus {
-inline constexpr uint32_t kConnectionIdV5 = 4;       // INITIATE_CONTACT for 5.0 and later
-inline constexpr uint32_t kConnectionIdLegacy = 1;   // everything below 5.0
-inline constexpr uint32_t kMessageType = 1;          // HV message type of VMBus messages
-inline constexpr uint32_t kDefaultSint = 2;          // VMBUS_MESSAGE_SINT
+inline constexpr uint32_t kConnectionIdV5 = 4;      // INITIATE_CONTACT for 5.0 and later
+inline constexpr uint32_t kConnectionIdLegacy = 1;  // everything below 5.0
+inline constexpr uint32_t kMessageType = 1;         // HV message type of VMBus messages
+inline constexpr uint32_t kDefaultSint = 2;         // VMBUS_MESSAGE_SINT
 
 enum Msg : uint32_t {
   kOfferChannel = 1,
@@ -32,7 +32,9 @@ enum Msg : uint32_t {
   kUnloadResponse = 17,
 };
 
-constexpr uint32_t version(uint32_t major, uint32_t minor) { return major << 16 | minor; }
+constexpr uint32_t version(uint32_t major, uint32_t minor) {
+  return major << 16 | minor;
+}
 }  // namespace vmbus
 
 class VmbusHost final : public MessageService {

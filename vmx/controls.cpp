@@ -20,29 +20,32 @@ ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest) {
   // blocking, which the guest's IRET clears (and NMI-window exiting can
   // wait for); physical NMIs -- the kicks -- exit regardless.
   constexpr uint32_t kPinNever = pin::kExternalInterruptExiting;
-  constexpr uint32_t kProcNever = proc::kInterruptWindowExiting | proc::kNmiWindowExiting | proc::kUnconditionalIoExiting |
-                                  proc::kCr3LoadExiting | proc::kCr3StoreExiting | proc::kHltExiting |
-                                  proc::kRdtscExiting | proc::kMovDrExiting | proc::kUseTprShadow |
-                                  proc::kCr8LoadExiting | proc::kCr8StoreExiting;
+  constexpr uint32_t kProcNever =
+      proc::kInterruptWindowExiting | proc::kNmiWindowExiting | proc::kUnconditionalIoExiting |
+      proc::kCr3LoadExiting | proc::kCr3StoreExiting | proc::kHltExiting | proc::kRdtscExiting |
+      proc::kMovDrExiting | proc::kUseTprShadow | proc::kCr8LoadExiting | proc::kCr8StoreExiting;
   constexpr uint32_t kEntryNever = entry_ctl::kEntryToSmm;
 
   ControlSet s{};
   s.pin = adjust_controls(pin_cap, pin::kNmiExiting | pin::kVirtualNmis, 0, kPinNever);
-  s.proc = adjust_controls(proc_cap, proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary,
-                           0, kProcNever);
+  s.proc = adjust_controls(proc_cap,
+                           proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary, 0,
+                           kProcNever);
   // The secondary controls have no TRUE_ MSR and no default1 bits.
   s.proc2 = adjust_controls(caps.procbased2,
                             proc2::kEnableEpt | proc2::kEnableVpid | proc2::kUnrestrictedGuest,
                             proc2::kEnableRdtscp | proc2::kEnableInvpcid | proc2::kEnableXsaves |
                                 proc2::kEnableUserWaitPause);
-  s.exit = adjust_controls(exit_cap,
-                           exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer |
-                               exit_ctl::kSavePat | exit_ctl::kLoadPat | exit_ctl::kSaveDebugControls,
-                           0, exit_ctl::kAckInterruptOnExit);
-  s.entry = adjust_controls(entry_cap,
-                            entry_ctl::kLoadEfer | entry_ctl::kLoadPat | entry_ctl::kLoadDebugControls |
-                                (ia32e_guest ? entry_ctl::kIa32eModeGuest : 0),
-                            0, kEntryNever);
+  s.exit =
+      adjust_controls(exit_cap,
+                      exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer |
+                          exit_ctl::kSavePat | exit_ctl::kLoadPat | exit_ctl::kSaveDebugControls,
+                      0, exit_ctl::kAckInterruptOnExit);
+  s.entry =
+      adjust_controls(entry_cap,
+                      entry_ctl::kLoadEfer | entry_ctl::kLoadPat | entry_ctl::kLoadDebugControls |
+                          (ia32e_guest ? entry_ctl::kIa32eModeGuest : 0),
+                      0, kEntryNever);
   return s;
 }
 

@@ -14,24 +14,28 @@ namespace microhv::vmx {
 
 // Raw capability MSR values as read from the CPU.
 struct VmxCapabilities {
-  uint64_t basic;        // IA32_VMX_BASIC
-  uint64_t pinbased;     // IA32_VMX_PINBASED_CTLS
-  uint64_t procbased;    // IA32_VMX_PROCBASED_CTLS
-  uint64_t exit;         // IA32_VMX_EXIT_CTLS
-  uint64_t entry;        // IA32_VMX_ENTRY_CTLS
+  uint64_t basic;      // IA32_VMX_BASIC
+  uint64_t pinbased;   // IA32_VMX_PINBASED_CTLS
+  uint64_t procbased;  // IA32_VMX_PROCBASED_CTLS
+  uint64_t exit;       // IA32_VMX_EXIT_CTLS
+  uint64_t entry;      // IA32_VMX_ENTRY_CTLS
   uint64_t true_pinbased;
   uint64_t true_procbased;
   uint64_t true_exit;
   uint64_t true_entry;
-  uint64_t procbased2;   // IA32_VMX_PROCBASED_CTLS2 (0 if secondary controls are unsupported)
+  uint64_t procbased2;    // IA32_VMX_PROCBASED_CTLS2 (0 if secondary controls are unsupported)
   uint64_t ept_vpid_cap;  // IA32_VMX_EPT_VPID_CAP (0 if unsupported)
   uint64_t misc;
   uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
 };
 
 inline constexpr uint64_t kBasicTrueControls = 1ull << 55;
-constexpr uint32_t vmcs_revision(uint64_t basic) { return static_cast<uint32_t>(basic) & 0x7FFFFFFF; }
-constexpr uint32_t vmcs_region_size(uint64_t basic) { return static_cast<uint32_t>(basic >> 32) & 0x1FFF; }
+constexpr uint32_t vmcs_revision(uint64_t basic) {
+  return static_cast<uint32_t>(basic) & 0x7FFFFFFF;
+}
+constexpr uint32_t vmcs_region_size(uint64_t basic) {
+  return static_cast<uint32_t>(basic >> 32) & 0x1FFF;
+}
 
 // EPT/VPID capability bits (SDM Vol. 3D A.10).
 namespace ept_cap {

@@ -15,8 +15,8 @@ StoreDecode decode_store(const uint8_t* b, uint32_t n, CodeSize mode) {
       opsize = true;
     } else if (p == 0x67) {
       addrsize = true;
-    } else if (p == 0xF0 || p == 0xF2 || p == 0xF3 || p == 0x2E || p == 0x36 || p == 0x3E || p == 0x26 ||
-               p == 0x64 || p == 0x65) {
+    } else if (p == 0xF0 || p == 0xF2 || p == 0xF3 || p == 0x2E || p == 0x36 || p == 0x3E ||
+               p == 0x26 || p == 0x64 || p == 0x65) {
       // lock, rep, segment overrides: no effect on length or value
     } else {
       break;
@@ -36,7 +36,7 @@ StoreDecode decode_store(const uint8_t* b, uint32_t n, CodeSize mode) {
   } else {
     return d;
   }
-  const unsigned addr_bits = mode == CodeSize::k64 ? (addrsize ? 32 : 64)
+  const unsigned addr_bits = mode == CodeSize::k64   ? (addrsize ? 32 : 64)
                              : mode == CodeSize::k32 ? (addrsize ? 16 : 32)
                                                      : (addrsize ? 32 : 16);
 
@@ -53,21 +53,27 @@ StoreDecode decode_store(const uint8_t* b, uint32_t n, CodeSize mode) {
   if (i >= n) return d;
   const uint8_t modrm = b[i++];
   const unsigned mod = modrm >> 6, reg = (modrm >> 3) & 7, rm = modrm & 7;
-  if (mod == 3) return d;                         // register destination: not a store
+  if (mod == 3) return d;                                // register destination: not a store
   if ((op == 0xC6 || op == 0xC7) && reg != 0) return d;  // only MOV /0
   if (addr_bits == 16) {
-    if (mod == 0 && rm == 6) i += 2;
-    else if (mod == 1) i += 1;
-    else if (mod == 2) i += 2;
+    if (mod == 0 && rm == 6)
+      i += 2;
+    else if (mod == 1)
+      i += 1;
+    else if (mod == 2)
+      i += 2;
   } else {
     if (rm == 4) {  // SIB
       if (i >= n) return d;
       const uint8_t sib = b[i++];
       if (mod == 0 && (sib & 7) == 5) i += 4;
     }
-    if (mod == 0 && rm == 5) i += 4;  // disp32 (RIP-relative in 64-bit mode)
-    else if (mod == 1) i += 1;
-    else if (mod == 2) i += 4;
+    if (mod == 0 && rm == 5)
+      i += 4;  // disp32 (RIP-relative in 64-bit mode)
+    else if (mod == 1)
+      i += 1;
+    else if (mod == 2)
+      i += 4;
   }
   if (op == 0xC6 || op == 0xC7) {
     const uint32_t imm_bytes = width == 1 ? 1 : (width == 2 ? 2 : 4);

@@ -20,9 +20,9 @@ struct StoreDecode {
   uint8_t width = 0;   // bytes written: 1, 2, 4 or 8
   uint8_t opcode = 0;
   bool immediate = false;
-  uint64_t imm = 0;          // the immediate, sign-extended to `width` (when `immediate`)
-  uint8_t reg = 0;           // source register in x86 encoding order (0 = rAX) (when !immediate)
-  bool high_byte = false;    // AH/CH/DH/BH (8-bit source 4..7 without REX)
+  uint64_t imm = 0;        // the immediate, sign-extended to `width` (when `immediate`)
+  uint8_t reg = 0;         // source register in x86 encoding order (0 = rAX) (when !immediate)
+  bool high_byte = false;  // AH/CH/DH/BH (8-bit source 4..7 without REX)
 };
 
 StoreDecode decode_store(const uint8_t* bytes, uint32_t available, CodeSize mode);

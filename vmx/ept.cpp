@@ -7,7 +7,8 @@ uint32_t normalize_regions(MemRegion* r, uint32_t count) {
   for (uint32_t i = 1; i < count; ++i) {
     const MemRegion x = r[i];
     uint32_t j = i;
-    while (j > 0 && (r[j - 1].base > x.base || (r[j - 1].base == x.base && r[j - 1].ram && !x.ram))) {
+    while (j > 0 &&
+           (r[j - 1].base > x.base || (r[j - 1].base == x.base && r[j - 1].ram && !x.ram))) {
       r[j] = r[j - 1];
       --j;
     }
@@ -75,7 +76,8 @@ bool build_guest_ept(PageTables& pt, const EptLayout& layout) {
 bool range_is_guest_ram(const EptLayout& layout, uint64_t gpa, uint64_t len) {
   if (len == 0 || gpa + len < gpa) return false;
   const uint64_t end = gpa + len;
-  if (layout.hidden_size != 0 && gpa < layout.hidden_base + layout.hidden_size && end > layout.hidden_base) {
+  if (layout.hidden_size != 0 && gpa < layout.hidden_base + layout.hidden_size &&
+      end > layout.hidden_base) {
     return false;
   }
   for (uint32_t i = 0; i < layout.region_count; ++i) {

@@ -26,8 +26,8 @@ uint32_t normalize_regions(MemRegion* regions, uint32_t count);
 struct EptLayout {
   const MemRegion* regions;  // normalized
   uint32_t region_count;
-  uint64_t limit;            // identity-map [0, limit): at least 4 GiB, at most 2^MAXPHYADDR
-  uint64_t hidden_base;      // microhv's memory: not present in EPT
+  uint64_t limit;        // identity-map [0, limit): at least 4 GiB, at most 2^MAXPHYADDR
+  uint64_t hidden_base;  // microhv's memory: not present in EPT
   uint64_t hidden_size;
 };
 

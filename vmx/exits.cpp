@@ -19,7 +19,9 @@ constexpr uint64_t kEferLma = 1ull << 10;
 constexpr uint64_t kRflagsVm = 1ull << 17;
 constexpr uint32_t kAccessL = 1u << 13;
 
-uint64_t low32(uint64_t v) { return v & 0xFFFFFFFFull; }
+uint64_t low32(uint64_t v) {
+  return v & 0xFFFFFFFFull;
+}
 
 ExitAction inject_gp(ExitContext& c) {
   c.events.queue_exception(vector::kGp, true, 0);
@@ -64,7 +66,9 @@ ExitAction on_cpuid(ExitContext& c) {
   return ExitAction::kAdvance;
 }
 
-bool synthetic(uint32_t msr) { return msr >= kSyntheticMsrFirst && msr <= kSyntheticMsrLast; }
+bool synthetic(uint32_t msr) {
+  return msr >= kSyntheticMsrFirst && msr <= kSyntheticMsrLast;
+}
 
 // ---- RDMSR / WRMSR (31, 32). Only MSRs outside the bitmap's ranges (among
 // them the synthetic ones) exit: synthetic -> core, others -> the real MSR.
@@ -99,7 +103,8 @@ ExitAction on_wrmsr(ExitContext& c) {
 ExitAction on_vmcall(ExitContext& c) {
   HypercallRegs in{};
   in.mode = guest_cpu_mode(c.vmcs.read(Field::kGuestCr0), c.vmcs.read(Field::kGuestRflags),
-                           c.vmcs.read(Field::kGuestEfer), static_cast<uint32_t>(c.vmcs.read(Field::kGuestCsAccess)));
+                           c.vmcs.read(Field::kGuestEfer),
+                           static_cast<uint32_t>(c.vmcs.read(Field::kGuestCsAccess)));
   in.cpl = static_cast<uint8_t>(guest_cpl(c));
   in.rax = c.regs.rax;
   in.rbx = c.regs.rbx;
@@ -203,7 +208,9 @@ ExitAction on_invd(ExitContext& c) {
 }
 
 // ---- VMX and SMX instructions: VT-x is not offered to the guest.
-ExitAction on_vmx_instruction(ExitContext& c) { return inject_ud(c); }
+ExitAction on_vmx_instruction(ExitContext& c) {
+  return inject_ud(c);
+}
 
 // ---- Writes to the local APIC page. EPT maps the xAPIC page read-only, so
 // a guest store to it exits here before it happens: the instruction is
@@ -218,21 +225,24 @@ ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
   const uint64_t efer = c.vmcs.read(Field::kGuestEfer);
   const uint32_t cs_access = static_cast<uint32_t>(c.vmcs.read(Field::kGuestCsAccess));
   const CodeSize size = ((efer & kEferLma) != 0 && (cs_access & kAccessL) != 0) ? CodeSize::k64
-                        : (cs_access & kAccessD) != 0                          ? CodeSize::k32
-                                                                               : CodeSize::k16;
+                        : (cs_access & kAccessD) != 0                           ? CodeSize::k32
+                                                                                : CodeSize::k16;
   const uint64_t rip = c.vmcs.read(Field::kGuestRip);
   uint64_t linear = c.vmcs.read(Field::kGuestCsBase) + rip;
   if (size != CodeSize::k64) linear &= 0xFFFFFFFFull;
-  const GuestPaging paging{c.vmcs.read(Field::kGuestCr0), c.vmcs.read(Field::kGuestCr3), c.vmcs.read(Field::kGuestCr4),
-                           efer};
+  const GuestPaging paging{c.vmcs.read(Field::kGuestCr0), c.vmcs.read(Field::kGuestCr3),
+                           c.vmcs.read(Field::kGuestCr4), efer};
   uint8_t bytes[15] = {};
-  const uint32_t got = c.memory != nullptr ? fetch_guest_bytes(*c.memory, paging, linear, bytes, sizeof(bytes)) : 0;
+  const uint32_t got =
+      c.memory != nullptr ? fetch_guest_bytes(*c.memory, paging, linear, bytes, sizeof(bytes)) : 0;
   const StoreDecode d = decode_store(bytes, got, size);
   if (!d.ok || d.width != 4 || (offset & 3) != 0) {
-    log::error("local APIC page: write to offset 0x%x at RIP 0x%llx by an instruction microhv cannot emulate (%u "
-               "bytes fetched: %02x %02x %02x %02x %02x %02x)\n",
-               offset, static_cast<unsigned long long>(rip), got, bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
-               bytes[5]);
+    log::error(
+        "local APIC page: write to offset 0x%x at RIP 0x%llx by an instruction microhv cannot "
+        "emulate (%u "
+        "bytes fetched: %02x %02x %02x %02x %02x %02x)\n",
+        offset, static_cast<unsigned long long>(rip), got, bytes[0], bytes[1], bytes[2], bytes[3],
+        bytes[4], bytes[5]);
     return stop(c, "unsupported write to the local APIC page");
   }
   uint64_t gpr[16];
@@ -249,7 +259,8 @@ ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
   const uint64_t intr = c.vmcs.read(Field::kGuestInterruptibility);
   if ((intr & (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) != 0) {
     c.vmcs.write(Field::kGuestInterruptibility,
-                 intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs));
+                 intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti |
+                                               interruptibility::kBlockingByMovSs));
   }
   return ExitAction::kRetry;
 }
@@ -263,23 +274,30 @@ ExitAction on_ept_violation(ExitContext& c) {
     return emulate_apic_write(c, static_cast<uint32_t>(gpa & 0xFFF));
   }
   const uint64_t rip = c.vmcs.read(Field::kGuestRip);
-  const char* what = (c.qualification & 2) ? "write" : (c.qualification & 4) ? "instruction fetch" : "read";
-  const bool hidden = c.hidden_size != 0 && gpa >= c.hidden_base && gpa - c.hidden_base < c.hidden_size;
+  const char* what = (c.qualification & 2)   ? "write"
+                     : (c.qualification & 4) ? "instruction fetch"
+                                             : "read";
+  const bool hidden =
+      c.hidden_size != 0 && gpa >= c.hidden_base && gpa - c.hidden_base < c.hidden_size;
   const bool overlay = (gpa & ~0xFFFull) == c.overlay_gpa;
   if (!hidden && !overlay) {
-    log::error("EPT violation: guest %s of GPA 0x%llx at RIP 0x%llx (qualification 0x%llx) outside microhv's "
-               "memory\n",
-               what, static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(rip),
-               static_cast<unsigned long long>(c.qualification));
+    log::error(
+        "EPT violation: guest %s of GPA 0x%llx at RIP 0x%llx (qualification 0x%llx) outside "
+        "microhv's "
+        "memory\n",
+        what, static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(rip),
+        static_cast<unsigned long long>(c.qualification));
     return stop(c, "EPT violation outside microhv's memory");
   }
   log::info("EPT: guest %s of GPA 0x%llx at RIP 0x%llx denied (%s); injecting #GP(0)\n", what,
-             static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(rip),
-             hidden ? "microhv memory" : "hypercall page is read+execute");
+            static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(rip),
+            hidden ? "microhv memory" : "hypercall page is read+execute");
   return inject_gp(c);
 }
 
-ExitAction on_triple_fault(ExitContext& c) { return stop(c, "guest triple fault"); }
+ExitAction on_triple_fault(ExitContext& c) {
+  return stop(c, "guest triple fault");
+}
 
 // ---- INIT (3) and SIPI (4): see vmx/init_sipi.hpp. INIT leaves the guest
 // in real mode (unrestricted guest), waiting for SIPI unless it is the BSP;
@@ -294,8 +312,8 @@ void write_segment(VmcsAccess& vmcs, Field sel, const RealModeSegment& s) {
 }
 
 // The processor state after INIT (SDM Table 9-1), into the VMCS.
-void write_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp, GuestRegs& regs,
-                      PendingEvents& events) {
+void write_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp,
+                      GuestRegs& regs, PendingEvents& events) {
   const ResetState s = init_state(vmcs.read(Field::kCr0ReadShadow), cpu.cpuid(1, 0).eax, bsp);
   regs = GuestRegs{};
   regs.rdx = s.rdx;
@@ -309,8 +327,8 @@ void write_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities&
   vmcs.write(Field::kEntryControls,
              vmcs.read(Field::kEntryControls) & ~static_cast<uint64_t>(entry_ctl::kIa32eModeGuest));
   write_segment(vmcs, Field::kGuestCsSel, s.cs);
-  constexpr Field kDataSegments[] = {Field::kGuestEsSel, Field::kGuestSsSel, Field::kGuestDsSel, Field::kGuestFsSel,
-                                     Field::kGuestGsSel};
+  constexpr Field kDataSegments[] = {Field::kGuestEsSel, Field::kGuestSsSel, Field::kGuestDsSel,
+                                     Field::kGuestFsSel, Field::kGuestGsSel};
   for (Field f : kDataSegments) write_segment(vmcs, f, s.data);
   write_segment(vmcs, Field::kGuestLdtrSel, s.ldtr);
   write_segment(vmcs, Field::kGuestTrSel, s.tr);
@@ -345,7 +363,8 @@ ExitAction on_init(ExitContext& c) {
 ExitAction on_sipi(ExitContext& c) {
   c.init_or_sipi = true;
   write_init_state(c.vmcs, c.cpu, c.caps, c.bsp, c.regs, c.events);
-  write_segment(c.vmcs, Field::kGuestCsSel, sipi_code_segment(static_cast<uint8_t>(c.qualification & 0xFF)));
+  write_segment(c.vmcs, Field::kGuestCsSel,
+                sipi_code_segment(static_cast<uint8_t>(c.qualification & 0xFF)));
   c.vmcs.write(Field::kGuestRip, kSipiRip);
   c.vmcs.write(Field::kGuestActivityState, activity::kActive);
   // The processor starts fresh: whatever the exit recorded as blocked while
@@ -415,9 +434,13 @@ ExitAction on_monitor_trap(ExitContext& c) {
 
 // ---- Interrupt/NMI window (7, 8): the injection logic runs before every
 // entry anyway; nothing to emulate.
-ExitAction on_window(ExitContext&) { return ExitAction::kRetry; }
+ExitAction on_window(ExitContext&) {
+  return ExitAction::kRetry;
+}
 
-ExitAction on_entry_failure(ExitContext& c) { return stop(c, "VM entry failed"); }
+ExitAction on_entry_failure(ExitContext& c) {
+  return stop(c, "VM entry failed");
+}
 
 struct TableEntry {
   uint32_t reason;
@@ -479,10 +502,10 @@ CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs r) {
 
 bool xsetbv_valid(uint32_t index, uint64_t v, uint64_t supported) {
   if (index != 0) return false;
-  if ((v & 1) == 0) return false;                       // x87 must stay enabled
-  if ((v & ~supported) != 0) return false;              // only what the CPU has
-  if ((v & 4) != 0 && (v & 2) == 0) return false;       // AVX needs SSE
-  if (((v >> 3) & 1) != ((v >> 4) & 1)) return false;   // MPX: BNDREG and BNDCSR together
+  if ((v & 1) == 0) return false;                      // x87 must stay enabled
+  if ((v & ~supported) != 0) return false;             // only what the CPU has
+  if ((v & 4) != 0 && (v & 2) == 0) return false;      // AVX needs SSE
+  if (((v >> 3) & 1) != ((v >> 4) & 1)) return false;  // MPX: BNDREG and BNDCSR together
   const uint64_t avx512 = (v >> 5) & 7;
   if (avx512 != 0 && (avx512 != 7 || (v & 4) == 0)) return false;  // all three, with AVX
   return true;
@@ -495,8 +518,8 @@ CpuMode guest_cpu_mode(uint64_t cr0, uint64_t rflags, uint64_t efer, uint32_t cs
   return CpuMode::kProtected;
 }
 
-void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp, GuestRegs& regs,
-                      PendingEvents& events) {
+void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp,
+                      GuestRegs& regs, PendingEvents& events) {
   write_init_state(vmcs, cpu, caps, bsp, regs, events);
 }
 

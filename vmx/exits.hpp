@@ -121,7 +121,7 @@ struct ExitContext {
   // Set by handlers that want a one-line reason printed on kStop.
   const char* stop_reason = nullptr;
   // Set by handlers, read by the back end for its log.
-  bool kicked = false;       // the exit was a kick NMI
+  bool kicked = false;        // the exit was a kick NMI
   bool init_or_sipi = false;  // the exit was INIT or SIPI
 };
 
@@ -144,8 +144,8 @@ struct IoAccess {
   bool rep;
 };
 constexpr IoAccess decode_io(uint64_t q) {
-  return IoAccess{static_cast<uint16_t>(q >> 16), static_cast<uint8_t>((q & 7) + 1), (q & 8) != 0, (q & 16) != 0,
-                  (q & 32) != 0};
+  return IoAccess{static_cast<uint16_t>(q >> 16), static_cast<uint8_t>((q & 7) + 1), (q & 8) != 0,
+                  (q & 16) != 0, (q & 32) != 0};
 }
 
 inline constexpr uint16_t kTestDevicePort = 0x3000;  // = TestDevice::kIoPort
@@ -166,8 +166,8 @@ inline constexpr uint32_t kX2apicIcrMsr = 0x830;
 // The register state after INIT (vmx/init_sipi.hpp) written into the VMCS
 // and `regs`; pending events are dropped. Used for INIT exits, SIPI exits
 // and INITs microhv emulates for IPIs between VPs.
-void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp, GuestRegs& regs,
-                      PendingEvents& events);
+void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp,
+                      GuestRegs& regs, PendingEvents& events);
 
 // Pieces exposed for tests.
 CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs native);

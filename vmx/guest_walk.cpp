@@ -18,7 +18,8 @@ bool read_entry(GuestMemory& m, uint64_t gpa, uint64_t* e, uint32_t size) {
 
 }  // namespace
 
-bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t linear, uint64_t* gpa) {
+bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t linear,
+                              uint64_t* gpa) {
   if ((p.cr0 & kCr0Pg) == 0) {
     *gpa = linear & 0xFFFFFFFFull;  // no paging: linear addresses are 32 bits
     if ((p.efer & kEferLma) != 0) *gpa = linear;
@@ -43,13 +44,15 @@ bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t lin
     const uint64_t pdpt = p.cr3 & 0xFFFFFFE0ull;
     if (!read_entry(m, pdpt + ((linear >> 30) & 3) * 8, &e, 8) || (e & kPresent) == 0) return false;
     uint64_t table = e & kAddr52;
-    if (!read_entry(m, table + ((linear >> 21) & 0x1FF) * 8, &e, 8) || (e & kPresent) == 0) return false;
+    if (!read_entry(m, table + ((linear >> 21) & 0x1FF) * 8, &e, 8) || (e & kPresent) == 0)
+      return false;
     if ((e & kLarge) != 0) {
       *gpa = (e & kAddr52 & ~0x1FFFFFull) | (linear & 0x1FFFFF);
       return true;
     }
     table = e & kAddr52;
-    if (!read_entry(m, table + ((linear >> 12) & 0x1FF) * 8, &e, 8) || (e & kPresent) == 0) return false;
+    if (!read_entry(m, table + ((linear >> 12) & 0x1FF) * 8, &e, 8) || (e & kPresent) == 0)
+      return false;
     *gpa = (e & kAddr52) | (linear & 0xFFF);
     return true;
   }
@@ -61,12 +64,15 @@ bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t lin
     *gpa = (e & 0xFFC00000ull) | (((e >> 13) & 0xFF) << 32) | (linear & 0x3FFFFF);
     return true;
   }
-  if (!read_entry(m, (e & 0xFFFFF000ull) + ((linear >> 12) & 0x3FF) * 4, &e, 4) || (e & kPresent) == 0) return false;
+  if (!read_entry(m, (e & 0xFFFFF000ull) + ((linear >> 12) & 0x3FF) * 4, &e, 4) ||
+      (e & kPresent) == 0)
+    return false;
   *gpa = (e & 0xFFFFF000ull) | (linear & 0xFFF);
   return true;
 }
 
-uint32_t fetch_guest_bytes(GuestMemory& m, const GuestPaging& p, uint64_t linear, uint8_t* out, uint32_t len) {
+uint32_t fetch_guest_bytes(GuestMemory& m, const GuestPaging& p, uint64_t linear, uint8_t* out,
+                           uint32_t len) {
   uint32_t done = 0;
   while (done < len) {
     const uint64_t at = linear + done;

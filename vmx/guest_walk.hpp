@@ -20,10 +20,12 @@ struct GuestPaging {
 
 // Guest-linear -> guest-physical. False when a level is not present or a
 // table is not guest RAM.
-bool guest_linear_to_physical(GuestMemory& memory, const GuestPaging& p, uint64_t linear, uint64_t* gpa);
+bool guest_linear_to_physical(GuestMemory& memory, const GuestPaging& p, uint64_t linear,
+                              uint64_t* gpa);
 
 // Reads up to `len` bytes at `linear`; returns how many could be read (the
 // fetch stops at the first untranslatable page).
-uint32_t fetch_guest_bytes(GuestMemory& memory, const GuestPaging& p, uint64_t linear, uint8_t* out, uint32_t len);
+uint32_t fetch_guest_bytes(GuestMemory& memory, const GuestPaging& p, uint64_t linear, uint8_t* out,
+                           uint32_t len);
 
 }  // namespace microhv::vmx

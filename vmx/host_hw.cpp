@@ -117,8 +117,12 @@ class CoreGlue final : public HvCore {
  public:
   Vp* vp = nullptr;
   Vcpu* owner = nullptr;
-  bool cpuid(uint32_t leaf, CpuidRegs* out) override { return hyperv_cpuid(vp->partition(), leaf, out); }
-  MsrResult read_msr(uint32_t msr, uint64_t* value) override { return read_synthetic_msr(*vp, msr, value); }
+  bool cpuid(uint32_t leaf, CpuidRegs* out) override {
+    return hyperv_cpuid(vp->partition(), leaf, out);
+  }
+  MsrResult read_msr(uint32_t msr, uint64_t* value) override {
+    return read_synthetic_msr(*vp, msr, value);
+  }
   MsrResult write_msr(uint32_t msr, uint64_t value) override {
     const MsrResult r = write_synthetic_msr(*vp, msr, value);
     if (r == MsrResult::kOk && (msr == tlfs::msr::kHypercall || msr == tlfs::msr::kGuestOsId)) {
@@ -126,7 +130,9 @@ class CoreGlue final : public HvCore {
     }
     return r;
   }
-  HypercallOutcome hypercall(const HypercallRegs& regs) override { return handle_hypercall(*vp, regs); }
+  HypercallOutcome hypercall(const HypercallRegs& regs) override {
+    return handle_hypercall(*vp, regs);
+  }
   void testdev_write(uint32_t value) override { forward_testdev_write(*owner, value); }
 };
 
@@ -137,12 +143,12 @@ struct Vcpu {
   uint32_t index = 0;      // VP index
   uint32_t processor = 0;  // MP services processor number
   uint32_t apic_id = 0;
-  bool bsp = false;         // IA32_APIC_BASE.BSP on this CPU
-  Vp* vp = nullptr;         // set once the CPU is a VP (published with release)
+  bool bsp = false;  // IA32_APIC_BASE.BSP on this CPU
+  Vp* vp = nullptr;  // set once the CPU is a VP (published with release)
   CoreGlue core;
-  PendingEvents events;     // touched by this CPU only; other CPUs use frame->remote
-  uint32_t proc_controls = 0;  // cached primary controls (interrupt window, MTF)
-  bool launched = false;       // the first VM exit has been seen
+  PendingEvents events;          // touched by this CPU only; other CPUs use frame->remote
+  uint32_t proc_controls = 0;    // cached primary controls (interrupt window, MTF)
+  bool launched = false;         // the first VM exit has been seen
   bool injection_armed = false;  // an event is in the VM-entry fields for this entry
   bool io_step = false;          // step_io_natively armed (MTF)
   bool apic_warned = false;
@@ -153,9 +159,9 @@ struct Vcpu {
   uint64_t exits = 0, kicks = 0, genuine_nmis = 0, inits = 0, sipis = 0;
   uint64_t kicks_sent_to = 0;     // kicks other CPUs sent to this VP (atomic)
   uint64_t dropped_for_sipi = 0;  // SINTs dropped while it waited for SIPI (atomic)
-  uint32_t last_reason = ~0u;  // basic reason of the previous exit
-  uint64_t inits_received = 0;  // INITs microhv emulated for this VP
-  uint64_t inits_sent = 0;      // INIT IPIs this VP sent that microhv emulated
+  uint32_t last_reason = ~0u;     // basic reason of the previous exit
+  uint64_t inits_received = 0;    // INITs microhv emulated for this VP
+  uint64_t inits_sent = 0;        // INIT IPIs this VP sent that microhv emulated
   bool stale_init_warned = false;
 };
 
@@ -180,10 +186,12 @@ void report_vmx_failure(const char* what, VmxStatus s, uint32_t field = ~0u) {
   }
   const uint64_t e = read_instruction_error();
   if (field != ~0u) {
-    log::error("%s of field 0x%x failed: VMfailValid, VM-instruction error %llu (%s)\n", what, field,
-               static_cast<unsigned long long>(e), vm_instruction_error_name(static_cast<uint32_t>(e)));
+    log::error("%s of field 0x%x failed: VMfailValid, VM-instruction error %llu (%s)\n", what,
+               field, static_cast<unsigned long long>(e),
+               vm_instruction_error_name(static_cast<uint32_t>(e)));
   } else {
-    log::error("%s failed: VMfailValid, VM-instruction error %llu (%s)\n", what, static_cast<unsigned long long>(e),
+    log::error("%s failed: VMfailValid, VM-instruction error %llu (%s)\n", what,
+               static_cast<unsigned long long>(e),
                vm_instruction_error_name(static_cast<uint32_t>(e)));
   }
 }
@@ -241,7 +249,9 @@ class PoolAllocator final : public PageAllocator {
 class HwGuestMemory final : public GuestMemory {
  public:
   EptLayout layout{};
-  bool is_ram(Gpa gpa, uint64_t len) const override { return range_is_guest_ram(layout, gpa.value(), len); }
+  bool is_ram(Gpa gpa, uint64_t len) const override {
+    return range_is_guest_ram(layout, gpa.value(), len);
+  }
   bool read(Gpa gpa, void* dst, uint64_t len) override {
     if (!is_ram(gpa, len)) return false;
     __builtin_memcpy(dst, reinterpret_cast<const void*>(gpa.value()), len);
@@ -269,7 +279,9 @@ class HwCpu final : public CpuServices {
   }
   bool rdmsr(uint32_t msr, uint64_t* value) override { return microhv_rdmsr_safe(msr, value) == 0; }
   bool wrmsr(uint32_t msr, uint64_t value) override { return microhv_wrmsr_safe(msr, value) == 0; }
-  bool xsetbv(uint32_t index, uint64_t value) override { return microhv_xsetbv_safe(index, value) == 0; }
+  bool xsetbv(uint32_t index, uint64_t value) override {
+    return microhv_xsetbv_safe(index, value) == 0;
+  }
   void wbinvd() override { asm volatile("wbinvd" : : : "memory"); }
   uint32_t io_in(uint16_t port, uint8_t size) override;
   void io_out(uint16_t port, uint8_t size, uint32_t value) override;
@@ -366,7 +378,8 @@ void dump_vmcs() {
       log::info("  %s (0x%04x) = 0x%llx\n", kDumpFields[i].name, encoding(kDumpFields[i].field),
                 static_cast<unsigned long long>(v));
     } else {
-      log::info("  %s (0x%04x) = <unsupported>\n", kDumpFields[i].name, encoding(kDumpFields[i].field));
+      log::info("  %s (0x%04x) = <unsupported>\n", kDumpFields[i].name,
+                encoding(kDumpFields[i].field));
     }
   }
 }
@@ -391,14 +404,19 @@ void dump_regs(const GuestRegs& r) {
   halt_forever();
 }
 
-uint64_t vmread(Field f) { return g_host->vmcs.read(f); }
-void vmwrite(Field f, uint64_t v) { g_host->vmcs.write(f, v); }
+uint64_t vmread(Field f) {
+  return g_host->vmcs.read(f);
+}
+void vmwrite(Field f, uint64_t v) {
+  g_host->vmcs.write(f, v);
+}
 
 // ---------------------------------------------------------------- EPT / overlay
 
 MapAttr identity_attr(uint64_t gpa) {
   const HwGuestMemory& m = g_host->memory;
-  if (gpa >= m.layout.hidden_base && gpa - m.layout.hidden_base < m.layout.hidden_size) return kNotPresent;
+  if (gpa >= m.layout.hidden_base && gpa - m.layout.hidden_base < m.layout.hidden_size)
+    return kNotPresent;
   if ((gpa & ~kPageMask) == g_host->apic_page) return MapAttr{kPermR, arch::MemType::kUc};
   if (range_is_guest_ram(m.layout, gpa, kPageSize)) return MapAttr{kPermRwx, arch::MemType::kWb};
   return MapAttr{kPermRwx, arch::MemType::kUc};
@@ -442,18 +460,23 @@ void update_hypercall_overlay() {
   uint64_t now = want;
   if (want != ~0ull) {
     if (identity_attr(want).perms == 0) {
-      log::error("hypercall page at GPA 0x%llx refused: microhv memory\n", static_cast<unsigned long long>(want));
+      log::error("hypercall page at GPA 0x%llx refused: microhv memory\n",
+                 static_cast<unsigned long long>(want));
       now = ~0ull;
-    } else if (!h.ept.map(want, g_info->overlay_page, kPageSize, MapAttr{kPermR | kPermX, arch::MemType::kWb})) {
-      log::error("hypercall page at GPA 0x%llx: EPT map failed\n", static_cast<unsigned long long>(want));
+    } else if (!h.ept.map(want, g_info->overlay_page, kPageSize,
+                          MapAttr{kPermR | kPermX, arch::MemType::kWb})) {
+      log::error("hypercall page at GPA 0x%llx: EPT map failed\n",
+                 static_cast<unsigned long long>(want));
     }
   }
   __atomic_store_n(&h.overlay_gpa, now, __ATOMIC_RELEASE);
   shoot_down_ept(self);
   if (now != ~0ull) {
-    log::info("hypercall page: overlay mapped read+execute at GPA 0x%llx\n", static_cast<unsigned long long>(now));
+    log::info("hypercall page: overlay mapped read+execute at GPA 0x%llx\n",
+              static_cast<unsigned long long>(now));
   } else if (old != ~0ull) {
-    log::info("hypercall page: overlay at GPA 0x%llx removed\n", static_cast<unsigned long long>(old));
+    log::info("hypercall page: overlay at GPA 0x%llx removed\n",
+              static_cast<unsigned long long>(old));
   }
 }
 
@@ -485,7 +508,8 @@ void send_self_ipi(Vcpu& v, uint8_t vector) {
   if ((apic_base & kApicBaseEnable) == 0) {
     // The guest disabled its APIC: nothing can deliver or EOI a fixed
     // interrupt. Fall back to VMCS injection.
-    if (!v.apic_warned) log::error("local APIC disabled; SINT vector 0x%x injected without APIC state\n", vector);
+    if (!v.apic_warned)
+      log::error("local APIC disabled; SINT vector 0x%x injected without APIC state\n", vector);
     v.apic_warned = true;
     v.events.queue_interrupt(vector);
     return;
@@ -509,15 +533,18 @@ bool send_kick(Vcpu& target) {
   const uint64_t kicks = __atomic_add_fetch(&target.kicks_sent_to, 1, __ATOMIC_RELAXED);
   if ((apic_base & kApicBaseEnable) == 0) {
     if (!self.kick_warned) {
-      log::error("cpu %u: local APIC disabled by the guest: cannot kick cpu %u; it takes its interrupts at its next "
-                 "exit\n",
-                 self.processor, target.processor);
+      log::error(
+          "cpu %u: local APIC disabled by the guest: cannot kick cpu %u; it takes its interrupts "
+          "at its next "
+          "exit\n",
+          self.processor, target.processor);
     }
     self.kick_warned = true;
     return false;
   }
   if ((apic_base & kApicBaseX2apic) != 0) {
-    arch::wrmsr(kX2apicIcr, (static_cast<uint64_t>(target.apic_id) << 32) | kIcrDeliveryNmi | kIcrAssert);
+    arch::wrmsr(kX2apicIcr,
+                (static_cast<uint64_t>(target.apic_id) << 32) | kIcrDeliveryNmi | kIcrAssert);
   } else {
     volatile uint32_t* icr_high = xapic_reg(apic_base, 0x310);
     xapic_wait_idle(apic_base);
@@ -528,8 +555,8 @@ bool send_kick(Vcpu& target) {
     *icr_high = saved_high;
   }
   if (kicks == 1) {
-    log::info("cpu %u: first kick to cpu %u: NMI IPI to APIC ID %u\n", self.processor, target.processor,
-              target.apic_id);
+    log::info("cpu %u: first kick to cpu %u: NMI IPI to APIC ID %u\n", self.processor,
+              target.processor, target.apic_id);
   }
   return true;
 }
@@ -556,8 +583,9 @@ void HwInterrupts::raise(VpIndex vp, uint8_t vector, bool auto_eoi) {
   RemoteQueue& q = target->frame->remote;
   if (remote_delivery(__atomic_load_n(&q.activity, __ATOMIC_ACQUIRE)) == RemoteDelivery::kDrop) {
     if (__atomic_fetch_add(&target->dropped_for_sipi, 1, __ATOMIC_RELAXED) == 0) {
-      log::info("interrupt 0x%x for VP %u dropped: its CPU waits for SIPI (further drops not logged)\n", vector,
-                vp.value());
+      log::info(
+          "interrupt 0x%x for VP %u dropped: its CPU waits for SIPI (further drops not logged)\n",
+          vector, vp.value());
     }
     return;
   }
@@ -606,19 +634,24 @@ void emulate_init(Vcpu& self, Vcpu& t) {
   while (__atomic_load_n(&q.init_request, __ATOMIC_ACQUIRE) != 0 ||
          __atomic_load_n(&q.activity, __ATOMIC_ACQUIRE) != activity::kWaitForSipi) {
     if (static_cast<int64_t>(arch::rdtsc() - deadline) > 0) {
-      log::error("cpu %u: INIT IPI to cpu %u (VP %u): it did not reach wait-for-SIPI within %llu ms (activity %u, "
-                 "kick %u, work %u, %llu exits); a SIPI sent now may be lost\n",
-                 self.processor, t.processor, t.index, (unsigned long long)(kWaitUs / 1000),
-                 __atomic_load_n(&q.activity, __ATOMIC_ACQUIRE), __atomic_load_n(&q.kick_sent, __ATOMIC_ACQUIRE),
-                 __atomic_load_n(&q.work, __ATOMIC_ACQUIRE), (unsigned long long)t.exits);
+      log::error(
+          "cpu %u: INIT IPI to cpu %u (VP %u): it did not reach wait-for-SIPI within %llu ms "
+          "(activity %u, "
+          "kick %u, work %u, %llu exits); a SIPI sent now may be lost\n",
+          self.processor, t.processor, t.index, (unsigned long long)(kWaitUs / 1000),
+          __atomic_load_n(&q.activity, __ATOMIC_ACQUIRE),
+          __atomic_load_n(&q.kick_sent, __ATOMIC_ACQUIRE),
+          __atomic_load_n(&q.work, __ATOMIC_ACQUIRE), (unsigned long long)t.exits);
       return;
     }
     arch::pause();
   }
   if (self.inits_sent == 1) {
-    log::info("cpu %u: INIT IPI to cpu %u emulated: VP %u reset to the INIT state, waits for SIPI (first; later ones "
-              "are not logged)\n",
-              self.processor, t.processor, t.index);
+    log::info(
+        "cpu %u: INIT IPI to cpu %u emulated: VP %u reset to the INIT state, waits for SIPI "
+        "(first; later ones "
+        "are not logged)\n",
+        self.processor, t.processor, t.index);
   }
 }
 
@@ -654,9 +687,11 @@ void guest_icr_write(uint32_t low, uint32_t dest, bool x2apic, uint64_t x2apic_v
   }
   if (d.natives_too) {
     // CPUs that are not VPs get the INIT for real, one at a time.
-    const uint32_t init = icr::kInit | icr::kAssert | (low & (icr::kLevelTriggered | icr::kDeliveryModeMask));
+    const uint32_t init =
+        icr::kInit | icr::kAssert | (low & (icr::kLevelTriggered | icr::kDeliveryModeMask));
     for (uint32_t i = vps; i < h.cpu_count; ++i) {
-      if (h.vcpus[i].apic_id != self.apic_id) write_icr_physical(apic_base, x2apic, init, h.vcpus[i].apic_id);
+      if (h.vcpus[i].apic_id != self.apic_id)
+        write_icr_physical(apic_base, x2apic, init, h.vcpus[i].apic_id);
     }
     for (uint32_t i = 0; i < g_info->native_count; ++i) {
       write_icr_physical(apic_base, x2apic, init, g_info->native_apic_ids[i]);
@@ -673,7 +708,9 @@ void HwCpu::apic_write(uint32_t offset, uint32_t value) {
   *xapic_reg(apic_base, offset) = value;
 }
 
-uint32_t HwCpu::apic_read(uint32_t offset) { return *xapic_reg(arch::rdmsr(msr::kApicBase), offset); }
+uint32_t HwCpu::apic_read(uint32_t offset) {
+  return *xapic_reg(arch::rdmsr(msr::kApicBase), offset);
+}
 
 void HwCpu::x2apic_icr_write(uint64_t value) {
   guest_icr_write(static_cast<uint32_t>(value), static_cast<uint32_t>(value >> 32), true, value);
@@ -683,24 +720,37 @@ void HwCpu::x2apic_icr_write(uint64_t value) {
 
 uint32_t HwCpu::io_in(uint16_t port, uint8_t size) {
   if (__atomic_fetch_add(&g_host->testdev_passthrough, 1u, __ATOMIC_RELAXED) == 0) {
-    log::info("testdev: %u-byte IN from port 0x%x passed through (first; later ones are not logged)\n", size, port);
+    log::info(
+        "testdev: %u-byte IN from port 0x%x passed through (first; later ones are not logged)\n",
+        size, port);
   }
   switch (size) {
-    case 1: return arch::inb(port);
-    case 2: return arch::inw(port);
-    default: return arch::inl(port);
+    case 1:
+      return arch::inb(port);
+    case 2:
+      return arch::inw(port);
+    default:
+      return arch::inl(port);
   }
 }
 
 void HwCpu::io_out(uint16_t port, uint8_t size, uint32_t value) {
   if (__atomic_fetch_add(&g_host->testdev_passthrough, 1u, __ATOMIC_RELAXED) == 0) {
-    log::info("testdev: %u-byte OUT 0x%x to port 0x%x passed through (first; later ones are not logged)\n", size,
-              value, port);
+    log::info(
+        "testdev: %u-byte OUT 0x%x to port 0x%x passed through (first; later ones are not "
+        "logged)\n",
+        size, value, port);
   }
   switch (size) {
-    case 1: arch::outb(port, static_cast<uint8_t>(value)); break;
-    case 2: arch::outw(port, static_cast<uint16_t>(value)); break;
-    default: arch::outl(port, value); break;
+    case 1:
+      arch::outb(port, static_cast<uint8_t>(value));
+      break;
+    case 2:
+      arch::outw(port, static_cast<uint16_t>(value));
+      break;
+    default:
+      arch::outl(port, value);
+      break;
   }
 }
 
@@ -741,8 +791,9 @@ void forward_testdev_write(Vcpu& v, uint32_t value) {
   if (h.testdev == nullptr) return;
   const uint32_t n = __atomic_fetch_add(&h.testdev_writes, 1u, __ATOMIC_RELAXED);
   if (n == 0) {
-    log::info("testdev: 32-bit OUT 0x%08x to port 0x3000 from VP %u (first; later ones are not logged)\n", value,
-              v.index);
+    log::info(
+        "testdev: 32-bit OUT 0x%08x to port 0x3000 from VP %u (first; later ones are not logged)\n",
+        value, v.index);
   }
   h.testdev->write(value);
 }
@@ -776,7 +827,8 @@ void prepare_entry(Vcpu& v) {
       for_each_vector(in.auto_eoi, [&](uint8_t vec) { v.events.queue_interrupt(vec); });
       for_each_vector(in.apic, [&](uint8_t vec) { send_self_ipi(v, vec); });
     } else if (__atomic_fetch_add(&v.dropped_for_sipi, 1, __ATOMIC_RELAXED) == 0) {
-      log::info("cpu %u: SINT vectors queued for VP %u dropped: it waits for SIPI\n", v.processor, v.index);
+      log::info("cpu %u: SINT vectors queued for VP %u dropped: it waits for SIPI\n", v.processor,
+                v.index);
     }
     v.events.nmis += in.nmis;
     v.genuine_nmis += in.nmis;
@@ -797,7 +849,8 @@ void prepare_entry(Vcpu& v) {
       // With unrestricted guest in real mode no error code may be delivered.
       if ((vmread(Field::kGuestCr0) & kCr0Pe) == 0) info &= ~intr_info::kDeliverErrorCode;
       vmwrite(Field::kEntryInterruptionInfo, info);
-      if ((info & intr_info::kDeliverErrorCode) != 0) vmwrite(Field::kEntryExceptionErrorCode, d.error_code);
+      if ((info & intr_info::kDeliverErrorCode) != 0)
+        vmwrite(Field::kEntryExceptionErrorCode, d.error_code);
       vmwrite(Field::kEntryInstructionLength, d.instruction_length);
       if (d.wake) {
         vmwrite(Field::kGuestActivityState, activity::kActive);
@@ -814,7 +867,8 @@ void prepare_entry(Vcpu& v) {
     window = v.events.any_interrupt();
   }
   // NMI-window exiting (virtual NMIs): an NMI waiting for the guest's IRET.
-  const bool nmi_window = v.events.nmis > 0 && act != activity::kWaitForSipi && act != activity::kShutdown;
+  const bool nmi_window =
+      v.events.nmis > 0 && act != activity::kWaitForSipi && act != activity::kShutdown;
   uint32_t want = window ? (v.proc_controls | proc::kInterruptWindowExiting)
                          : (v.proc_controls & ~proc::kInterruptWindowExiting);
   want = nmi_window ? (want | proc::kNmiWindowExiting) : (want & ~proc::kNmiWindowExiting);
@@ -854,7 +908,8 @@ void advance_rip() {
   const uint64_t intr = vmread(Field::kGuestInterruptibility);
   if ((intr & (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) != 0) {
     vmwrite(Field::kGuestInterruptibility,
-            intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs));
+            intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti |
+                                          interruptibility::kBlockingByMovSs));
   }
 }
 
@@ -875,8 +930,8 @@ void setup_cpu_locals(Vcpu& v, CpuLaunch* cpu) {
   uint32_t apic_id = arch::cpuid(1).ebx >> 24;
   if (arch::cpuid(0).eax >= 0xB && arch::cpuid(0xB, 0).ebx != 0) apic_id = arch::cpuid(0xB, 0).edx;
   if (apic_id != cpu->apic_id) {
-    log::error("cpu %u: APIC ID %u, but MP services reported %u; using %u\n", cpu->processor, apic_id, cpu->apic_id,
-               apic_id);
+    log::error("cpu %u: APIC ID %u, but MP services reported %u; using %u\n", cpu->processor,
+               apic_id, cpu->apic_id, apic_id);
   }
   v.apic_id = apic_id;
   arch::wrmsr(msr::kGsBase, reinterpret_cast<uint64_t>(&v.gs_self));
@@ -896,7 +951,8 @@ void load_host_descriptors(Vcpu& v, CpuLaunch* cpu) {
   tss->rsp[0] = cpu->host_stack_top;
   tss->iomap_base = sizeof(arch::Tss64);
   arch::make_tss_descriptor(cpu->tss_page, sizeof(arch::Tss64) - 1, &gdt[tss_index]);
-  const arch::DescriptorTableRegister gdtr{static_cast<uint16_t>((tss_index + 2) * 8 - 1), cpu->gdt_page};
+  const arch::DescriptorTableRegister gdtr{static_cast<uint16_t>((tss_index + 2) * 8 - 1),
+                                           cpu->gdt_page};
   asm volatile("lgdt %0" : : "m"(gdtr) : "memory");
   v.host_tr = static_cast<uint16_t>(tss_index * 8);
   asm volatile("ltr %0" : : "r"(v.host_tr) : "memory");
@@ -952,16 +1008,18 @@ VmxCapabilities read_capabilities() {
 
 void log_capabilities(const VmxCapabilities& c) {
   log::info("VMX: basic=0x%016llx pin=0x%016llx proc=0x%016llx exit=0x%016llx entry=0x%016llx\n",
-            (unsigned long long)c.basic, (unsigned long long)c.pinbased, (unsigned long long)c.procbased,
-            (unsigned long long)c.exit, (unsigned long long)c.entry);
+            (unsigned long long)c.basic, (unsigned long long)c.pinbased,
+            (unsigned long long)c.procbased, (unsigned long long)c.exit,
+            (unsigned long long)c.entry);
   log::info("VMX: true pin=0x%016llx proc=0x%016llx exit=0x%016llx entry=0x%016llx\n",
             (unsigned long long)c.true_pinbased, (unsigned long long)c.true_procbased,
             (unsigned long long)c.true_exit, (unsigned long long)c.true_entry);
-  log::info("VMX: proc2=0x%016llx ept_vpid=0x%016llx misc=0x%016llx\n", (unsigned long long)c.procbased2,
-            (unsigned long long)c.ept_vpid_cap, (unsigned long long)c.misc);
+  log::info("VMX: proc2=0x%016llx ept_vpid=0x%016llx misc=0x%016llx\n",
+            (unsigned long long)c.procbased2, (unsigned long long)c.ept_vpid_cap,
+            (unsigned long long)c.misc);
   log::info("VMX: cr0 fixed0=0x%llx fixed1=0x%llx cr4 fixed0=0x%llx fixed1=0x%llx\n",
-            (unsigned long long)c.cr0_fixed0, (unsigned long long)c.cr0_fixed1, (unsigned long long)c.cr4_fixed0,
-            (unsigned long long)c.cr4_fixed1);
+            (unsigned long long)c.cr0_fixed0, (unsigned long long)c.cr0_fixed1,
+            (unsigned long long)c.cr4_fixed0, (unsigned long long)c.cr4_fixed1);
 }
 
 // IA32_FEATURE_CONTROL is per CPU: every CPU locks its own.
@@ -970,8 +1028,10 @@ bool enable_feature_control(const Vcpu& v) {
   constexpr uint64_t kLock = 1, kOutsideSmx = 4;
   if ((fc & kLock) != 0) {
     if ((fc & kOutsideSmx) == 0) {
-      log::error("cpu %u: IA32_FEATURE_CONTROL=0x%llx is locked with VMX outside SMX disabled: cannot use VT-x\n",
-                 v.processor, static_cast<unsigned long long>(fc));
+      log::error(
+          "cpu %u: IA32_FEATURE_CONTROL=0x%llx is locked with VMX outside SMX disabled: cannot use "
+          "VT-x\n",
+          v.processor, static_cast<unsigned long long>(fc));
       return false;
     }
     return true;
@@ -979,7 +1039,8 @@ bool enable_feature_control(const Vcpu& v) {
   arch::wrmsr(msr::kFeatureControl, fc | kLock | kOutsideSmx);
   if (v.index == 0) {
     log::info("IA32_FEATURE_CONTROL 0x%llx -> 0x%llx (locked, VMX outside SMX)\n",
-              static_cast<unsigned long long>(fc), static_cast<unsigned long long>(arch::rdmsr(msr::kFeatureControl)));
+              static_cast<unsigned long long>(fc),
+              static_cast<unsigned long long>(arch::rdmsr(msr::kFeatureControl)));
   }
   return true;
 }
@@ -1004,7 +1065,9 @@ void write_guest_segment(Field sel, const arch::SegmentState& s) {
   vmwrite(static_cast<Field>(encoding(Field::kGuestEsAccess) + 2 * i), s.access);
 }
 
-uint16_t vpid_of(const Vcpu& v) { return static_cast<uint16_t>(1 + v.index); }
+uint16_t vpid_of(const Vcpu& v) {
+  return static_cast<uint16_t>(1 + v.index);
+}
 
 bool write_vmcs(Vcpu& v, CpuLaunch* cpu, const ControlSet& ctl) {
   Host& h = *g_host;
@@ -1089,10 +1152,12 @@ bool write_vmcs(Vcpu& v, CpuLaunch* cpu, const ControlSet& ctl) {
   struct {
     Field field;
     uint16_t selector;
-  } const segs[] = {{Field::kGuestEsSel, g.es}, {Field::kGuestCsSel, g.cs}, {Field::kGuestSsSel, g.ss},
-                    {Field::kGuestDsSel, g.ds}, {Field::kGuestFsSel, g.fs}, {Field::kGuestGsSel, g.gs},
+  } const segs[] = {{Field::kGuestEsSel, g.es},    {Field::kGuestCsSel, g.cs},
+                    {Field::kGuestSsSel, g.ss},    {Field::kGuestDsSel, g.ds},
+                    {Field::kGuestFsSel, g.fs},    {Field::kGuestGsSel, g.gs},
                     {Field::kGuestLdtrSel, g.ldtr}};
-  for (const auto& s : segs) write_guest_segment(s.field, arch::decode_segment(gdt, g.gdtr_limit, s.selector));
+  for (const auto& s : segs)
+    write_guest_segment(s.field, arch::decode_segment(gdt, g.gdtr_limit, s.selector));
   // 64-bit FS/GS bases live in MSRs, not in the descriptors.
   vmwrite(Field::kGuestFsBase, g.fs_base);
   vmwrite(Field::kGuestGsBase, g.gs_base);
@@ -1131,9 +1196,11 @@ void create_partition(LaunchInfo* info) {
   }
   if (info->testdev) {
     h.testdev = new (h.testdev_storage) TestDevice(*h.partition);
-    log::info("testdev: on: 32-bit OUT to port 0x%x goes to the test device (I/O bitmap), other accesses pass "
-              "through\n",
-              kTestDevicePort);
+    log::info(
+        "testdev: on: 32-bit OUT to port 0x%x goes to the test device (I/O bitmap), other accesses "
+        "pass "
+        "through\n",
+        kTestDevicePort);
   }
 }
 
@@ -1144,16 +1211,18 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch* cpu) {
   const bool ia32e = (cpu->guest.efer & (1ull << 10)) != 0;
   const ControlSet ctl = compute_controls(h.caps, ia32e);
   if (!ctl.ok()) {
-    log::error("cpu %u: VMX controls unsupported: missing pin=0x%x proc=0x%x proc2=0x%x exit=0x%x entry=0x%x; "
-               "conflict pin=0x%x proc=0x%x entry=0x%x\n",
-               v.processor, ctl.pin.missing, ctl.proc.missing, ctl.proc2.missing, ctl.exit.missing,
-               ctl.entry.missing, ctl.pin.conflict, ctl.proc.conflict, ctl.entry.conflict);
+    log::error(
+        "cpu %u: VMX controls unsupported: missing pin=0x%x proc=0x%x proc2=0x%x exit=0x%x "
+        "entry=0x%x; "
+        "conflict pin=0x%x proc=0x%x entry=0x%x\n",
+        v.processor, ctl.pin.missing, ctl.proc.missing, ctl.proc2.missing, ctl.exit.missing,
+        ctl.entry.missing, ctl.pin.conflict, ctl.proc.conflict, ctl.entry.conflict);
     restore_firmware_descriptors(cpu);
     return kEfiUnsupported;
   }
   if (v.index == 0) {
-    log::info("VMX controls: pin=0x%x proc=0x%x proc2=0x%x exit=0x%x entry=0x%x\n", ctl.pin.value, ctl.proc.value,
-              ctl.proc2.value, ctl.exit.value, ctl.entry.value);
+    log::info("VMX controls: pin=0x%x proc=0x%x proc2=0x%x exit=0x%x entry=0x%x\n", ctl.pin.value,
+              ctl.proc.value, ctl.proc2.value, ctl.exit.value, ctl.entry.value);
   }
   if (!enable_feature_control(v)) {
     restore_firmware_descriptors(cpu);
@@ -1180,11 +1249,13 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch* cpu) {
   };
   if (!check(hw::vmxon(cpu->vmxon_page), "VMXON")) return undo(kEfiDeviceError, false);
   if (v.index == 0) log::info("VMXON ok (VMCS revision 0x%x)\n", revision);
-  if (!check(hw::vmclear(cpu->vmcs_page), "VMCLEAR") || !check(hw::vmptrld(cpu->vmcs_page), "VMPTRLD")) {
+  if (!check(hw::vmclear(cpu->vmcs_page), "VMCLEAR") ||
+      !check(hw::vmptrld(cpu->vmcs_page), "VMPTRLD")) {
     return undo(kEfiDeviceError, true);
   }
   if (!write_vmcs(v, cpu, ctl)) {
-    log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors)\n", v.processor, v.vmcs_failures);
+    log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors)\n", v.processor,
+               v.vmcs_failures);
     return undo(kEfiDeviceError, true);
   }
   check(hw::invept(2, 0), "INVEPT (all contexts)");
@@ -1196,15 +1267,19 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch* cpu) {
               (unsigned long long)cpu->guest_rip, (unsigned long long)cpu->guest_rsp,
               (unsigned long long)cpu->guest.cr3);
   } else {
-    log::info("cpu %u: VMXON ok; launching the firmware's AP code as guest (VP %u): RIP 0x%llx RSP 0x%llx\n",
-              v.processor, v.index, (unsigned long long)cpu->guest_rip, (unsigned long long)cpu->guest_rsp);
+    log::info(
+        "cpu %u: VMXON ok; launching the firmware's AP code as guest (VP %u): RIP 0x%llx RSP "
+        "0x%llx\n",
+        v.processor, v.index, (unsigned long long)cpu->guest_rip,
+        (unsigned long long)cpu->guest_rsp);
   }
   serial::flush();
   const VmxStatus s = hw::vmlaunch();
   // Only reached when VMLAUNCH failed.
   report_vmx_failure("VMLAUNCH", s);
   if (s == VmxStatus::kFailValid) dump_vmcs();
-  log::error("cpu %u: VMLAUNCH failed; this CPU goes back to the firmware unvirtualized\n", v.processor);
+  log::error("cpu %u: VMLAUNCH failed; this CPU goes back to the firmware unvirtualized\n",
+             v.processor);
   return undo(kEfiDeviceError, true);
 }
 
@@ -1227,7 +1302,8 @@ void first_exit(Vcpu& v, const GuestRegs* regs) {
     }
   }
   if (!ok) {
-    log::error("cpu %u: cannot become VP %u (the partition has %u VPs)\n", v.processor, v.index, count);
+    log::error("cpu %u: cannot become VP %u (the partition has %u VPs)\n", v.processor, v.index,
+               count);
     stop_guest("no VP for this CPU", regs);
   }
   log::info("cpu %u: VMLAUNCH ok, VP %u (APIC ID %u)\n", v.processor, v.index, v.apic_id);
@@ -1235,17 +1311,21 @@ void first_exit(Vcpu& v, const GuestRegs* regs) {
 
 void log_exit_events(Vcpu& v, const ExitContext& ctx) {
   if (ctx.kicked && ++v.kicks == 1) {
-    log::info("cpu %u: first kick taken (NMI exit); VP %u drains its inbox before entry\n", v.processor, v.index);
+    log::info("cpu %u: first kick taken (NMI exit); VP %u drains its inbox before entry\n",
+              v.processor, v.index);
   }
   if (ctx.reason == exit_reason::kExceptionOrNmi && !ctx.kicked && ctx.stop_reason == nullptr) {
-    if (++v.genuine_nmis == 1) log::info("cpu %u: genuine NMI: re-injected into the guest\n", v.processor);
+    if (++v.genuine_nmis == 1)
+      log::info("cpu %u: genuine NMI: re-injected into the guest\n", v.processor);
   }
   if (ctx.reason == exit_reason::kInit) ++v.inits;  // logged at the SIPI: INIT must be handled fast
   if (ctx.reason == exit_reason::kSipi && ++v.sipis == 1) {
-    log::info("cpu %u: INIT/SIPI: VP %u restarted in real mode at 0x%llx (SIPI vector 0x%llx; %llu INIT exit(s) so "
-              "far; later restarts are not logged)\n",
-              v.processor, v.index, (unsigned long long)((ctx.qualification & 0xFF) << 12),
-              (unsigned long long)(ctx.qualification & 0xFF), (unsigned long long)v.inits);
+    log::info(
+        "cpu %u: INIT/SIPI: VP %u restarted in real mode at 0x%llx (SIPI vector 0x%llx; %llu INIT "
+        "exit(s) so "
+        "far; later restarts are not logged)\n",
+        v.processor, v.index, (unsigned long long)((ctx.qualification & 0xFF) << 12),
+        (unsigned long long)(ctx.qualification & 0xFF), (unsigned long long)v.inits);
   }
 }
 
@@ -1271,51 +1351,63 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
 
   setup_cpu_locals(v, cpu);
   load_host_descriptors(v, cpu);
-  log::info("host: resident at 0x%llx (%llu KiB), own CR3 0x%llx, GDT 0x%llx, TSS selector 0x%x, IDT 0x%llx; %u "
-            "CPU slot(s)\n",
-            (unsigned long long)info->pool_base, (unsigned long long)(info->pool_size >> 10),
-            (unsigned long long)info->host_cr3, (unsigned long long)cpu->gdt_page, v.host_tr,
-            (unsigned long long)cpu->idt_page, h.cpu_count);
+  log::info(
+      "host: resident at 0x%llx (%llu KiB), own CR3 0x%llx, GDT 0x%llx, TSS selector 0x%x, IDT "
+      "0x%llx; %u "
+      "CPU slot(s)\n",
+      (unsigned long long)info->pool_base, (unsigned long long)(info->pool_size >> 10),
+      (unsigned long long)info->host_cr3, (unsigned long long)cpu->gdt_page, v.host_tr,
+      (unsigned long long)cpu->idt_page, h.cpu_count);
 
   h.caps = read_capabilities();
   log_capabilities(h.caps);
   const uint64_t cap = h.caps.ept_vpid_cap;
   if ((cap & ept_cap::kPageWalk4) == 0 || (cap & ept_cap::kInvept) == 0 ||
-      (cap & (ept_cap::kInveptSingle | ept_cap::kInveptAll)) == 0 || (cap & ept_cap::kInvvpid) == 0) {
-    log::error("EPT/VPID capabilities 0x%llx lack 4-level walks, INVEPT or INVVPID\n", (unsigned long long)cap);
+      (cap & (ept_cap::kInveptSingle | ept_cap::kInveptAll)) == 0 ||
+      (cap & ept_cap::kInvvpid) == 0) {
+    log::error("EPT/VPID capabilities 0x%llx lack 4-level walks, INVEPT or INVVPID\n",
+               (unsigned long long)cap);
     restore_firmware_descriptors(cpu);
     return kEfiUnsupported;
   }
   h.invept_single = (cap & ept_cap::kInveptSingle) != 0;
   h.invvpid_single = (cap & ept_cap::kInvvpidSingle) != 0;
   const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
-  h.mtf = control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
+  h.mtf =
+      control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
 
   // EPT: identity map of everything except microhv's memory.
-  h.memory.layout = EptLayout{info->regions, info->region_count, info->ept_limit, info->pool_base, info->pool_size};
+  h.memory.layout = EptLayout{info->regions, info->region_count, info->ept_limit, info->pool_base,
+                              info->pool_size};
   if (!h.ept.init() || !build_guest_ept(h.ept, h.memory.layout)) {
     log::error("building EPT failed\n");
     restore_firmware_descriptors(cpu);
     return kEfiDeviceError;
   }
   h.eptp = make_eptp(h.ept.root().value(), cap);
-  log::info("EPT: identity map of [0, 0x%llx) in %llu tables, microhv's 0x%llx..0x%llx not present, EPTP 0x%llx\n",
-            (unsigned long long)info->ept_limit, (unsigned long long)h.ept.tables_allocated(),
-            (unsigned long long)info->pool_base, (unsigned long long)(info->pool_base + info->pool_size - 1),
-            (unsigned long long)h.eptp);
+  log::info(
+      "EPT: identity map of [0, 0x%llx) in %llu tables, microhv's 0x%llx..0x%llx not present, EPTP "
+      "0x%llx\n",
+      (unsigned long long)info->ept_limit, (unsigned long long)h.ept.tables_allocated(),
+      (unsigned long long)info->pool_base,
+      (unsigned long long)(info->pool_base + info->pool_size - 1), (unsigned long long)h.eptp);
 
   // The local APIC page: read-only, so that guest writes to it exit and an
   // INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
   const uint64_t apic_base = arch::rdmsr(msr::kApicBase);
   if ((apic_base & kApicBaseEnable) != 0) {
     h.apic_page = apic_base & ~0xFFFull & ((1ull << info->phys_addr_bits) - 1);
-    if (h.apic_page < info->ept_limit && h.ept.map(h.apic_page, h.apic_page, kPageSize, identity_attr(h.apic_page))) {
-      log::info("EPT: local APIC page 0x%llx read-only: guest xAPIC writes are emulated; x2APIC ICR writes exit "
-                "(MSR bitmap)\n",
-                (unsigned long long)h.apic_page);
+    if (h.apic_page < info->ept_limit &&
+        h.ept.map(h.apic_page, h.apic_page, kPageSize, identity_attr(h.apic_page))) {
+      log::info(
+          "EPT: local APIC page 0x%llx read-only: guest xAPIC writes are emulated; x2APIC ICR "
+          "writes exit "
+          "(MSR bitmap)\n",
+          (unsigned long long)h.apic_page);
     } else {
-      log::error("EPT: cannot map the local APIC page 0x%llx read-only: INIT IPIs are sent as written\n",
-                 (unsigned long long)h.apic_page);
+      log::error(
+          "EPT: cannot map the local APIC page 0x%llx read-only: INIT IPIs are sent as written\n",
+          (unsigned long long)h.apic_page);
       h.apic_page = ~0ull;
     }
   }
@@ -1359,8 +1451,8 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   const uint32_t reason = exit_reason::basic(raw);
   const uint64_t qualification = vmread(Field::kExitQualification);
   if ((raw & exit_reason::kEntryFailureBit) != 0) {
-    log::error("VM entry failed: exit reason %u (%s), qualification 0x%llx\n", reason, exit_reason_name(reason),
-               (unsigned long long)qualification);
+    log::error("VM entry failed: exit reason %u (%s), qualification 0x%llx\n", reason,
+               exit_reason_name(reason), (unsigned long long)qualification);
     stop_guest("VM entry failed (see bochs.log / the VMCS dump for the failing check)", regs);
   }
   v.events.record_idt_vectoring(static_cast<uint32_t>(vmread(Field::kIdtVectoringInfo)),
@@ -1385,16 +1477,18 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
     // APs that halt with interrupts off are parked in wait-for-SIPI, where
     // INIT is blocked, which avoids this for the usual INIT-SIPI-SIPI.
     v.stale_init_warned = true;
-    log::error("cpu %u: INIT again at the SIPI start (a pending INIT the CPU did not consume: Bochs 2.7 bug); VP %u "
-               "waits for another SIPI\n",
-               v.processor, v.index);
+    log::error(
+        "cpu %u: INIT again at the SIPI start (a pending INIT the CPU did not consume: Bochs 2.7 "
+        "bug); VP %u "
+        "waits for another SIPI\n",
+        v.processor, v.index);
   }
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
   v.last_reason = reason;
   switch (action) {
     case ExitAction::kStop:
-      log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n", reason,
-                 exit_reason_name(reason), (unsigned long long)qualification,
+      log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",
+                 reason, exit_reason_name(reason), (unsigned long long)qualification,
                  (unsigned long long)vmread(Field::kGuestRip));
       stop_guest(ctx.stop_reason != nullptr ? ctx.stop_reason : "unhandled exit", regs);
     case ExitAction::kAdvance:
@@ -1456,11 +1550,13 @@ extern "C" void microhv_host_exception(HostExceptionFrame* f) {
   }
   uint64_t cr2;
   asm volatile("mov %%cr2, %0" : "=r"(cr2));
-  log::error("host exception: vector %llu error 0x%llx at RIP 0x%llx (CS 0x%llx RFLAGS 0x%llx RSP 0x%llx) CR2 "
-             "0x%llx\n",
-             (unsigned long long)f->vector, (unsigned long long)f->error, (unsigned long long)f->rip,
-             (unsigned long long)f->cs, (unsigned long long)f->rflags, (unsigned long long)f->rsp,
-             (unsigned long long)cr2);
+  log::error(
+      "host exception: vector %llu error 0x%llx at RIP 0x%llx (CS 0x%llx RFLAGS 0x%llx RSP 0x%llx) "
+      "CR2 "
+      "0x%llx\n",
+      (unsigned long long)f->vector, (unsigned long long)f->error, (unsigned long long)f->rip,
+      (unsigned long long)f->cs, (unsigned long long)f->rflags, (unsigned long long)f->rsp,
+      (unsigned long long)cr2);
   dump_regs(f->regs);
   log::error("host stopped after an exception in microhv itself\n");
   halt_forever();

@@ -16,7 +16,8 @@ struct InfoTableGuid {
   uint8_t data4[8];
 };
 // `static`, not `inline`: see the GLOB_DAT note in vmx/page_tables.hpp.
-static constexpr InfoTableGuid kInfoTableGuid{0x6d696372, 0x6f68, 0x7600, {0x4d, 0x49, 0x80, 0, 0, 0, 0, 1}};
+static constexpr InfoTableGuid kInfoTableGuid{
+    0x6d696372, 0x6f68, 0x7600, {0x4d, 0x49, 0x80, 0, 0, 0, 0, 1}};
 
 struct InfoTable {
   uint64_t signature;  // kInfoTableSignature

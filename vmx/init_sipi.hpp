@@ -47,7 +47,8 @@ ResetState init_state(uint64_t old_cr0, uint32_t signature, bool bsp);
 
 // The code segment and IP a SIPI with `vector` starts the AP at.
 constexpr RealModeSegment sipi_code_segment(uint8_t vector) {
-  return RealModeSegment{static_cast<uint16_t>(vector << 8), static_cast<uint64_t>(vector) << 12, 0xFFFF, 0x9B};
+  return RealModeSegment{static_cast<uint16_t>(vector << 8), static_cast<uint64_t>(vector) << 12,
+                         0xFFFF, 0x9B};
 }
 inline constexpr uint64_t kSipiRip = 0;
 

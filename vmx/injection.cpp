@@ -15,7 +15,8 @@ bool PendingEvents::queue_interrupt(uint8_t vector) {
   return true;
 }
 
-void PendingEvents::record_idt_vectoring(uint32_t info, uint32_t error, uint32_t instruction_length) {
+void PendingEvents::record_idt_vectoring(uint32_t info, uint32_t error,
+                                         uint32_t instruction_length) {
   if ((info & intr_info::kValid) == 0) return;
   reinject = true;
   // Bit 12 of IDT-vectoring info is undefined; bits 30:12 of the entry
@@ -35,7 +36,9 @@ int highest_vector(const uint64_t (&v)[4]) {
   return -1;
 }
 
-EventType type_of(uint32_t info) { return static_cast<EventType>((info & intr_info::kTypeMask) >> intr_info::kTypeShift); }
+EventType type_of(uint32_t info) {
+  return static_cast<EventType>((info & intr_info::kTypeMask) >> intr_info::kTypeShift);
+}
 
 }  // namespace
 
@@ -45,7 +48,8 @@ InjectionDecision decide_injection(PendingEvents& p, const GuestInterruptState& 
   if (!sipi_wait) {
     if (p.exception) {
       d.inject = true;
-      d.intr_info = make_intr_info(p.exception_vector, EventType::kHardwareException, p.exception_has_error);
+      d.intr_info =
+          make_intr_info(p.exception_vector, EventType::kHardwareException, p.exception_has_error);
       d.error_code = p.exception_error;
       p.exception = false;
     } else if (p.nmis > 0 && can_inject_nmi(s)) {

@@ -32,15 +32,17 @@ inline constexpr uint64_t kRflagsIf = 1ull << 9;
 // false means "request an interrupt window".
 constexpr bool can_inject_external_interrupt(const GuestInterruptState& s) {
   return (s.rflags & kRflagsIf) != 0 &&
-         (s.interruptibility & (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) == 0 &&
+         (s.interruptibility &
+          (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) == 0 &&
          s.activity != activity::kWaitForSipi && s.activity != activity::kShutdown;
 }
 
 // NMI: not while NMIs are blocked (the guest is in its NMI handler), not in
 // a MOV-SS/STI shadow (SDM 27.3.1.5: entry fails on some processors).
 constexpr bool can_inject_nmi(const GuestInterruptState& s) {
-  return (s.interruptibility & (interruptibility::kBlockingByNmi | interruptibility::kBlockingByMovSs |
-                                interruptibility::kBlockingBySti)) == 0 &&
+  return (s.interruptibility &
+          (interruptibility::kBlockingByNmi | interruptibility::kBlockingByMovSs |
+           interruptibility::kBlockingBySti)) == 0 &&
          s.activity != activity::kWaitForSipi && s.activity != activity::kShutdown;
 }
 
@@ -66,7 +68,9 @@ struct PendingEvents {
   void queue_nmi() { ++nmis; }
   // False for vectors 0..15 (exceptions, never external interrupts).
   bool queue_interrupt(uint8_t vector);
-  bool interrupt_pending(uint8_t vector) const { return (vectors[vector >> 6] >> (vector & 63)) & 1; }
+  bool interrupt_pending(uint8_t vector) const {
+    return (vectors[vector >> 6] >> (vector & 63)) & 1;
+  }
   bool any_interrupt() const { return (vectors[0] | vectors[1] | vectors[2] | vectors[3]) != 0; }
   // Records the IDT-vectoring information of a VM exit (no-op when not valid).
   void record_idt_vectoring(uint32_t info, uint32_t error, uint32_t instruction_length);

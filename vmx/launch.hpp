@@ -78,8 +78,9 @@ extern "C" {
 // guest resumes at the recorded point and this function returns 0 in the
 // guest. If `entry` returns, its value is returned after the firmware CR3,
 // stack and RFLAGS are restored.
-uint64_t microhv_virtualize(microhv::vmx::CpuLaunch* cpu, uint64_t (*entry)(microhv::vmx::CpuLaunch*),
-                            uint64_t host_cr3, uint64_t host_rsp);
+uint64_t microhv_virtualize(microhv::vmx::CpuLaunch* cpu,
+                            uint64_t (*entry)(microhv::vmx::CpuLaunch*), uint64_t host_cr3,
+                            uint64_t host_rsp);
 // The host side (vmx/host_hw.cpp), called through their addresses in the
 // copy: the BSP's (which also sets up everything shared) and an AP's.
 uint64_t microhv_host_entry(microhv::vmx::CpuLaunch* cpu);

@@ -6,7 +6,9 @@ using namespace arch;
 
 PageTables::PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys,
                        unsigned max_leaf_level)
-    : format_(format), alloc_(alloc), phys_(phys),
+    : format_(format),
+      alloc_(alloc),
+      phys_(phys),
       max_leaf_level_(max_leaf_level < 1 ? 1 : (max_leaf_level > 3 ? 3 : max_leaf_level)) {}
 
 bool PageTables::init() {
@@ -25,7 +27,8 @@ uint64_t PageTables::encode_leaf(uint64_t pa, MapAttr attr, unsigned level) cons
   }
   // Host paging: present, writable unless read-only, executable (no NX);
   // memory type from the MTRRs (PAT entry 0, WB), so MMIO stays UC.
-  return (pa & kPteAddrMask) | pte::kPresent | ((attr.perms & kPermW) != 0 ? pte::kWritable : 0) | large;
+  return (pa & kPteAddrMask) | pte::kPresent | ((attr.perms & kPermW) != 0 ? pte::kWritable : 0) |
+         large;
 }
 
 uint64_t PageTables::encode_table(Hpa table) const {
@@ -67,7 +70,8 @@ uint64_t* PageTables::descend(uint64_t va, unsigned target_level) {
         const uint64_t base = e & kPteAddrMask & ~(level_page_size(level) - 1);
         const MapAttr attr = decode_attr(e);
         const uint64_t step = level_page_size(level - 1);
-        for (unsigned i = 0; i < kEntriesPerTable; ++i) sub[i] = encode_leaf(base + i * step, attr, level - 1);
+        for (unsigned i = 0; i < kEntriesPerTable; ++i)
+          sub[i] = encode_leaf(base + i * step, attr, level - 1);
       }
       e = encode_table(next);  // one store: the table is complete before it is visible
     }

@@ -18,8 +18,8 @@ uint32_t assign_vp_indexes(const uint32_t* status_flags, uint32_t processor_coun
 
 bool ap_begin(ApHandshake& h) {
   uint32_t expected = ApHandshake::kWaiting;
-  return __atomic_compare_exchange_n(&h.state, &expected, ApHandshake::kRunning, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_SEQ_CST);
+  return __atomic_compare_exchange_n(&h.state, &expected, ApHandshake::kRunning, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
 void ap_finish(ApHandshake& h, uint64_t status, uint32_t vp_index, uint32_t hv_bit) {
@@ -31,11 +31,13 @@ void ap_finish(ApHandshake& h, uint64_t status, uint32_t vp_index, uint32_t hv_b
 
 bool bsp_abandon(ApHandshake& h) {
   uint32_t expected = ApHandshake::kWaiting;
-  return __atomic_compare_exchange_n(&h.state, &expected, ApHandshake::kAbandoned, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_SEQ_CST);
+  return __atomic_compare_exchange_n(&h.state, &expected, ApHandshake::kAbandoned, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
-bool ap_done(const ApHandshake& h) { return __atomic_load_n(&h.state, __ATOMIC_ACQUIRE) == ApHandshake::kDone; }
+bool ap_done(const ApHandshake& h) {
+  return __atomic_load_n(&h.state, __ATOMIC_ACQUIRE) == ApHandshake::kDone;
+}
 
 bool RemoteQueue::post(uint8_t vector, bool is_auto_eoi) {
   uint64_t* words = is_auto_eoi ? auto_eoi : apic;
@@ -53,10 +55,13 @@ bool RemoteQueue::post_init() {
   return poke();
 }
 
-bool RemoteQueue::take_init() { return __atomic_exchange_n(&init_request, 0u, __ATOMIC_SEQ_CST) != 0; }
+bool RemoteQueue::take_init() {
+  return __atomic_exchange_n(&init_request, 0u, __ATOMIC_SEQ_CST) != 0;
+}
 
 NmiKind RemoteQueue::take_nmi() {
-  return __atomic_exchange_n(&kick_sent, 0u, __ATOMIC_SEQ_CST) != 0 ? NmiKind::kKick : NmiKind::kGenuine;
+  return __atomic_exchange_n(&kick_sent, 0u, __ATOMIC_SEQ_CST) != 0 ? NmiKind::kKick
+                                                                    : NmiKind::kGenuine;
 }
 
 void RemoteQueue::note_host_nmi() {
@@ -78,8 +83,8 @@ RemoteQueue::Drained RemoteQueue::drain() {
   return d;
 }
 
-IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic, uint32_t vp_count,
-                       uint32_t self, bool natives) {
+IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic,
+                       uint32_t vp_count, uint32_t self, bool natives) {
   IcrDecision d;
   if ((low & icr::kDeliveryModeMask) != icr::kInit) return d;
   if ((low & icr::kAssert) == 0) {

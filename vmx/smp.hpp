@@ -50,7 +50,7 @@ uint32_t assign_vp_indexes(const uint32_t* status_flags, uint32_t processor_coun
 struct ApHandshake {
   enum : uint32_t { kWaiting = 0, kRunning = 1, kAbandoned = 2, kDone = 3 };
   uint32_t state = kWaiting;
-  uint64_t status = ~0ull;  // microhv_virtualize's result on the AP (0 = virtualized)
+  uint64_t status = ~0ull;    // microhv_virtualize's result on the AP (0 = virtualized)
   uint32_t vp_index = kNoVp;  // VP_INDEX as read by the AP afterwards, as the guest
   uint32_t hv_bit = 0;        // CPUID.1:ECX[31] as seen by the AP afterwards
   // Filled in by the BSP before StartupThisAP.
@@ -75,8 +75,9 @@ enum class NmiKind : uint8_t { kKick, kGenuine };
 // nothing but SIPI, so SynIC interrupts for it are dropped, not queued.
 enum class RemoteDelivery : uint8_t { kQueue, kDrop };
 constexpr RemoteDelivery remote_delivery(uint32_t activity) {
-  return activity == activity::kWaitForSipi || activity == activity::kShutdown ? RemoteDelivery::kDrop
-                                                                               : RemoteDelivery::kQueue;
+  return activity == activity::kWaitForSipi || activity == activity::kShutdown
+             ? RemoteDelivery::kDrop
+             : RemoteDelivery::kQueue;
 }
 
 // The inbox of one VP. Senders are other CPUs (in the host, possibly with
@@ -93,10 +94,10 @@ constexpr RemoteDelivery remote_delivery(uint32_t activity) {
 // flight whose consumption precedes the owner's next look at `work`.
 // Zero-initialised memory is a valid empty queue.
 struct RemoteQueue {
-  uint32_t work;       // offset 0, read by entry.S before VMRESUME
-  uint32_t kick_sent;  // an NMI kick is on its way and not yet taken
-  uint32_t activity;   // guest activity state the owner last entered with
-  uint32_t host_nmis;  // genuine NMIs the host's NMI handler took
+  uint32_t work;          // offset 0, read by entry.S before VMRESUME
+  uint32_t kick_sent;     // an NMI kick is on its way and not yet taken
+  uint32_t activity;      // guest activity state the owner last entered with
+  uint32_t host_nmis;     // genuine NMIs the host's NMI handler took
   uint32_t init_request;  // another CPU sent this VP an INIT IPI (emulated, see decide_icr)
   uint32_t reserved;
   uint64_t auto_eoi[4];  // vectors to inject through the VMCS (AutoEOI SINTs)
@@ -164,7 +165,7 @@ inline constexpr uint32_t kAssert = 1u << 14;
 inline constexpr uint32_t kLevelTriggered = 1u << 15;
 inline constexpr uint32_t kShorthandMask = 3u << 18;
 inline constexpr uint32_t kShorthandSelf = 1u << 18;
-inline constexpr uint32_t kShorthandAll = 2u << 18;           // including self
+inline constexpr uint32_t kShorthandAll = 2u << 18;  // including self
 inline constexpr uint32_t kShorthandAllButSelf = 3u << 18;
 inline constexpr uint32_t kXapicBroadcast = 0xFF;
 inline constexpr uint32_t kX2apicBroadcast = 0xFFFFFFFF;
@@ -186,14 +187,15 @@ struct IcrDecision {
 // VP; `self`: the sender's VP; `natives`: some CPU runs without microhv.
 // Logical destination mode is passed through (not used for INIT by OVMF or
 // Linux).
-IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic, uint32_t vp_count,
-                       uint32_t self, bool natives);
+IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic,
+                       uint32_t vp_count, uint32_t self, bool natives);
 
 // Visits the set bits of a 256-bit vector bitmap, lowest first.
 template <typename F>
 void for_each_vector(const uint64_t (&bits)[4], F f) {
   for (uint32_t w = 0; w < 4; ++w) {
-    for (uint64_t b = bits[w]; b != 0; b &= b - 1) f(static_cast<uint8_t>(w * 64 + __builtin_ctzll(b)));
+    for (uint64_t b = bits[w]; b != 0; b &= b - 1)
+      f(static_cast<uint8_t>(w * 64 + __builtin_ctzll(b)));
   }
 }
 

@@ -122,8 +122,10 @@ EFI_STATUS read_memory_map(EFI_BOOT_SERVICES* bs, LaunchInfo* info) {
   }
   uint32_t n = 0;
   for (UINTN off = 0; off + desc_size <= size && n < kMaxRegions; off += desc_size) {
-    const auto* d = reinterpret_cast<const EFI_MEMORY_DESCRIPTOR*>(static_cast<uint8_t*>(buf) + off);
-    info->regions[n++] = MemRegion{d->PhysicalStart, d->NumberOfPages * kPageSize, is_ram_type(d->Type)};
+    const auto* d =
+        reinterpret_cast<const EFI_MEMORY_DESCRIPTOR*>(static_cast<uint8_t*>(buf) + off);
+    info->regions[n++] =
+        MemRegion{d->PhysicalStart, d->NumberOfPages * kPageSize, is_ram_type(d->Type)};
   }
   bs->FreePool(buf);
   info->region_count = normalize_regions(info->regions, n);
@@ -137,7 +139,8 @@ EFI_STATUS read_memory_map(EFI_BOOT_SERVICES* bs, LaunchInfo* info) {
 // are resolved too, so the resident copy is right even when GNU-EFI's own
 // relocator -- which skips them -- left the loaded image wrong.
 bool relocate_copy(uint64_t copy) {
-  constexpr int64_t kDtNull = 0, kDtSymtab = 6, kDtRela = 7, kDtRelaSz = 8, kDtRelaEnt = 9, kDtSymEnt = 11;
+  constexpr int64_t kDtNull = 0, kDtSymtab = 6, kDtRela = 7, kDtRelaSz = 8, kDtRelaEnt = 9,
+                    kDtSymEnt = 11;
   constexpr uint32_t kRelNone = 0, kRel64 = 1, kRelGlobDat = 6, kRelRelative = 8;
   uint64_t rela = 0, relasz = 0, relaent = 0, symtab = 0, syment = 0;
   for (const ElfDyn* d = _DYNAMIC; d->tag != kDtNull; ++d) {
@@ -175,7 +178,8 @@ bool relocate_copy(uint64_t copy) {
         continue;
       }
     }
-    log::error("image copy: unsupported relocation type %u at 0x%llx\n", type, (unsigned long long)r->offset);
+    log::error("image copy: unsupported relocation type %u at 0x%llx\n", type,
+               (unsigned long long)r->offset);
     return false;
   }
   return true;
@@ -192,14 +196,30 @@ template <typename T>
 T read_segment(int which) {
   uint16_t v = 0;
   switch (which) {
-    case 0: asm volatile("mov %%cs, %0" : "=r"(v)); break;
-    case 1: asm volatile("mov %%ss, %0" : "=r"(v)); break;
-    case 2: asm volatile("mov %%ds, %0" : "=r"(v)); break;
-    case 3: asm volatile("mov %%es, %0" : "=r"(v)); break;
-    case 4: asm volatile("mov %%fs, %0" : "=r"(v)); break;
-    case 5: asm volatile("mov %%gs, %0" : "=r"(v)); break;
-    case 6: asm volatile("sldt %0" : "=r"(v)); break;
-    case 7: asm volatile("str %0" : "=r"(v)); break;
+    case 0:
+      asm volatile("mov %%cs, %0" : "=r"(v));
+      break;
+    case 1:
+      asm volatile("mov %%ss, %0" : "=r"(v));
+      break;
+    case 2:
+      asm volatile("mov %%ds, %0" : "=r"(v));
+      break;
+    case 3:
+      asm volatile("mov %%es, %0" : "=r"(v));
+      break;
+    case 4:
+      asm volatile("mov %%fs, %0" : "=r"(v));
+      break;
+    case 5:
+      asm volatile("mov %%gs, %0" : "=r"(v));
+      break;
+    case 6:
+      asm volatile("sldt %0" : "=r"(v));
+      break;
+    case 7:
+      asm volatile("str %0" : "=r"(v));
+      break;
   }
   return static_cast<T>(v);
 }
@@ -247,14 +267,16 @@ void guest_self_check() {
   vendor[12] = '\0';
   const bool hv_bit = (arch::cpuid(1).ecx & (1u << 31)) != 0;
   const bool vmx_bit = (arch::cpuid(1).ecx & (1u << 5)) != 0;
-  log::info("guest: CPUID.1:ECX hypervisor=%d vmx=%d; CPUID 0x40000000: max leaf 0x%x vendor \"%s\"\n", hv_bit,
-            vmx_bit, v.eax, vendor);
+  log::info(
+      "guest: CPUID.1:ECX hypervisor=%d vmx=%d; CPUID 0x40000000: max leaf 0x%x vendor \"%s\"\n",
+      hv_bit, vmx_bit, v.eax, vendor);
   // A hypercall with an unknown call code (0xFFFF) must come back as
   // HV_STATUS_INVALID_HYPERCALL_CODE (2) in RAX: the VMCALL exited to microhv.
   uint64_t rax;
   register uint64_t r8 asm("r8") = 0;
   asm volatile("vmcall" : "=a"(rax), "+r"(r8) : "c"(0xFFFFull), "d"(0ull) : "memory");
-  log::info("guest: VMCALL with call code 0xffff returned 0x%llx\n", static_cast<unsigned long long>(rax));
+  log::info("guest: VMCALL with call code 0xffff returned 0x%llx\n",
+            static_cast<unsigned long long>(rax));
 }
 
 // Publishes where microhv lives (vmx/info_table.hpp). Runs as the guest;
@@ -268,7 +290,8 @@ void publish_info_table(EFI_BOOT_SERVICES* bs, const InfoTable& table) {
   static_assert(sizeof(guid) == sizeof(kInfoTableGuid));
   __builtin_memcpy(&guid, &kInfoTableGuid, sizeof(guid));
   const EFI_STATUS s = bs->InstallConfigurationTable(&guid, t);
-  if (EFI_ERROR(s)) log::error("vmx: InstallConfigurationTable failed: 0x%llx\n", (unsigned long long)s);
+  if (EFI_ERROR(s))
+    log::error("vmx: InstallConfigurationTable failed: 0x%llx\n", (unsigned long long)s);
 }
 
 // ---------------------------------------------------------------- MP services
@@ -278,15 +301,18 @@ struct EfiProcessorInformation {
   UINT64 ProcessorId;  // the APIC id
   UINT32 StatusFlag;   // kProcessorIsBsp | kProcessorEnabled | kProcessorHealthy
   UINT32 Package, Core, Thread;
-  UINT32 ExtendedLocation[6];  // PI 1.7 EXTENDED_PROCESSOR_INFORMATION (only with bit 24 of the number)
+  UINT32 ExtendedLocation[6];  // PI 1.7 EXTENDED_PROCESSOR_INFORMATION (only with bit 24 of the
+                               // number)
 };
 using EfiApProcedure = void(EFIAPI*)(void* argument);
 struct EfiMpServices {
   EFI_STATUS(EFIAPI* GetNumberOfProcessors)(EfiMpServices* self, UINTN* total, UINTN* enabled);
-  EFI_STATUS(EFIAPI* GetProcessorInfo)(EfiMpServices* self, UINTN number, EfiProcessorInformation* info);
+  EFI_STATUS(EFIAPI* GetProcessorInfo)
+  (EfiMpServices* self, UINTN number, EfiProcessorInformation* info);
   void* StartupAllAPs;  // not used: it runs every AP at once, and blocks unless given an event
-  EFI_STATUS(EFIAPI* StartupThisAP)(EfiMpServices* self, EfiApProcedure procedure, UINTN number, EFI_EVENT wait_event,
-                                    UINTN timeout_us, void* argument, BOOLEAN* finished);
+  EFI_STATUS(EFIAPI* StartupThisAP)
+  (EfiMpServices* self, EfiApProcedure procedure, UINTN number, EFI_EVENT wait_event,
+   UINTN timeout_us, void* argument, BOOLEAN* finished);
   void* SwitchBSP;
   void* EnableDisableAP;
   EFI_STATUS(EFIAPI* WhoAmI)(EfiMpServices* self, UINTN* number);
@@ -323,7 +349,8 @@ void discover_cpus(EFI_BOOT_SERVICES* bs, MpPlan* plan) {
   EfiMpServices* mp = nullptr;
   EFI_STATUS s = bs->LocateProtocol(&guid, nullptr, reinterpret_cast<void**>(&mp));
   if (EFI_ERROR(s) || mp == nullptr) {
-    log::info("vmx: no EFI_MP_SERVICES_PROTOCOL (0x%llx): virtualizing the boot CPU only\n", (unsigned long long)s);
+    log::info("vmx: no EFI_MP_SERVICES_PROTOCOL (0x%llx): virtualizing the boot CPU only\n",
+              (unsigned long long)s);
     return;
   }
   UINTN total = 0, enabled = 0, bsp = 0;
@@ -361,9 +388,10 @@ void discover_cpus(EFI_BOOT_SERVICES* bs, MpPlan* plan) {
   plan->mp = mp;
   plan->processors = n;
   plan->count = count;
-  log::info("vmx: MP services: %llu processors (%llu enabled), BSP is processor %llu: %u VP(s)%s\n",
-            (unsigned long long)total, (unsigned long long)enabled, (unsigned long long)bsp, count,
-            bsp == 0 ? ", VP index = processor number" : "; BSP = VP 0, the others in processor order");
+  log::info(
+      "vmx: MP services: %llu processors (%llu enabled), BSP is processor %llu: %u VP(s)%s\n",
+      (unsigned long long)total, (unsigned long long)enabled, (unsigned long long)bsp, count,
+      bsp == 0 ? ", VP index = processor number" : "; BSP = VP 0, the others in processor order");
 }
 
 // Runs on an AP, called by MP services (natively: the AP is not virtualized
@@ -375,8 +403,8 @@ void EFIAPI ap_virtualize(void* argument) {
   if (!ap_begin(*h)) return;  // the BSP gave up on this AP already
   auto* cpu = reinterpret_cast<CpuLaunch*>(h->cpu_launch);
   capture_guest_state(&cpu->guest);
-  const uint64_t status = microhv_virtualize(cpu, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(h->entry), h->host_cr3,
-                                             h->host_stack_top);
+  const uint64_t status = microhv_virtualize(
+      cpu, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(h->entry), h->host_cr3, h->host_stack_top);
   uint32_t vp_index = kNoVp, hv_bit = 0;
   if (status == 0) {
     // As the guest: VP_INDEX (synthetic MSR, exits to microhv) and CPUID.
@@ -422,8 +450,8 @@ ApResult run_on_ap(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t vp, EfiAp
   EFI_STATUS s = bs->AllocatePool(EfiBootServicesData, sizeof(ApHandshake), &mem);
   if (!EFI_ERROR(s)) s = bs->CreateEvent(0, 0, nullptr, nullptr, &event);
   if (EFI_ERROR(s)) {
-    log::error("cpu %u (APIC ID %u): %s: no memory/event for the handshake (0x%llx)\n", c.processor, c.apic_id, what,
-               (unsigned long long)s);
+    log::error("cpu %u (APIC ID %u): %s: no memory/event for the handshake (0x%llx)\n", c.processor,
+               c.apic_id, what, (unsigned long long)s);
     return ApResult::kFailed;
   }
   auto* h = new (mem) ApHandshake{};
@@ -439,20 +467,24 @@ ApResult run_on_ap(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t vp, EfiAp
     return false;
   });
   if (EFI_ERROR(s)) {
-    log::error("cpu %u (APIC ID %u): %s: StartupThisAP failed: 0x%llx%s\n", c.processor, c.apic_id, what,
-               (unsigned long long)s, s == EFI_NOT_READY ? " (the AP stayed busy)" : "");
+    log::error("cpu %u (APIC ID %u): %s: StartupThisAP failed: 0x%llx%s\n", c.processor, c.apic_id,
+               what, (unsigned long long)s, s == EFI_NOT_READY ? " (the AP stayed busy)" : "");
     bs->CloseEvent(event);
     bs->FreePool(mem);
     return ApResult::kFailed;
   }
   if (!wait_until(bs, kApStartTimeoutUs, [&] { return ap_done(*h); })) {
     if (bsp_abandon(*h)) {
-      log::error("cpu %u (APIC ID %u): %s: the AP did not start microhv's procedure within %llu ms; it stays as it "
-                 "is\n",
-                 c.processor, c.apic_id, what, (unsigned long long)(kApStartTimeoutUs / 1000));
+      log::error(
+          "cpu %u (APIC ID %u): %s: the AP did not start microhv's procedure within %llu ms; it "
+          "stays as it "
+          "is\n",
+          c.processor, c.apic_id, what, (unsigned long long)(kApStartTimeoutUs / 1000));
     } else {
-      log::error("cpu %u (APIC ID %u): %s: the AP started but did not finish within %llu ms; it stays as it is\n",
-                 c.processor, c.apic_id, what, (unsigned long long)(kApStartTimeoutUs / 1000));
+      log::error(
+          "cpu %u (APIC ID %u): %s: the AP started but did not finish within %llu ms; it stays as "
+          "it is\n",
+          c.processor, c.apic_id, what, (unsigned long long)(kApStartTimeoutUs / 1000));
     }
     return ApResult::kFailed;
   }
@@ -473,21 +505,25 @@ uint32_t virtualize_aps(EFI_BOOT_SERVICES* bs, const MpPlan& plan) {
     ApHandshake* h = nullptr;
     if (run_on_ap(bs, plan, vp, ap_virtualize, "virtualizing", &h) != ApResult::kOk) break;
     if (h->status != 0) {
-      log::error("cpu %u (APIC ID %u): virtualization failed on the AP (status 0x%llx, see its log lines above); it "
-                 "runs natively\n",
-                 c.processor, c.apic_id, (unsigned long long)h->status);
+      log::error(
+          "cpu %u (APIC ID %u): virtualization failed on the AP (status 0x%llx, see its log lines "
+          "above); it "
+          "runs natively\n",
+          c.processor, c.apic_id, (unsigned long long)h->status);
       bs->FreePool(h);
       break;
     }
     const bool ok = h->vp_index == vp && h->hv_bit == 1;
-    (ok ? log::info : log::error)("guest: cpu %u runs above microhv: VP_INDEX %u, CPUID.1:ECX hypervisor=%u\n",
-                                  c.processor, h->vp_index, h->hv_bit);
+    (ok ? log::info : log::error)(
+        "guest: cpu %u runs above microhv: VP_INDEX %u, CPUID.1:ECX hypervisor=%u\n", c.processor,
+        h->vp_index, h->hv_bit);
     bs->FreePool(h);
     ++up;
   }
   if (up < plan.count) {
-    log::error("vmx: only %u of %u processors virtualized; processors from cpu %u on run natively\n", up, plan.count,
-               plan.cpu[up].processor);
+    log::error(
+        "vmx: only %u of %u processors virtualized; processors from cpu %u on run natively\n", up,
+        plan.count, plan.cpu[up].processor);
   }
   return up;
 }
@@ -502,9 +538,10 @@ void probe_restarted_aps(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t up)
     ApHandshake* h = nullptr;
     if (run_on_ap(bs, plan, vp, ap_probe, "restart probe", &h) != ApResult::kOk) continue;
     const bool ok = h->vp_index == vp && h->hv_bit == 1;
-    (ok ? log::info : log::error)("guest: cpu %u started again by MP services runs above microhv: VP_INDEX %u, "
-                                  "CPUID.1:ECX hypervisor=%u\n",
-                                  c.processor, h->vp_index, h->hv_bit);
+    (ok ? log::info : log::error)(
+        "guest: cpu %u started again by MP services runs above microhv: VP_INDEX %u, "
+        "CPUID.1:ECX hypervisor=%u\n",
+        c.processor, h->vp_index, h->hv_bit);
     bs->FreePool(h);
   }
 }
@@ -517,7 +554,8 @@ void testdev_self_check() {
   arch::outl(0x3000, kRouteCreate);
   arch::outl(0x3000, kRouteDestroy);
   const uint8_t b = arch::inb(0x3000);
-  log::info("guest: testdev: 32-bit OUTs to port 0x3000 accepted; a 1-byte IN from it read 0x%x\n", b);
+  log::info("guest: testdev: 32-bit OUTs to port 0x3000 accepted; a 1-byte IN from it read 0x%x\n",
+            b);
 }
 
 }  // namespace
@@ -534,7 +572,8 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   const uint64_t image_base = reinterpret_cast<uint64_t>(li->ImageBase);
   const uint64_t image_pages = (li->ImageSize + kPageSize - 1) / kPageSize;
   if (image_base != reinterpret_cast<uint64_t>(ImageBase)) {
-    log::error("vmx: LoadedImage base 0x%llx differs from ImageBase 0x%llx\n", (unsigned long long)image_base,
+    log::error("vmx: LoadedImage base 0x%llx differs from ImageBase 0x%llx\n",
+               (unsigned long long)image_base,
                (unsigned long long)reinterpret_cast<uint64_t>(ImageBase));
     return EFI_LOAD_ERROR;
   }
@@ -544,12 +583,13 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   discover_cpus(bs, &plan);
 
   const uint64_t info_pages = (sizeof(LaunchInfo) + kPageSize - 1) / kPageSize;
-  const uint64_t pages = image_pages + info_pages + plan.count * kPerCpuPages + kSharedPages + kTablePages;
+  const uint64_t pages =
+      image_pages + info_pages + plan.count * kPerCpuPages + kSharedPages + kTablePages;
   EFI_PHYSICAL_ADDRESS base = 0;
   s = bs->AllocatePages(AllocateAnyPages, EfiRuntimeServicesData, pages, &base);
   if (EFI_ERROR(s)) {
-    log::error("vmx: AllocatePages(%llu, EfiRuntimeServicesData) failed: 0x%llx\n", (unsigned long long)pages,
-               (unsigned long long)s);
+    log::error("vmx: AllocatePages(%llu, EfiRuntimeServicesData) failed: 0x%llx\n",
+               (unsigned long long)pages, (unsigned long long)s);
     return s;
   }
   auto* bytes = reinterpret_cast<uint8_t*>(base);
@@ -568,7 +608,8 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   info->testdev = config.testdev;
   info->cpu_count = plan.count;
   info->native_count = plan.native_count;
-  for (uint32_t i = 0; i < plan.native_count; ++i) info->native_apic_ids[i] = plan.native_apic_ids[i];
+  for (uint32_t i = 0; i < plan.native_count; ++i)
+    info->native_apic_ids[i] = plan.native_apic_ids[i];
   // WRMSR to the x2APIC ICR exits (write bitmap for MSRs 0-0x1FFF at byte
   // 0x800), so INIT IPIs to VPs can be emulated.
   reinterpret_cast<uint8_t*>(info->msr_bitmap)[0x800 + 0x830 / 8] |= 1u << (0x830 % 8);
@@ -629,11 +670,14 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   }
   info->host_cr3 = host.root().value();
 
-  log::info("vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData for %u CPU(s); %u "
-            "memory regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz\n",
-            (unsigned long long)image_base, (unsigned long long)(li->ImageSize >> 10), (unsigned long long)copy,
-            (unsigned long long)(pages * 4), plan.count, info->region_count, (unsigned long long)info->ept_limit,
-            info->phys_addr_bits, (unsigned long long)(info->tsc_hz / 1000));
+  log::info(
+      "vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData for %u "
+      "CPU(s); %u "
+      "memory regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz\n",
+      (unsigned long long)image_base, (unsigned long long)(li->ImageSize >> 10),
+      (unsigned long long)copy, (unsigned long long)(pages * 4), plan.count, info->region_count,
+      (unsigned long long)info->ept_limit, info->phys_addr_bits,
+      (unsigned long long)(info->tsc_hz / 1000));
 
   // After the launch this code runs as the guest, for which the whole pool
   // (LaunchInfo included) is not present: keep what it needs on the stack.
@@ -644,11 +688,12 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   CpuLaunch* bsp = &info->cpus[0];
   capture_guest_state(&bsp->guest);
   const uint64_t entry = copy + (reinterpret_cast<uint64_t>(&microhv_host_entry) - image_base);
-  const uint64_t status = microhv_virtualize(bsp, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(entry), info->host_cr3,
-                                             bsp->host_stack_top);
+  const uint64_t status = microhv_virtualize(bsp, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(entry),
+                                             info->host_cr3, bsp->host_stack_top);
   if (status != 0) {
-    log::error("vmx: virtualization failed (status 0x%llx); the firmware continues without microhv\n",
-               (unsigned long long)status);
+    log::error(
+        "vmx: virtualization failed (status 0x%llx); the firmware continues without microhv\n",
+        (unsigned long long)status);
     bs->FreePages(base, pages);
     return status;
   }
@@ -656,7 +701,8 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
   guest_self_check();
   if (plan.mp != nullptr && plan.count > 1) {
     const uint32_t up = virtualize_aps(bs, plan);
-    log::info("guest: %u of %u processor(s) run above microhv as VP 0-%u\n", up, plan.processors, up - 1);
+    log::info("guest: %u of %u processor(s) run above microhv as VP 0-%u\n", up, plan.processors,
+              up - 1);
     probe_restarted_aps(bs, plan, up);
   }
   if (config.testdev) testdev_self_check();

@@ -131,7 +131,9 @@ enum class Field : uint32_t {
   kHostRip = 0x6C16,
 };
 
-constexpr uint32_t encoding(Field f) { return static_cast<uint32_t>(f); }
+constexpr uint32_t encoding(Field f) {
+  return static_cast<uint32_t>(f);
+}
 
 // Basic exit reasons (SDM Vol. 3D Appendix C). Bit 31 of the exit-reason
 // field flags a failed VM entry; bits 15:0 are the basic reason.
@@ -203,7 +205,9 @@ inline constexpr uint32_t kTpause = 68;
 inline constexpr uint32_t kCount = 70;  // size of the dispatch table
 
 inline constexpr uint32_t kEntryFailureBit = 1u << 31;
-constexpr uint32_t basic(uint32_t raw) { return raw & 0xFFFF; }
+constexpr uint32_t basic(uint32_t raw) {
+  return raw & 0xFFFF;
+}
 }  // namespace exit_reason
 
 // Printable name of a basic exit reason ("?" when unknown). Portable.

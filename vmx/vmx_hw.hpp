@@ -69,14 +69,20 @@ struct alignas(16) InvvpidDescriptor {
 inline VmxStatus invept(uint64_t type, uint64_t eptp) {
   InveptDescriptor d{eptp, 0};
   bool cf, zf;
-  asm volatile("invept %[d], %[t]" : "=@ccc"(cf), "=@ccz"(zf) : [d] "m"(d), [t] "r"(type) : "memory");
+  asm volatile("invept %[d], %[t]"
+               : "=@ccc"(cf), "=@ccz"(zf)
+               : [d] "m"(d), [t] "r"(type)
+               : "memory");
   return status_from_flags(cf, zf);
 }
 
 inline VmxStatus invvpid(uint64_t type, uint16_t vpid) {
   InvvpidDescriptor d{vpid, 0};
   bool cf, zf;
-  asm volatile("invvpid %[d], %[t]" : "=@ccc"(cf), "=@ccz"(zf) : [d] "m"(d), [t] "r"(type) : "memory");
+  asm volatile("invvpid %[d], %[t]"
+               : "=@ccc"(cf), "=@ccz"(zf)
+               : [d] "m"(d), [t] "r"(type)
+               : "memory");
   return status_from_flags(cf, zf);
 }
 

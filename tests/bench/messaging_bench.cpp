@@ -41,8 +41,8 @@ class FlatMemory final : public GuestMemory {
   }
   bool fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) override {
     if ((gpa.value() & 7) != 0 || !is_ram(gpa, 8)) return false;
-    *old = __atomic_fetch_or(reinterpret_cast<uint64_t*>(bytes + gpa.value()), bits,
-                             __ATOMIC_SEQ_CST);
+    *old =
+        __atomic_fetch_or(reinterpret_cast<uint64_t*>(bytes + gpa.value()), bits, __ATOMIC_SEQ_CST);
     return true;
   }
   template <typename T>
@@ -114,7 +114,8 @@ void BM_PostDeliverEom(benchmark::State& state) {
     s.memory.store<uint32_t>(kSim + 2 * 256, 0);  // guest frees the slot
     write_synthetic_msr(*s.vp, tlfs::msr::kEom, 0);
   }
-  if (s.irqs.count != static_cast<uint64_t>(state.iterations())) state.SkipWithError("a message was not delivered");
+  if (s.irqs.count != static_cast<uint64_t>(state.iterations()))
+    state.SkipWithError("a message was not delivered");
 }
 BENCHMARK(BM_PostDeliverEom);
 

@@ -39,12 +39,18 @@ struct Reader {
 
 bool known_status(uint16_t s) {
   switch (static_cast<tlfs::Status>(s)) {
-    case tlfs::Status::kSuccess: case tlfs::Status::kInvalidHypercallCode:
-    case tlfs::Status::kInvalidHypercallInput: case tlfs::Status::kInvalidAlignment:
-    case tlfs::Status::kInvalidParameter: case tlfs::Status::kAccessDenied:
-    case tlfs::Status::kInvalidPartitionId: case tlfs::Status::kInvalidVpIndex:
-    case tlfs::Status::kInvalidPortId: case tlfs::Status::kInvalidConnectionId:
-    case tlfs::Status::kInsufficientBuffers: case tlfs::Status::kInvalidSynicState:
+    case tlfs::Status::kSuccess:
+    case tlfs::Status::kInvalidHypercallCode:
+    case tlfs::Status::kInvalidHypercallInput:
+    case tlfs::Status::kInvalidAlignment:
+    case tlfs::Status::kInvalidParameter:
+    case tlfs::Status::kAccessDenied:
+    case tlfs::Status::kInvalidPartitionId:
+    case tlfs::Status::kInvalidVpIndex:
+    case tlfs::Status::kInvalidPortId:
+    case tlfs::Status::kInvalidConnectionId:
+    case tlfs::Status::kInsufficientBuffers:
+    case tlfs::Status::kInvalidSynicState:
     case tlfs::Status::kInsufficientMemory:
       return true;
     default:
@@ -56,8 +62,8 @@ bool known_status(uint16_t s) {
 bool inside_enabled_page(Partition& p, uint64_t gpa, uint64_t len) {
   for (uint32_t i = 0; i < p.vp_count(); ++i) {
     const SynicState& s = p.vp(VpIndex(i))->synic;
-    for (auto [on, base] : {std::pair{s.sim_enabled(), s.sim_page()},
-                            std::pair{s.sief_enabled(), s.sief_page()}}) {
+    for (auto [on, base] :
+         {std::pair{s.sim_enabled(), s.sim_page()}, std::pair{s.sief_enabled(), s.sief_page()}}) {
       if (on && gpa >= base.value() && gpa + len <= base.value() + kPageSize) return true;
     }
   }
@@ -137,7 +143,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           port.port_info.flag_count = in.take<uint16_t>() % 64;
         }
         memory.store(0, port);
-        handle_hypercall(vp, {CpuMode::kLong64, 0, 0, 0, uint64_t(tlfs::CallCode::kCreatePort), 0, 0, 0, 0});
+        handle_hypercall(
+            vp, {CpuMode::kLong64, 0, 0, 0, uint64_t(tlfs::CallCode::kCreatePort), 0, 0, 0, 0});
         tlfs::ConnectPortInput conn{};
         conn.connection_partition = tlfs::kPartitionSelf;
         conn.connection_id = in.take<uint8_t>() & 7;
@@ -145,7 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         conn.port_id = port.port_id;
         conn.connection_info.port_type = port.port_info.port_type;
         memory.store(0, conn);
-        handle_hypercall(vp, {CpuMode::kLong64, 0, 0, 0, uint64_t(tlfs::CallCode::kConnectPort), 0, 0, 0, 0});
+        handle_hypercall(
+            vp, {CpuMode::kLong64, 0, 0, 0, uint64_t(tlfs::CallCode::kConnectPort), 0, 0, 0, 0});
         break;
       }
       case 7: {  // structured PostMessage or SignalEvent on a small connection id
@@ -173,7 +181,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         write_synthetic_msr(vp, tlfs::msr::kSimp, page << 12 | 1);
         write_synthetic_msr(vp, tlfs::msr::kSiefp, (page + 1) << 12 | 1);
         write_synthetic_msr(vp, tlfs::msr::kSint0 + in.take<uint8_t>() % 16,
-                            0x20 + in.take<uint8_t>() % 0xE0 | (uint64_t{in.take<uint8_t>()} & 7) << 16);
+                            0x20 + in.take<uint8_t>() % 0xE0 | (uint64_t{in.take<uint8_t>()} & 7)
+                                                                   << 16);
         write_synthetic_msr(vp, tlfs::msr::kScontrol, 1);
         break;
       }

@@ -7,7 +7,9 @@ using namespace microhv::test;
 using tlfs::Status;
 
 namespace {
-Status status_of(uint64_t result) { return static_cast<Status>(result & 0xFFFF); }
+Status status_of(uint64_t result) {
+  return static_cast<Status>(result & 0xFFFF);
+}
 
 // A message port and connection so that a well-formed PostMessage succeeds.
 struct Ready : Guest {
@@ -127,8 +129,15 @@ TEST_CASE("ABI: VMCALL from real mode or virtual-8086 mode raises #UD") {
 TEST_CASE("ABI: 32-bit protected mode uses EDX:EAX, EBX:ECX, EDI:ESI and returns in EDX:EAX") {
   Ready g;
   // control in EDX:EAX; input GPA in EBX:ECX; the upper register halves are ignored.
-  HypercallRegs regs{CpuMode::kProtected, 0, kPost | 0xFFFFFFFF00000000ull,
-                     0xFFFFFFFF00000000ull, kInputPage, 0, 0, 0, 0};
+  HypercallRegs regs{CpuMode::kProtected,
+                     0,
+                     kPost | 0xFFFFFFFF00000000ull,
+                     0xFFFFFFFF00000000ull,
+                     kInputPage,
+                     0,
+                     0,
+                     0,
+                     0};
   HypercallOutcome out = handle_hypercall(g.vp(0), regs);
   REQUIRE_FALSE(out.inject_ud);
   CHECK(status_of(out.result) == Status::kSuccess);

@@ -1,8 +1,8 @@
+#include "kernel/config.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
-
-#include "kernel/config.hpp"
 
 using namespace microhv;
 
@@ -17,8 +17,10 @@ bool parse(const std::string& text, Config* c, std::string* err = nullptr) {
 
 TEST_CASE("Config: image, options and testdev with comments, blanks and CRLF") {
   Config c;
-  REQUIRE(parse("# microhv\r\n\r\n image = \\EFI\\microhv\\guest.efi  # next\r\n"
-                "options=console=ttyS0 initrd=\\initrd.img\r\ntestdev = on\r\n", &c));
+  REQUIRE(
+      parse("# microhv\r\n\r\n image = \\EFI\\microhv\\guest.efi  # next\r\n"
+            "options=console=ttyS0 initrd=\\initrd.img\r\ntestdev = on\r\n",
+            &c));
   CHECK(std::string(c.image) == "\\EFI\\microhv\\guest.efi");
   CHECK(std::string(c.options) == "console=ttyS0 initrd=\\initrd.img");
   CHECK(c.testdev);

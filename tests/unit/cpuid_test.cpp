@@ -1,7 +1,8 @@
 // The Hyper-V CPUID leaves derive from the partition's features.
+#include "hypercall/cpuid.hpp"
+
 #include <cstring>
 
-#include "hypercall/cpuid.hpp"
 #include "tests/unit/harness.hpp"
 
 using namespace microhv;

@@ -22,13 +22,19 @@ inline constexpr uint64_t kSiefBase = 0x11000;  // VP n: kSiefBase + n * 0x2000
 inline constexpr uint64_t kRamPages = 256;      // 1 MiB
 inline constexpr uint8_t kVector = 0x50;
 
-inline uint64_t sim_of(uint32_t vp) { return kSimBase + vp * 0x2000; }
-inline uint64_t sief_of(uint32_t vp) { return kSiefBase + vp * 0x2000; }
-inline uint64_t slot_of(uint32_t vp, uint32_t sint) { return sim_of(vp) + sint * 256; }
+inline uint64_t sim_of(uint32_t vp) {
+  return kSimBase + vp * 0x2000;
+}
+inline uint64_t sief_of(uint32_t vp) {
+  return kSiefBase + vp * 0x2000;
+}
+inline uint64_t slot_of(uint32_t vp, uint32_t sint) {
+  return sim_of(vp) + sint * 256;
+}
 
 struct Guest {
-  explicit Guest(uint32_t vps, PartitionFeatures features = kFullFeatures,
-                 uint64_t id = 1, Hypervisor* shared = nullptr)
+  explicit Guest(uint32_t vps, PartitionFeatures features = kFullFeatures, uint64_t id = 1,
+                 Hypervisor* shared = nullptr)
       : memory(kRamPages) {
     if (shared == nullptr) {
       owned = std::make_unique<Hypervisor>();
@@ -73,8 +79,8 @@ struct Guest {
   }
 
   tlfs::Status create_port(uint32_t port_id, uint32_t sint, uint32_t target_vp,
-                           tlfs::PortType type = tlfs::PortType::kMessage,
-                           uint16_t base_flag = 0, uint16_t flag_count = 0) {
+                           tlfs::PortType type = tlfs::PortType::kMessage, uint16_t base_flag = 0,
+                           uint16_t flag_count = 0) {
     tlfs::CreatePortInput in{};
     in.port_partition = tlfs::kPartitionSelf;
     in.port_id = port_id;

@@ -48,8 +48,8 @@ struct ModelVp {
 struct Model {
   Guest g{kVps};
   std::mt19937_64 rng{20261124};
-  std::map<uint32_t, ModelPort> ports;     // by port id (ids are never reused)
-  std::map<uint32_t, uint32_t> conns;      // connection id -> port id
+  std::map<uint32_t, ModelPort> ports;  // by port id (ids are never reused)
+  std::map<uint32_t, uint32_t> conns;   // connection id -> port id
   ModelVp vps[kVps];
   uint32_t next_port_id = 1, next_conn_id = 1;
   size_t expected_irqs = 0;
@@ -109,8 +109,10 @@ struct Model {
     for (auto& w : g.memory.writes) {
       bool ok = false;
       for (uint32_t vp = 0; vp < kVps; ++vp) {
-        if (vps[vp].simp && w.gpa >= sim_of(vp) && w.gpa + w.len <= sim_of(vp) + kPageSize) ok = true;
-        if (vps[vp].siefp && w.gpa >= sief_of(vp) && w.gpa + w.len <= sief_of(vp) + kPageSize) ok = true;
+        if (vps[vp].simp && w.gpa >= sim_of(vp) && w.gpa + w.len <= sim_of(vp) + kPageSize)
+          ok = true;
+        if (vps[vp].siefp && w.gpa >= sief_of(vp) && w.gpa + w.len <= sief_of(vp) + kPageSize)
+          ok = true;
       }
       INFO("write at " << std::hex << w.gpa << " len " << w.len);
       REQUIRE(ok);
@@ -128,8 +130,8 @@ struct Model {
     uint32_t target = pick(8) == 0 ? tlfs::kAnyVp : pick(kVps + 1);  // kVps: no such VP
     uint16_t count = message ? 0 : static_cast<uint16_t>(1 + pick(128));
     uint16_t base = message ? 0 : static_cast<uint16_t>(pick(2048 - count + 1));
-    Status s = g.create_port(id, sint, target,
-                             message ? tlfs::PortType::kMessage : tlfs::PortType::kEvent, base, count);
+    Status s = g.create_port(
+        id, sint, target, message ? tlfs::PortType::kMessage : tlfs::PortType::kEvent, base, count);
     // Draining ports may still hold table slots.
     if (s == Status::kInsufficientMemory) return;
     REQUIRE(s == Status::kSuccess);
@@ -159,8 +161,9 @@ struct Model {
     ModelPort& p = ports[port_id];
     if (!p.alive) return;
     uint32_t conn = next_conn_id++;
-    REQUIRE(g.connect(conn, port_id, p.message ? tlfs::PortType::kMessage
-                                               : tlfs::PortType::kEvent) == Status::kSuccess);
+    REQUIRE(
+        g.connect(conn, port_id, p.message ? tlfs::PortType::kMessage : tlfs::PortType::kEvent) ==
+        Status::kSuccess);
     conns[conn] = port_id;
   }
 
@@ -169,7 +172,8 @@ struct Model {
     if (p.target != tlfs::kAnyVp) {
       if (p.target >= kVps) return Status::kInvalidVpIndex;
       *vp = p.target;
-      return (message ? can_msg(*vp) : can_evt(*vp)) ? Status::kSuccess : Status::kInvalidSynicState;
+      return (message ? can_msg(*vp) : can_evt(*vp)) ? Status::kSuccess
+                                                     : Status::kInvalidSynicState;
     }
     int fallback = -1;
     for (uint32_t v = 0; v < kVps; ++v) {
@@ -186,8 +190,10 @@ struct Model {
   }
 
   void op_post() {
-    uint32_t conn = conns.empty() || pick(20) == 0 ? 100000 + pick(10) :
-        std::next(conns.begin(), pick(static_cast<uint32_t>(conns.size())))->first;
+    uint32_t conn =
+        conns.empty() || pick(20) == 0
+            ? 100000 + pick(10)
+            : std::next(conns.begin(), pick(static_cast<uint32_t>(conns.size())))->first;
     Status expect = Status::kSuccess;
     ModelPort* p = nullptr;
     uint32_t vp = 0;
@@ -196,13 +202,17 @@ struct Model {
       expect = Status::kInvalidConnectionId;
     } else {
       p = &ports[c->second];
-      if (!p->alive || !p->message) expect = Status::kInvalidPortId;
-      else expect = target_of(*p, true, &vp);
+      if (!p->alive || !p->message)
+        expect = Status::kInvalidPortId;
+      else
+        expect = target_of(*p, true, &vp);
     }
     bool direct = false;
     if (expect == Status::kSuccess) {
-      if (vps[vp].queue[p->sint].empty() && slot_type(vp, p->sint) == 0) direct = true;
-      else if (p->outstanding == tlfs::kMessageBuffersPerPort) expect = Status::kInsufficientBuffers;
+      if (vps[vp].queue[p->sint].empty() && slot_type(vp, p->sint) == 0)
+        direct = true;
+      else if (p->outstanding == tlfs::kMessageBuffersPerPort)
+        expect = Status::kInsufficientBuffers;
     }
     uint32_t seq = p != nullptr ? p->next_seq : 0;
     tlfs::PostMessageInput in{};
@@ -234,16 +244,20 @@ struct Model {
 
   void op_signal() {
     std::vector<uint32_t> event_conns;
-    for (auto& [c, pid] : conns) if (!ports[pid].message) event_conns.push_back(c);
+    for (auto& [c, pid] : conns)
+      if (!ports[pid].message) event_conns.push_back(c);
     if (event_conns.empty()) return;
     uint32_t conn = event_conns[pick(static_cast<uint32_t>(event_conns.size()))];
     ModelPort& p = ports[conns[conn]];
     uint16_t flag = static_cast<uint16_t>(pick(p.flag_count + 2));
     Status expect = Status::kSuccess;
     uint32_t vp = 0;
-    if (!p.alive) expect = Status::kInvalidPortId;
-    else if (flag >= p.flag_count) expect = Status::kInvalidParameter;
-    else expect = target_of(p, false, &vp);
+    if (!p.alive)
+      expect = Status::kInvalidPortId;
+    else if (flag >= p.flag_count)
+      expect = Status::kInvalidParameter;
+    else
+      expect = target_of(p, false, &vp);
     bool was_set = false;
     uint64_t word = 0, bit = 0;
     if (expect == Status::kSuccess) {
@@ -289,7 +303,8 @@ struct Model {
   void op_eoi() {
     uint32_t vp = pick(kVps);
     synic_end_of_interrupt(g.vp(vp), kVector);
-    for (uint32_t s : kSints) if (!vps[vp].auto_eoi[s]) after_drain_point(vp, s);
+    for (uint32_t s : kSints)
+      if (!vps[vp].auto_eoi[s]) after_drain_point(vp, s);
   }
 
   void op_sint() {
@@ -305,7 +320,9 @@ struct Model {
   void op_toggle(uint32_t msr) {
     uint32_t vp = pick(kVps);
     bool on = pick(4) != 0;  // mostly on, so traffic flows
-    uint64_t base = msr == tlfs::msr::kSimp ? sim_of(vp) : msr == tlfs::msr::kSiefp ? sief_of(vp) : 0;
+    uint64_t base = msr == tlfs::msr::kSimp    ? sim_of(vp)
+                    : msr == tlfs::msr::kSiefp ? sief_of(vp)
+                                               : 0;
     REQUIRE(g.wrmsr(vp, msr, base | (on ? 1 : 0)) == MsrResult::kOk);
     if (msr == tlfs::msr::kSimp) vps[vp].simp = on;
     if (msr == tlfs::msr::kSiefp) vps[vp].siefp = on;
@@ -320,19 +337,32 @@ struct Model {
 
   void step() {
     uint32_t r = pick(100);
-    if (r < 40) op_post();
-    else if (r < 60) op_consume();
-    else if (r < 68) op_signal();
-    else if (r < 71) op_eom();
-    else if (r < 73) op_eoi();
-    else if (r < 78) op_sint();
-    else if (r < 81) op_toggle(tlfs::msr::kSimp);
-    else if (r < 83) op_toggle(tlfs::msr::kSiefp);
-    else if (r < 86) op_toggle(tlfs::msr::kScontrol);
-    else if (r < 90) op_create_port();
-    else if (r < 92) op_delete_port();
-    else if (r < 94) op_disconnect();
-    else op_clear_flags();
+    if (r < 40)
+      op_post();
+    else if (r < 60)
+      op_consume();
+    else if (r < 68)
+      op_signal();
+    else if (r < 71)
+      op_eom();
+    else if (r < 73)
+      op_eoi();
+    else if (r < 78)
+      op_sint();
+    else if (r < 81)
+      op_toggle(tlfs::msr::kSimp);
+    else if (r < 83)
+      op_toggle(tlfs::msr::kSiefp);
+    else if (r < 86)
+      op_toggle(tlfs::msr::kScontrol);
+    else if (r < 90)
+      op_create_port();
+    else if (r < 92)
+      op_delete_port();
+    else if (r < 94)
+      op_disconnect();
+    else
+      op_clear_flags();
     check_writes();
     REQUIRE(g.irqs.raised.size() == expected_irqs);
     ++ops_done;
@@ -380,6 +410,7 @@ TEST_CASE("Model: 120,000 random operations keep exactly-once, in-order delivery
     INFO(tlfs::status_name(s));
     CHECK(m.status_counts[s] > 0);
   }
-  WARN("model: " << m.ops_done << " ops, " << m.accepted.size() << " messages accepted and delivered, "
+  WARN("model: " << m.ops_done << " ops, " << m.accepted.size()
+                 << " messages accepted and delivered, "
                  << m.status_counts[Status::kInsufficientBuffers] << " INSUFFICIENT_BUFFERS");
 }

@@ -70,7 +70,8 @@ TEST_CASE("Ports: ConnectPort and DisconnectPort need the ConnectPort privilege"
   CHECK(g.disconnect(5) == Status::kAccessDenied);
 }
 
-TEST_CASE("Ports: connecting to a missing port is INVALID_PORT_ID, a type mismatch INVALID_PARAMETER") {
+TEST_CASE(
+    "Ports: connecting to a missing port is INVALID_PORT_ID, a type mismatch INVALID_PARAMETER") {
   Guest g(1);
   CHECK(g.connect(5, 1) == Status::kInvalidPortId);
   REQUIRE(g.create_port(1, 2, 0) == Status::kSuccess);

@@ -49,8 +49,7 @@ TEST_CASE("ACCESS_DENIED: reported first when other errors also apply") {
   Posting g(1, f);
   CHECK(g.post(0xBAD, 0, 999) == Status::kAccessDenied);  // bad id, type and size too
   // Even a misaligned input page does not hide it.
-  CHECK((g.hypercall_raw(kPost, kInputPage + 4, 0) & 0xFFFF) ==
-        uint64_t(Status::kAccessDenied));
+  CHECK((g.hypercall_raw(kPost, kInputPage + 4, 0) & 0xFFFF) == uint64_t(Status::kAccessDenied));
 }
 
 TEST_CASE("INVALID_CONNECTION_ID: the connection id is not known") {
@@ -164,8 +163,7 @@ TEST_CASE("INVALID_VP_INDEX: HV_ANY_VP and no VP is available to receive the mes
   c.port_partition = 2;
   c.port_id = kPort;
   c.connection_info.port_type = 1;
-  REQUIRE(sender.status(uint64_t(tlfs::CallCode::kConnectPort), &c, sizeof(c)) ==
-          Status::kSuccess);
+  REQUIRE(sender.status(uint64_t(tlfs::CallCode::kConnectPort), &c, sizeof(c)) == Status::kSuccess);
   CHECK(sender.post(kConn, 1, 8) == Status::kInvalidVpIndex);
 }
 

@@ -45,7 +45,8 @@ TEST_CASE("SignalEvent: other flags in the same qword are preserved") {
   Events g;
   g.memory.store<uint64_t>(sief_of(0) + 3 * 256 + 8, 0x8000000000000001ull);
   REQUIRE(g.signal(kConn, 5) == Status::kSuccess);
-  CHECK(g.memory.load<uint64_t>(sief_of(0) + 3 * 256 + 8) == (0x8000000000000001ull | (1ull << 41)));
+  CHECK(g.memory.load<uint64_t>(sief_of(0) + 3 * 256 + 8) ==
+        (0x8000000000000001ull | (1ull << 41)));
 }
 
 TEST_CASE("SignalEvent: INVALID_PARAMETER when the flag number is not below the flag count") {

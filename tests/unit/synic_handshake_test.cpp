@@ -43,7 +43,8 @@ TEST_CASE("Handshake: EOM after freeing the slot delivers the next message and i
 
 TEST_CASE("Handshake: FIFO order is kept across the full 16-buffer queue") {
   Channel g;
-  for (uint32_t t = 1; t <= 17; ++t) REQUIRE(g.post(5, t, 1, static_cast<uint8_t>(t)) == Status::kSuccess);
+  for (uint32_t t = 1; t <= 17; ++t)
+    REQUIRE(g.post(5, t, 1, static_cast<uint8_t>(t)) == Status::kSuccess);
   for (uint32_t t = 1; t <= 17; ++t) {
     tlfs::Message m = g.slot(0, 2);
     REQUIRE(m.message_type == t);

@@ -125,7 +125,8 @@ TEST_CASE("MSR: SynIC MSRs are #GP when the partition lacks SynIC access") {
   CHECK(read_synthetic_msr(g.vp(0), msr::kVpIndex, &v) == MsrResult::kOk);
 }
 
-TEST_CASE("MSR: VP_ASSIST_PAGE is stored per VP (Linux writes it unadvertised); reserved bits #GP") {
+TEST_CASE(
+    "MSR: VP_ASSIST_PAGE is stored per VP (Linux writes it unadvertised); reserved bits #GP") {
   Guest g(2);
   REQUIRE(g.wrmsr(1, 0x40000073, 0x7000 | 1) == MsrResult::kOk);
   CHECK(g.rdmsr(1, 0x40000073) == 0x7001);

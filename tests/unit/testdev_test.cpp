@@ -1,6 +1,7 @@
 // The QEMU hyperv-testdev compatible control port, driven as a guest would:
 // 32-bit writes of conn << 24 | ctl << 16 | vp << 8 | sint, then hypercalls.
 #include "synic/testdev.hpp"
+
 #include "tests/unit/harness.hpp"
 
 using namespace microhv;
@@ -48,7 +49,8 @@ TEST_CASE("testdev: a full echo queue answers INSUFFICIENT_BUFFERS") {
   g.enable_synic(0, 4);
   TestDevice dev(*g.partition);
   REQUIRE(dev.write(cmd(9, C::kMsgConnCreate, 0, 4)));
-  for (uint32_t i = 0; i <= tlfs::kMessageBuffersPerPort; ++i) REQUIRE(g.post(9, 1, 4) == Status::kSuccess);
+  for (uint32_t i = 0; i <= tlfs::kMessageBuffersPerPort; ++i)
+    REQUIRE(g.post(9, 1, 4) == Status::kSuccess);
   CHECK(g.post(9, 1, 4) == Status::kInsufficientBuffers);
 }
 

@@ -2,6 +2,7 @@
 // with SINT2 on vector 0xF3 and AutoEOI, then INITIATE_CONTACT,
 // REQUESTOFFERS and UNLOAD posted with HvCallPostMessage.
 #include "synic/vmbus_host.hpp"
+
 #include "tests/unit/harness.hpp"
 
 using namespace microhv;
@@ -48,7 +49,8 @@ struct Linux : Guest {
 
 }  // namespace
 
-TEST_CASE("VMBus: INITIATE_CONTACT 5.3 on connection 4 gets VERSION_RESPONSE on the named VP and SINT") {
+TEST_CASE(
+    "VMBus: INITIATE_CONTACT 5.3 on connection 4 gets VERSION_RESPONSE on the named VP and SINT") {
   Linux g;
   REQUIRE(g.initiate_contact(4, vmbus::version(5, 3), 1, 2) == Status::kSuccess);
   tlfs::Message m = g.slot(1, 2);
@@ -119,7 +121,8 @@ TEST_CASE("VMBus: the host's partition is microhv's own: guests cannot add or de
   in.port_info = {1, 0, 2, 0, 0, 0, 0};
   CHECK(g.status(uint64_t(tlfs::CallCode::kCreatePort), &in, sizeof(in)) == Status::kAccessDenied);
   tlfs::DeletePortInput del{0x100, 1, 0};
-  CHECK(g.status(uint64_t(tlfs::CallCode::kDeletePort), &del, sizeof(del)) == Status::kAccessDenied);
+  CHECK(g.status(uint64_t(tlfs::CallCode::kDeletePort), &del, sizeof(del)) ==
+        Status::kAccessDenied);
 }
 
 TEST_CASE("VMBus: malformed messages are accepted and ignored, never crash the host") {

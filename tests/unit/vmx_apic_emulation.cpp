@@ -2,7 +2,6 @@
 // value) and fetching the instruction through the guest's page tables in
 // each paging mode.
 #include <catch2/catch.hpp>
-
 #include <initializer_list>
 #include <vector>
 
@@ -35,7 +34,8 @@ TEST_CASE("decode: MOV r/m32, r32 in the forms compilers emit for MMIO writes") 
   d = dec({0x89, 0x50, 0x30});  // mov [rax+0x30], edx
   CHECK(d.length == 3);
   CHECK(d.reg == 2);
-  d = dec({0x44, 0x89, 0x04, 0x25, 0x00, 0x03, 0xE0, 0xFE});  // mov [0xfee00300], r8d (SIB, no base)
+  d = dec(
+      {0x44, 0x89, 0x04, 0x25, 0x00, 0x03, 0xE0, 0xFE});  // mov [0xfee00300], r8d (SIB, no base)
   CHECK(d.length == 8);
   CHECK(d.reg == 8);
   d = dec({0x89, 0x05, 0x10, 0x20, 0x30, 0x40});  // mov [rip+disp32], eax
@@ -49,7 +49,8 @@ TEST_CASE("decode: MOV r/m32, r32 in the forms compilers emit for MMIO writes") 
 }
 
 TEST_CASE("decode: immediates, widths and prefixes") {
-  StoreDecode d = dec({0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // mov dword [rax+0xb0], 0
+  StoreDecode d =
+      dec({0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // mov dword [rax+0xb0], 0
   REQUIRE(d.ok);
   CHECK(d.immediate);
   CHECK(d.imm == 0);
@@ -79,7 +80,8 @@ TEST_CASE("decode: immediates, widths and prefixes") {
 }
 
 TEST_CASE("decode: 32- and 16-bit code") {
-  StoreDecode d = dec({0x89, 0x05, 0x00, 0x03, 0xE0, 0xFE}, CodeSize::k32);  // mov [0xfee00300], eax
+  StoreDecode d =
+      dec({0x89, 0x05, 0x00, 0x03, 0xE0, 0xFE}, CodeSize::k32);  // mov [0xfee00300], eax
   REQUIRE(d.ok);
   CHECK(d.length == 6);
   CHECK(d.width == 4);
@@ -115,15 +117,15 @@ TEST_CASE("decode: the stored value from the registers") {
 }
 
 TEST_CASE("guest walk: 4-level paging with 4K, 2M and 1G pages, and page-crossing fetches") {
-  test::FakeMemory mem(64);  // 256 KiB of guest RAM
-  mem.store<uint64_t>(0x1000, 0x2000 | 3);             // PML4[0] -> PDPT
+  test::FakeMemory mem(64);                                // 256 KiB of guest RAM
+  mem.store<uint64_t>(0x1000, 0x2000 | 3);                 // PML4[0] -> PDPT
   mem.store<uint64_t>(0x2000 + 1 * 8, 0x40000000 | 0x83);  // PDPT[1]: 1G page at 1 GiB
-  mem.store<uint64_t>(0x2000 + 0 * 8, 0x3000 | 3);     // PDPT[0] -> PD
-  mem.store<uint64_t>(0x3000 + 1 * 8, 0x200000 | 0x83);  // PD[1]: 2M page at 2 MiB
-  mem.store<uint64_t>(0x3000 + 2 * 8, 0x4000 | 3);     // PD[2] -> PT (linear 0x400000)
-  mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);     // 0x400000 -> 0x9000
-  mem.store<uint64_t>(0x4000 + 1 * 8, 0xB000 | 3);     // 0x401000 -> 0xB000 (not contiguous)
-  const GuestPaging p{0x80000011, 0x1000, 0x20, 0x500};  // PG, PAE, LME|LMA
+  mem.store<uint64_t>(0x2000 + 0 * 8, 0x3000 | 3);         // PDPT[0] -> PD
+  mem.store<uint64_t>(0x3000 + 1 * 8, 0x200000 | 0x83);    // PD[1]: 2M page at 2 MiB
+  mem.store<uint64_t>(0x3000 + 2 * 8, 0x4000 | 3);         // PD[2] -> PT (linear 0x400000)
+  mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);         // 0x400000 -> 0x9000
+  mem.store<uint64_t>(0x4000 + 1 * 8, 0xB000 | 3);         // 0x401000 -> 0xB000 (not contiguous)
+  const GuestPaging p{0x80000011, 0x1000, 0x20, 0x500};    // PG, PAE, LME|LMA
   uint64_t gpa = 0;
   REQUIRE(guest_linear_to_physical(mem, p, 0x400123, &gpa));
   CHECK(gpa == 0x9123);

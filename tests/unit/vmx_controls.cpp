@@ -75,11 +75,13 @@ TEST_CASE("vmx controls: tigerlake uses the TRUE_* MSRs (VMX_BASIC bit 55)") {
   // The guest owns device interrupts; NMIs exit (the cross-CPU kick), with
   // virtual NMIs so that injected NMIs are unblocked by the guest's IRET.
   CHECK((s.pin.value & pin::kExternalInterruptExiting) == 0);
-  CHECK((s.pin.value & (pin::kNmiExiting | pin::kVirtualNmis)) == (pin::kNmiExiting | pin::kVirtualNmis));
+  CHECK((s.pin.value & (pin::kNmiExiting | pin::kVirtualNmis)) ==
+        (pin::kNmiExiting | pin::kVirtualNmis));
   CHECK((s.proc.value & proc::kNmiWindowExiting) == 0);  // only while an NMI waits
   CHECK((s.proc.value & (proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary)) ==
         (proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary));
-  CHECK((s.proc.value & (proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kInterruptWindowExiting)) == 0);
+  CHECK((s.proc.value &
+         (proc::kHltExiting | proc::kUnconditionalIoExiting | proc::kInterruptWindowExiting)) == 0);
   CHECK((s.entry.value & entry_ctl::kIa32eModeGuest) != 0);
   CHECK((s.exit.value & exit_ctl::kHostAddressSpaceSize) != 0);
   CHECK((s.exit.value & exit_ctl::kAckInterruptOnExit) == 0);

@@ -1,7 +1,6 @@
 // VM-exit handlers and the dispatch table, driven through fake VMCS, CPU and
 // core: where RIP goes, what is injected, what reaches the core.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <vector>
 
@@ -48,7 +47,9 @@ class FakeCpu final : public CpuServices {
     ins.push_back({port, size});
     return 0xA1B2C3D4u;
   }
-  void io_out(uint16_t port, uint8_t size, uint32_t value) override { outs.push_back({port, size, value}); }
+  void io_out(uint16_t port, uint8_t size, uint32_t value) override {
+    outs.push_back({port, size, value});
+  }
   bool step_io_natively(uint16_t port) override {
     if (!has_mtf) return false;
     stepping = true;
@@ -61,7 +62,9 @@ class FakeCpu final : public CpuServices {
     return was;
   }
   void reset_debug_registers() override { ++dr_resets; }
-  void apic_write(uint32_t offset, uint32_t value) override { apic_writes.push_back({offset, value}); }
+  void apic_write(uint32_t offset, uint32_t value) override {
+    apic_writes.push_back({offset, value});
+  }
   uint32_t apic_read(uint32_t) override { return 0x5EED; }
   void x2apic_icr_write(uint64_t value) override { icr_writes.push_back(value); }
   struct Io {
@@ -156,7 +159,9 @@ struct Rig {
     kicked = ctx.kicked;
     return a;
   }
-  bool injected(uint8_t vector) const { return events.exception && events.exception_vector == vector; }
+  bool injected(uint8_t vector) const {
+    return events.exception && events.exception_vector == vector;
+  }
   const char* stop_reason = nullptr;
   RemoteQueue remote{};
   bool with_remote = true, bsp = false, testdev = false, kicked = false;
@@ -175,7 +180,7 @@ TEST_CASE("exits: the dispatch table is bounds-checked") {
   CHECK(r.run(0xFFFF) == ExitAction::kStop);
   CHECK(r.stop_reason != nullptr);
   CHECK(r.run(exit_reason::kTaskSwitch) == ExitAction::kStop);  // not expected: stop, never skip
-  CHECK(r.run(exit_reason::kHlt) == ExitAction::kStop);  // HLT exiting is off
+  CHECK(r.run(exit_reason::kHlt) == ExitAction::kStop);         // HLT exiting is off
   CHECK(r.run(exit_reason::kExternalInterrupt) == ExitAction::kStop);
   CHECK(r.run(exit_reason::kEptMisconfig) == ExitAction::kStop);
 }
@@ -274,7 +279,8 @@ TEST_CASE("exits: guest CPU mode") {
   CHECK(guest_cpu_mode(0x30, 0x2, 0, 0) == CpuMode::kReal);
   CHECK(guest_cpu_mode(0x31, 0x20002, 0, 0x9B) == CpuMode::kVirtual8086);
   CHECK(guest_cpu_mode(0x80000031, 0x2, 0xD00, 0xA09B) == CpuMode::kLong64);
-  CHECK(guest_cpu_mode(0x80000031, 0x2, 0xD00, 0xC09B) == CpuMode::kProtected);  // compatibility mode
+  CHECK(guest_cpu_mode(0x80000031, 0x2, 0xD00, 0xC09B) ==
+        CpuMode::kProtected);  // compatibility mode
   CHECK(guest_cpu_mode(0x31, 0x2, 0, 0xC09B) == CpuMode::kProtected);
 }
 
@@ -285,7 +291,7 @@ TEST_CASE("exits: XSETBV is validated, then executed") {
   CHECK_FALSE(xsetbv_valid(0, 0x6, 0x7));  // x87 must stay on
   CHECK_FALSE(xsetbv_valid(0, 0x5, 0x7));  // AVX without SSE
   CHECK_FALSE(xsetbv_valid(0, 0xF, 0x7));  // beyond what the CPU has
-  CHECK(xsetbv_valid(0, 0x1F, 0x1F));        // MPX: BNDREG and BNDCSR together
+  CHECK(xsetbv_valid(0, 0x1F, 0x1F));      // MPX: BNDREG and BNDCSR together
   CHECK(xsetbv_valid(0, 0x1B, 0x1F));
   CHECK_FALSE(xsetbv_valid(0, 0x0B, 0x1F));  // not one of them alone
   CHECK(xsetbv_valid(0, 0xE7, 0xFF));        // AVX-512 all three with AVX
@@ -319,10 +325,11 @@ TEST_CASE("exits: XSETBV is validated, then executed") {
 }
 
 TEST_CASE("exits: guest VMX instructions and GETSEC get #UD; INVD writes back") {
-  for (uint32_t reason : {exit_reason::kVmclear, exit_reason::kVmlaunch, exit_reason::kVmptrld, exit_reason::kVmptrst,
-                          exit_reason::kVmread, exit_reason::kVmresume, exit_reason::kVmwrite, exit_reason::kVmxoff,
-                          exit_reason::kVmxon, exit_reason::kInvept, exit_reason::kInvvpid, exit_reason::kVmfunc,
-                          exit_reason::kGetsec}) {
+  for (uint32_t reason :
+       {exit_reason::kVmclear, exit_reason::kVmlaunch, exit_reason::kVmptrld, exit_reason::kVmptrst,
+        exit_reason::kVmread, exit_reason::kVmresume, exit_reason::kVmwrite, exit_reason::kVmxoff,
+        exit_reason::kVmxon, exit_reason::kInvept, exit_reason::kInvvpid, exit_reason::kVmfunc,
+        exit_reason::kGetsec}) {
     Rig r;
     CHECK(r.run(reason) == ExitAction::kRetry);
     CHECK(r.injected(vector::kUd));
@@ -345,8 +352,8 @@ TEST_CASE("exits: MOV to CR0 keeps the fixed bits and the guest's view") {
 
 TEST_CASE("exits: MOV to CR0 toggling paging updates EFER.LMA and IA-32e mode") {
   Rig r;
-  r.vmcs.fields[Field::kGuestCr0] = 0x31;  // protected mode, no paging
-  r.vmcs.fields[Field::kGuestEfer] = 0x100;  // LME
+  r.vmcs.fields[Field::kGuestCr0] = 0x31;       // protected mode, no paging
+  r.vmcs.fields[Field::kGuestEfer] = 0x100;     // LME
   r.vmcs.fields[Field::kCr4ReadShadow] = 0x20;  // PAE
   r.vmcs.fields[Field::kGuestCsAccess] = 0xC09B;
   r.vmcs.fields[Field::kEntryControls] = 0xD1FF;
@@ -397,7 +404,7 @@ TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode
   CHECK(i.vmcs.fields[Field::kGuestCsSel] == 0xF000);
   CHECK(i.vmcs.fields[Field::kGuestCsBase] == 0xFFFF0000);
   CHECK(i.vmcs.fields[Field::kGuestRip] == 0xFFF0);
-  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x10);  // ET; CD/NW were clear and stay so
+  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x10);     // ET; CD/NW were clear and stay so
   CHECK((i.vmcs.fields[Field::kGuestCr0] & kCr0Pe) == 0);  // unrestricted guest: real mode
   CHECK(i.vmcs.fields[Field::kGuestEfer] == 0);
   CHECK((i.vmcs.fields[Field::kEntryControls] & entry_ctl::kIa32eModeGuest) == 0);
@@ -427,8 +434,9 @@ TEST_CASE("exits: INIT keeps CD/NW, resets the rest; the BSP restarts at the res
   i.regs.rsp = 0x7000;
   REQUIRE(i.run(exit_reason::kInit) == ExitAction::kRetry);
   CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x60000010);
-  CHECK(i.vmcs.fields[Field::kGuestCr0] == 0x60000030);  // NE is a VMX fixed bit; PE/PG free (unrestricted)
-  CHECK(i.vmcs.fields[Field::kGuestCr4] == 0x2000);      // VMXE only, the guest sees 0
+  CHECK(i.vmcs.fields[Field::kGuestCr0] ==
+        0x60000030);  // NE is a VMX fixed bit; PE/PG free (unrestricted)
+  CHECK(i.vmcs.fields[Field::kGuestCr4] == 0x2000);  // VMXE only, the guest sees 0
   CHECK(i.vmcs.fields[Field::kCr4ReadShadow] == 0);
   CHECK(i.vmcs.fields[Field::kGuestDr7] == 0x400);
   CHECK(i.vmcs.fields[Field::kGuestInterruptibility] == 0);
@@ -447,11 +455,13 @@ TEST_CASE("exits: INIT keeps CD/NW, resets the rest; the BSP restarts at the res
   CHECK(b.vmcs.fields[Field::kGuestRip] == 0xFFF0);
 }
 
-TEST_CASE("exits: SIPI (re)establishes the INIT state and starts at vector * 4096 with nothing blocked") {
+TEST_CASE(
+    "exits: SIPI (re)establishes the INIT state and starts at vector * 4096 with nothing blocked") {
   Rig s;  // a long-mode AP that never saw the INIT (microhv emulated it, or it was blocked)
   s.vmcs.fields[Field::kGuestActivityState] = activity::kWaitForSipi;
   // Bochs 2.7 reports SMI and NMI blocking at the SIPI exit.
-  s.vmcs.fields[Field::kGuestInterruptibility] = interruptibility::kBlockingBySmi | interruptibility::kBlockingByNmi;
+  s.vmcs.fields[Field::kGuestInterruptibility] =
+      interruptibility::kBlockingBySmi | interruptibility::kBlockingByNmi;
   REQUIRE(s.run(exit_reason::kSipi, 0x87) == ExitAction::kRetry);
   CHECK(s.vmcs.fields[Field::kGuestCsSel] == 0x8700);
   CHECK(s.vmcs.fields[Field::kGuestCsBase] == 0x87000);
@@ -482,14 +492,15 @@ TEST_CASE("exits: an NMI exit is a kick when one was sent, else a genuine NMI fo
   CHECK(g.events.nmis == 1);  // re-injected at the next entry
 
   Rig x;  // an exception cannot exit here (bitmap 0): stop rather than guess
-  x.vmcs.fields[Field::kExitInterruptionInfo] = make_intr_info(vector::kGp, EventType::kHardwareException, true);
+  x.vmcs.fields[Field::kExitInterruptionInfo] =
+      make_intr_info(vector::kGp, EventType::kHardwareException, true);
   CHECK(x.run(exit_reason::kExceptionOrNmi) == ExitAction::kStop);
 }
 
 TEST_CASE("exits: I/O routing for the test device port") {
-  constexpr uint64_t kOut32 = (0x3000ull << 16) | 3;           // OUT DX, EAX
-  constexpr uint64_t kIn8 = (0x3000ull << 16) | 8;             // IN AL, DX
-  constexpr uint64_t kOut16 = (0x2FFFull << 16) | 1;           // OUT DX, AX at 0x2FFF: touches 0x3000
+  constexpr uint64_t kOut32 = (0x3000ull << 16) | 3;  // OUT DX, EAX
+  constexpr uint64_t kIn8 = (0x3000ull << 16) | 8;    // IN AL, DX
+  constexpr uint64_t kOut16 = (0x2FFFull << 16) | 1;  // OUT DX, AX at 0x2FFF: touches 0x3000
   constexpr uint64_t kOutsd = (0x3000ull << 16) | 16 | 32 | 3;  // REP OUTSD
   STATIC_REQUIRE(decode_io(kOut32).size == 4);
   STATIC_REQUIRE(decode_io(kIn8).in);
@@ -530,7 +541,8 @@ TEST_CASE("exits: I/O routing for the test device port") {
 
   Rig s;
   s.testdev = true;
-  REQUIRE(s.run(exit_reason::kIoInstruction, kOutsd) == ExitAction::kRetry);  // RIP stays: runs natively
+  REQUIRE(s.run(exit_reason::kIoInstruction, kOutsd) ==
+          ExitAction::kRetry);  // RIP stays: runs natively
   CHECK(s.cpu.stepping);
   REQUIRE(s.run(exit_reason::kMonitorTrapFlag) == ExitAction::kRetry);
   CHECK_FALSE(s.cpu.stepping);
@@ -557,10 +569,10 @@ namespace {
 struct ApicGuest {
   test::FakeMemory mem{16};
   ApicGuest() {
-    mem.store<uint64_t>(0x1000 + 0 * 8, 0x2000 | 3);   // PML4[0]
-    mem.store<uint64_t>(0x2000 + 0 * 8, 0x3000 | 3);   // PDPT[0]
-    mem.store<uint64_t>(0x3000 + 2 * 8, 0x4000 | 3);   // PD[2] -> 0x400000
-    mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);   // PT[0]
+    mem.store<uint64_t>(0x1000 + 0 * 8, 0x2000 | 3);  // PML4[0]
+    mem.store<uint64_t>(0x2000 + 0 * 8, 0x3000 | 3);  // PDPT[0]
+    mem.store<uint64_t>(0x3000 + 2 * 8, 0x4000 | 3);  // PD[2] -> 0x400000
+    mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);  // PT[0]
   }
   void code(std::initializer_list<uint8_t> bytes) {
     uint64_t at = 0x9000;
@@ -577,7 +589,8 @@ struct ApicGuest {
 
 }  // namespace
 
-TEST_CASE("exits: a store to the xAPIC page is decoded, handed to the APIC emulation, and RIP skips it") {
+TEST_CASE(
+    "exits: a store to the xAPIC page is decoded, handed to the APIC emulation, and RIP skips it") {
   ApicGuest g;
   Rig r;
   g.setup(r);
@@ -595,7 +608,8 @@ TEST_CASE("exits: a store to the xAPIC page is decoded, handed to the APIC emula
 
   Rig imm;
   g.setup(imm);
-  g.code({0x41, 0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // mov dword [r8+0xb0], 0
+  g.code({0x41, 0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+          0x00});  // mov dword [r8+0xb0], 0
   imm.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE000B0;
   REQUIRE(imm.run(exit_reason::kEptViolation, 0x2) == ExitAction::kRetry);
   REQUIRE(imm.cpu.apic_writes.size() == 1);

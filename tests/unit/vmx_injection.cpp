@@ -12,7 +12,9 @@ constexpr uint32_t kSti = interruptibility::kBlockingBySti;
 constexpr uint32_t kMovSs = interruptibility::kBlockingByMovSs;
 constexpr uint32_t kNmiBlocked = interruptibility::kBlockingByNmi;
 
-GuestInterruptState open_state() { return {kIf | 2, 0, activity::kActive}; }
+GuestInterruptState open_state() {
+  return {kIf | 2, 0, activity::kActive};
+}
 }  // namespace
 
 TEST_CASE("injection: external interrupts only with IF=1 and no STI/MOV-SS blocking") {
@@ -124,11 +126,13 @@ TEST_CASE("injection: exceptions go in even with IF=0") {
 
 TEST_CASE("injection: a cut-off software interrupt is re-injected with its length") {
   PendingEvents p;
-  p.record_idt_vectoring(make_intr_info(0x80, EventType::kSoftwareInterrupt, false) | intr_info::kNmiUnblockingDueToIret,
+  p.record_idt_vectoring(make_intr_info(0x80, EventType::kSoftwareInterrupt, false) |
+                             intr_info::kNmiUnblockingDueToIret,
                          0, 2);
   const InjectionDecision d = decide_injection(p, {2, 0, activity::kActive});  // even with IF=0
   CHECK(d.inject);
-  CHECK(d.intr_info == make_intr_info(0x80, EventType::kSoftwareInterrupt, false));  // bit 12 dropped
+  CHECK(d.intr_info ==
+        make_intr_info(0x80, EventType::kSoftwareInterrupt, false));  // bit 12 dropped
   CHECK(d.instruction_length == 2);
 }
 

@@ -1,7 +1,6 @@
 // The page-table builder (host format and EPT) and the guest EPT layout,
 // on fake physical memory that checks every table stays well-formed.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <vector>
 
@@ -133,8 +132,11 @@ TEST_CASE("page tables: misaligned requests and exhaustion are refused") {
 }
 
 TEST_CASE("EPT layout: regions are sorted and merged") {
-  MemRegion r[] = {{0x100000, 0x100000, true}, {0, 0xA0000, true}, {0x200000, 0x300000, true},
-                   {0xFFE00000, 0x200000, false}, {0xA0000, 0x60000, false}};
+  MemRegion r[] = {{0x100000, 0x100000, true},
+                   {0, 0xA0000, true},
+                   {0x200000, 0x300000, true},
+                   {0xFFE00000, 0x200000, false},
+                   {0xA0000, 0x60000, false}};
   const uint32_t n = normalize_regions(r, 5);
   REQUIRE(n == 4);
   CHECK(r[0].base == 0);

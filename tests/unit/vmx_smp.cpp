@@ -2,9 +2,8 @@
 // handshake, the cross-VP inbox and its kick protocol (including a
 // multi-threaded check that no vector and no kick is lost), the host NMI
 // window fix-up, and which INIT IPIs microhv emulates.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
@@ -24,7 +23,8 @@ TEST_CASE("smp: VP index = processor number with the BSP as processor 0") {
 }
 
 TEST_CASE("smp: the BSP is VP 0 wherever MP services numbers it; disabled CPUs get no VP") {
-  const uint32_t flags[] = {kOk, kOk, kOk | kProcessorIsBsp, kProcessorEnabled /* unhealthy */, 0, kOk};
+  const uint32_t flags[] = {kOk, kOk, kOk | kProcessorIsBsp, kProcessorEnabled /* unhealthy */,
+                            0,   kOk};
   uint32_t vp_of[6];
   REQUIRE(assign_vp_indexes(flags, 6, 2, kMaxCpus, vp_of) == 4);
   CHECK(vp_of[2] == 0);
@@ -70,7 +70,7 @@ TEST_CASE("smp: SynIC interrupts for a VP waiting for SIPI are dropped, not queu
 
 TEST_CASE("smp: only the first of several posts sends a kick; draining takes everything") {
   RemoteQueue q{};
-  CHECK(q.post(0x50, true));    // kick needed
+  CHECK(q.post(0x50, true));         // kick needed
   CHECK_FALSE(q.post(0x51, false));  // one is on its way already
   CHECK_FALSE(q.post(0xF3, true));
   CHECK(q.work == 1);
@@ -81,9 +81,9 @@ TEST_CASE("smp: only the first of several posts sends a kick; draining takes eve
   CHECK(d.auto_eoi[3] == (1ull << (0xF3 - 192)));
   CHECK(d.apic[1] == (1ull << (0x51 - 64)));
   CHECK(q.work == 0);
-  CHECK_FALSE(q.drain().any);    // nothing twice
+  CHECK_FALSE(q.drain().any);                // nothing twice
   CHECK(q.take_nmi() == NmiKind::kGenuine);  // no kick outstanding: an NMI now is the guest's
-  CHECK(q.post(0x52, true));    // the next post kicks again
+  CHECK(q.post(0x52, true));                 // the next post kicks again
 }
 
 TEST_CASE("smp: a genuine NMI taken in the host is handed to the guest at the next drain") {
@@ -154,10 +154,12 @@ TEST_CASE("smp: no vector and no kick is lost under contention") {
   for (int s = 0; s < kSenders; ++s) {
     senders.emplace_back([&, s] {
       for (int i = 0; i < kRounds; ++i) {
-        const uint8_t vector = static_cast<uint8_t>(16 + (i * kSenders + s) % 240);  // never another sender's
+        const uint8_t vector =
+            static_cast<uint8_t>(16 + (i * kSenders + s) % 240);  // never another sender's
         const bool auto_eoi = (i & 1) != 0;
         uint64_t* words = auto_eoi ? q.auto_eoi : q.apic;
-        while (((__atomic_load_n(&words[vector >> 6], __ATOMIC_SEQ_CST) >> (vector & 63)) & 1) != 0) {
+        while (((__atomic_load_n(&words[vector >> 6], __ATOMIC_SEQ_CST) >> (vector & 63)) & 1) !=
+               0) {
         }
         posted.fetch_add(1);
         if (q.post(vector, auto_eoi)) nmis_in_flight.fetch_add(1);
@@ -179,9 +181,11 @@ TEST_CASE("smp: which INIT IPIs microhv emulates") {
   const uint32_t kInitAssert = icr::kInit | icr::kAssert;
 
   // Not INIT: sent as written (SIPI, fixed, NMI).
-  CHECK(decide_icr(icr::kStartup | 0x87, 1, false, apic, 4, 0, false).action == IcrAction::kPassThrough);
+  CHECK(decide_icr(icr::kStartup | 0x87, 1, false, apic, 4, 0, false).action ==
+        IcrAction::kPassThrough);
   CHECK(decide_icr(0x40F3, 1, false, apic, 4, 0, false).action == IcrAction::kPassThrough);
-  CHECK(decide_icr((4u << 8) | icr::kAssert, 1, false, apic, 4, 0, false).action == IcrAction::kPassThrough);
+  CHECK(decide_icr((4u << 8) | icr::kAssert, 1, false, apic, 4, 0, false).action ==
+        IcrAction::kPassThrough);
 
   // INIT to a VP by physical APIC id (xAPIC and x2APIC).
   IcrDecision d = decide_icr(kInitAssert, 4, false, apic, 4, 0, false);
@@ -194,9 +198,11 @@ TEST_CASE("smp: which INIT IPIs microhv emulates") {
   // INIT to a CPU that is not a VP: sent.
   CHECK(decide_icr(kInitAssert, 9, false, apic, 4, 0, true).action == IcrAction::kPassThrough);
   // INIT level de-assert: no effect on modern CPUs, dropped.
-  CHECK(decide_icr(icr::kInit | icr::kLevelTriggered, 4, false, apic, 4, 0, false).action == IcrAction::kDrop);
+  CHECK(decide_icr(icr::kInit | icr::kLevelTriggered, 4, false, apic, 4, 0, false).action ==
+        IcrAction::kDrop);
   // Logical destination mode: sent as written.
-  CHECK(decide_icr(kInitAssert | icr::kLogical, 4, false, apic, 4, 0, false).action == IcrAction::kPassThrough);
+  CHECK(decide_icr(kInitAssert | icr::kLogical, 4, false, apic, 4, 0, false).action ==
+        IcrAction::kPassThrough);
 
   // Shorthands (OVMF's broadcast at ExitBootServices is all-but-self).
   d = decide_icr(kInitAssert | icr::kShorthandAllButSelf, 0, false, apic, 4, 0, false);
@@ -213,5 +219,6 @@ TEST_CASE("smp: which INIT IPIs microhv emulates") {
   // Broadcast destination ids.
   CHECK(decide_icr(kInitAssert, 0xFF, false, apic, 4, 0, false).vps == 0b1111);
   CHECK(decide_icr(kInitAssert, 0xFFFFFFFF, true, apic, 4, 0, false).vps == 0b1111);
-  CHECK(decide_icr(kInitAssert, 0xFF, true, apic, 4, 0, false).action == IcrAction::kPassThrough);  // id 255 in x2APIC
+  CHECK(decide_icr(kInitAssert, 0xFF, true, apic, 4, 0, false).action ==
+        IcrAction::kPassThrough);  // id 255 in x2APIC
 }
