@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Boots an EFI system partition image in Bochs 2.7 + OVMF, unattended
-# (configuration and gotchas: docs/emulators.md).
+# (display_library term, TERM=dumb and a `c` rc file keep Bochs from stopping at a prompt).
 #
 #   scripts/bochs.sh [options] ESP.img OUTDIR
 #     --timeout SECONDS   wall-clock limit (default 300); Bochs gets SIGHUP, then SIGKILL

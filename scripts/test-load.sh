@@ -41,7 +41,7 @@ scripts/make-esp.sh "$dir/esp.img" "$efi:EFI/BOOT/BOOTX64.EFI" \
 
 start=$(date +%s)
 status=0
-# ignore_bad_msrs=1: OVMF's PEI reads MSR 0x17 on every CPU (docs/emulators.md).
+# ignore_bad_msrs=1: OVMF's PEI reads MSR 0x17 on every CPU.
 cpu_opts=()
 if [ "$cpus" -gt 1 ]; then
   cpu_opts=(--opt "cpu: model=tigerlake, count=$cpus, ips=50000000, reset_on_triple_fault=0, ignore_bad_msrs=1")

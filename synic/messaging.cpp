@@ -90,7 +90,7 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
   if (spec.type != tlfs::PortType::kMessage && spec.type != tlfs::PortType::kEvent) {
     return Status::kInvalidParameter;  // monitor ports are not implemented
   }
-  // SINT 0 is left to the hypervisor's own messages (tlfs-digest 2).
+  // SINT 0 is left to the hypervisor's own messages.
   if (spec.target_sint == 0 || spec.target_sint >= kSintCount) return Status::kInvalidParameter;
   bool events = spec.type == tlfs::PortType::kEvent;
   if (!events && (spec.base_flag != 0 || spec.flag_count != 0)) return Status::kInvalidParameter;

@@ -1,5 +1,5 @@
 // The SIM slot handshake: busy slot, MessagePending, EOM, FIFO order, masked
-// SINTs, disabled SIM/SynIC, EOI for non-AutoEOI SINTs (tlfs-digest 4).
+// SINTs, disabled SIM/SynIC, EOI for non-AutoEOI SINTs (TLFS 11.9).
 #include "tests/unit/harness.hpp"
 
 using namespace microhv;

@@ -1,4 +1,4 @@
-// Synthetic MSR semantics and #GP rules (tlfs-digest section 3).
+// Synthetic MSR semantics and #GP rules (TLFS appendix, synthetic MSRs).
 #include "tests/unit/harness.hpp"
 
 using namespace microhv;

@@ -1,6 +1,6 @@
 // VMX control computation against the capability MSRs of Bochs 2.7's
 // tigerlake model (read by microhv under Bochs; BASIC, PROCBASED2 allowed-1
-// and EPT_VPID_CAP also in docs/emulators.md).
+// and EPT_VPID_CAP).
 #include <catch2/catch.hpp>
 
 #include "vmx/controls.hpp"
