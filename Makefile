@@ -46,8 +46,9 @@ MICROHV_SRCS := $(PORTABLE_SRCS) $(HW_SRCS) $(ASM_SRCS)
 $(eval $(call efi_app,microhv,$(MICROHV_SRCS)))
 
 # The guest conformance suite and demo guests: EFI applications that run above
-# microhv. They share only the TLFS definitions (hypercall/abi.hpp etc.).
-GUEST_SRCS := $(wildcard tests/guest/*.cpp tests/guest/*.S) kernel/format.cpp
+# microhv. They share only the TLFS definitions (hypercall/tlfs.hpp), the
+# formatter and the status names.
+GUEST_SRCS := $(wildcard tests/guest/*.cpp tests/guest/*.S) kernel/format.cpp hypercall/status.cpp
 ifneq ($(wildcard tests/guest/*.cpp),)
 $(eval $(call efi_app,guest_suite,$(GUEST_SRCS)))
 endif

@@ -142,43 +142,7 @@ HvResult signal_event(uint32_t connection_id, uint16_t flag, bool fast) {
 }
 
 const char* status_text(uint16_t s) {
-  switch (static_cast<Status>(s)) {
-    case Status::kSuccess:
-      return "SUCCESS";
-    case Status::kInvalidHypercallCode:
-      return "INVALID_HYPERCALL_CODE";
-    case Status::kInvalidHypercallInput:
-      return "INVALID_HYPERCALL_INPUT";
-    case Status::kInvalidAlignment:
-      return "INVALID_ALIGNMENT";
-    case Status::kInvalidParameter:
-      return "INVALID_PARAMETER";
-    case Status::kAccessDenied:
-      return "ACCESS_DENIED";
-    case Status::kInvalidPartitionState:
-      return "INVALID_PARTITION_STATE";
-    case Status::kOperationDenied:
-      return "OPERATION_DENIED";
-    case Status::kInsufficientMemory:
-      return "INSUFFICIENT_MEMORY";
-    case Status::kInvalidPartitionId:
-      return "INVALID_PARTITION_ID";
-    case Status::kInvalidVpIndex:
-      return "INVALID_VP_INDEX";
-    case Status::kInvalidPortId:
-      return "INVALID_PORT_ID";
-    case Status::kInvalidConnectionId:
-      return "INVALID_CONNECTION_ID";
-    case Status::kInsufficientBuffers:
-      return "INSUFFICIENT_BUFFERS";
-    case Status::kInvalidSynicState:
-      return "INVALID_SYNIC_STATE";
-    case Status::kNoResources:
-      return "NO_RESOURCES";
-    case Status::kTimeout:
-      return "TIMEOUT";
-  }
-  return "?";
+  return tlfs::status_name(static_cast<Status>(s));  // hypercall/status.cpp, linked in
 }
 
 const char* describe(const HvResult& r, char* buf, size_t cap) {
