@@ -18,15 +18,8 @@ cd "$(dirname "$0")/.."
 opts="--bench${*:+ $*}"
 # microhv.cfg is `key = value` lines with `#` comments: keep options plain.
 [[ "$opts" =~ ^[A-Za-z0-9=,._:/\\\ -]*$ ]] || { echo "bench-guest: unsupported characters in options: $opts" >&2; exit 2; }
-efi=${MICROHV_EFI:-build/microhv.efi}
-[ -n "${MICROHV_EFI:-}" ] || make -s build/microhv.efi >/dev/null
-make -s build/guest_suite.efi >/dev/null
 dir=build/bench-guest
-rm -rf "$dir"
-mkdir -p "$dir"
-printf 'image = \\EFI\\microhv\\guest_suite.efi\noptions = %s\n' "$opts" >"$dir/microhv.cfg"
-scripts/make-esp.sh "$dir/esp.img" "$efi:EFI/BOOT/BOOTX64.EFI" \
-  build/guest_suite.efi:EFI/microhv/guest_suite.efi "$dir/microhv.cfg:EFI/microhv/microhv.cfg"
+scripts/guest-esp.sh "$dir" "$opts"
 
 start=$(date +%s)
 status=0

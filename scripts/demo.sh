@@ -19,15 +19,9 @@ cd "$(dirname "$0")/.."
 opts="--demo${*:+ $*}"
 # microhv.cfg is `key = value` lines with `#` comments: keep options plain.
 [[ "$opts" =~ ^[A-Za-z0-9=,._:/\\\ -]*$ ]] || { echo "demo: unsupported characters in options: $opts" >&2; exit 2; }
-efi=${MICROHV_EFI:-build/microhv.efi}
-[ -n "${MICROHV_EFI:-}" ] || make -s build/microhv.efi >/dev/null
-make -s build/guest_suite.efi >/dev/null
 dir=build/demo
-rm -rf "$dir"
+scripts/guest-esp.sh "$dir" "$opts"
 mkdir -p "$dir/out"
-printf 'image = \\EFI\\microhv\\guest_suite.efi\noptions = %s\n' "$opts" >"$dir/microhv.cfg"
-scripts/make-esp.sh "$dir/esp.img" "$efi:EFI/BOOT/BOOTX64.EFI" \
-  build/guest_suite.efi:EFI/microhv/guest_suite.efi "$dir/microhv.cfg:EFI/microhv/microhv.cfg"
 log=$dir/out/com1.txt
 
 echo "demo.sh: booting Bochs + OVMF + microhv (emulated VT-x; OVMF alone takes ~10 s)"

@@ -23,11 +23,7 @@ fi
 
 echo "run.sh: nested VT-x available; running microhv under QEMU/KVM"
 out=build/run
-mkdir -p "$out"
-make -s build/guest_suite.efi >/dev/null
-printf 'image = \\EFI\\microhv\\guest_suite.efi\noptions = --demo%s\n' "${*:+ $*}" >"$out/microhv.cfg"
-scripts/make-esp.sh "$out/esp.img" build/microhv.efi:EFI/BOOT/BOOTX64.EFI \
-  build/guest_suite.efi:EFI/microhv/guest_suite.efi "$out/microhv.cfg:EFI/microhv/microhv.cfg"
+scripts/guest-esp.sh "$out" "--demo${*:+ $*}"
 status=0
 scripts/qemu.sh --accel kvm --timeout "${RUN_TIMEOUT:-300}" \
   --serial "$out/serial.log" --live --fail-on 'X64 Exception Type' \
