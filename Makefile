@@ -1,18 +1,21 @@
 # microhv build. `make` builds build/microhv.efi; see README.md for the rest.
 #
-# Source discovery is by folder so that adding a file needs no Makefile edit:
-#  - portable code (kernel/ hypercall/ synic/ vmx/ arch/, any *.cpp not ending
-#    in _hw.cpp) is compiled into the EFI image AND into the host tests;
-#  - *_hw.cpp, *.S and boot/ are hardware code, compiled only into the image.
+# Source discovery follows sub-folders, so adding a file needs no Makefile
+# edit. The rule (README.md, "Architecture"): a source is target-only when it
+# lives under vmx/hw/ or boot/efi/, or its name ends in _hw.cpp or .S; those
+# are compiled into the EFI image only. Every other .cpp under the source
+# folders is portable: compiled into the EFI image AND into the host tests.
 
 SHELL := /bin/bash
 BUILD := build
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PORTABLE_DIRS := kernel hypercall synic vmx arch
-PORTABLE_SRCS := $(filter-out %_hw.cpp,$(wildcard $(addsuffix /*.cpp,$(PORTABLE_DIRS))))
-HW_SRCS       := $(wildcard boot/*.cpp $(addsuffix /*_hw.cpp,$(PORTABLE_DIRS)))
-ASM_SRCS      := $(wildcard boot/*.S $(addsuffix /*.S,$(PORTABLE_DIRS)))
+SRC_DIRS      := arch kernel hypercall synic vmx boot
+TARGET_ONLY   := vmx/hw/% boot/efi/% %_hw.cpp
+ALL_CPP       := $(sort $(shell find $(SRC_DIRS) -name '*.cpp'))
+PORTABLE_SRCS := $(filter-out $(TARGET_ONLY),$(ALL_CPP))
+HW_SRCS       := $(filter $(TARGET_ONLY),$(ALL_CPP))
+ASM_SRCS      := $(sort $(shell find $(SRC_DIRS) -name '*.S'))
 
 # ---------------------------------------------------------------- EFI image
 EFI_INC   := /usr/include/efi
@@ -24,7 +27,7 @@ EFI_CXXFLAGS := -std=c++20 -O2 -g0 -Wall -Wextra -Werror=return-type -I. \
   -mgeneral-regs-only -fno-asynchronous-unwind-tables -fno-builtin \
   -DGNU_EFI_USE_MS_ABI -DMICROHV_TARGET=1 -MMD -MP
 EFI_ASFLAGS := -fpic -I. -DMICROHV_TARGET=1 -MMD -MP
-EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T boot/efi.lds \
+EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T boot/efi/efi.lds \
   $(EFI_LIB)/crt0-efi-x86_64.o
 EFI_LIBS := -L$(EFI_LIB) -lefi -lgnuefi $(shell $(CXX) -print-libgcc-file-name)
 EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel \
@@ -34,7 +37,7 @@ efi_obj = $(patsubst %,$(BUILD)/efi/%.o,$(1))
 
 # $(call efi_app,NAME,SOURCES): build/NAME.efi from SOURCES.
 define efi_app
-$(BUILD)/$(1).so: $(call efi_obj,$(2)) boot/efi.lds
+$(BUILD)/$(1).so: $(call efi_obj,$(2)) boot/efi/efi.lds
 	ld $(EFI_LDFLAGS) $(call efi_obj,$(2)) -o $$@.tmp $(EFI_LIBS)
 	@scripts/check-relocs.sh $$@.tmp && mv $$@.tmp $$@
 $(BUILD)/$(1).efi: $(BUILD)/$(1).so
@@ -46,9 +49,10 @@ MICROHV_SRCS := $(PORTABLE_SRCS) $(HW_SRCS) $(ASM_SRCS)
 $(eval $(call efi_app,microhv,$(MICROHV_SRCS)))
 
 # The guest conformance suite and demo guests: EFI applications that run above
-# microhv. They share only the TLFS definitions (hypercall/tlfs.hpp), the
+# microhv. They share only the TLFS definitions (hypercall/tlfs/), the
 # formatter and the status names.
-GUEST_SRCS := $(wildcard tests/guest/*.cpp tests/guest/*.S) kernel/format.cpp hypercall/status.cpp
+GUEST_SRCS := $(wildcard tests/guest/*.cpp tests/guest/*.S) kernel/base/format.cpp \
+  hypercall/tlfs/status.cpp
 ifneq ($(wildcard tests/guest/*.cpp),)
 $(eval $(call efi_app,guest_suite,$(GUEST_SRCS)))
 endif

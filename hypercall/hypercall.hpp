@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "hypercall/tlfs.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
 
 namespace microhv {
 

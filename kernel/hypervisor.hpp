@@ -4,8 +4,8 @@
 #pragma once
 
 #include "kernel/partition.hpp"
-#include "kernel/spinlock.hpp"
-#include "synic/ports.hpp"
+#include "kernel/base/spinlock.hpp"
+#include "kernel/ports.hpp"
 
 namespace microhv {
 

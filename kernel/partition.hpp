@@ -4,11 +4,11 @@
 // accepts both derive from `features`, one source of truth.
 #pragma once
 
-#include "kernel/clock.hpp"
-#include "kernel/guest_memory.hpp"
-#include "kernel/interrupts.hpp"
-#include "kernel/types.hpp"
-#include "synic/synic.hpp"
+#include "kernel/platform/clock.hpp"
+#include "kernel/platform/guest_memory.hpp"
+#include "kernel/platform/interrupts.hpp"
+#include "kernel/base/types.hpp"
+#include "kernel/synic_state.hpp"
 
 namespace microhv {
 

@@ -2,9 +2,9 @@
 // 11.10). Callers hold Hypervisor::lock.
 #pragma once
 
-#include "hypercall/tlfs.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
 #include "kernel/partition.hpp"
-#include "synic/ports.hpp"
+#include "kernel/ports.hpp"
 
 namespace microhv {
 

@@ -4,7 +4,7 @@
 // Hypervisor::lock.
 #pragma once
 
-#include "hypercall/tlfs.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
 #include "kernel/partition.hpp"
 #include "synic/delivery.hpp"
 

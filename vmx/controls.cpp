@@ -1,6 +1,6 @@
 #include "vmx/controls.hpp"
 
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 namespace microhv::vmx {
 

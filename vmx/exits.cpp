@@ -1,6 +1,6 @@
 #include "vmx/exits.hpp"
 
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "vmx/decode.hpp"
 #include "vmx/guest_walk.hpp"
 #include "vmx/init_sipi.hpp"

@@ -13,12 +13,12 @@
 
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
-#include "kernel/guest_memory.hpp"
+#include "kernel/platform/guest_memory.hpp"
 #include "synic/msr.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/smp.hpp"
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 namespace microhv::vmx {
 

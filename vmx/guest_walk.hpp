@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "kernel/guest_memory.hpp"
+#include "kernel/platform/guest_memory.hpp"
 
 namespace microhv::vmx {
 

@@ -1,6 +1,6 @@
 #include "vmx/init_sipi.hpp"
 
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 namespace microhv::vmx {
 

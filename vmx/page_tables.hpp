@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "arch/paging.hpp"
-#include "kernel/types.hpp"
+#include "kernel/base/types.hpp"
 
 namespace microhv::vmx {
 

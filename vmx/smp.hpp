@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 namespace microhv::vmx {
 

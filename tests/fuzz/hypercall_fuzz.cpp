@@ -13,7 +13,7 @@
 #include "hypercall/hypercall.hpp"
 #include "kernel/hypervisor.hpp"
 #include "synic/msr.hpp"
-#include "synic/vmbus_host.hpp"
+#include "synic/services/vmbus_host.hpp"
 #include "tests/unit/fakes.hpp"
 
 using namespace microhv;

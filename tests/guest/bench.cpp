@@ -27,7 +27,7 @@
 // RDTSC does not exit under microhv. Under Bochs with `clock: sync=none` the
 // TSC counts executed instructions (guest and microhv alike), so the figures
 // are path lengths and the same on every run.
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

@@ -1,6 +1,6 @@
 // Groups "guest" (exception delivery), "cpuid" and "msr" (synthetic MSRs,
 // hypercall page enabling).
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

@@ -1,6 +1,6 @@
 // Groups "hypercall" (the x64 hypercall ABI) and "port" (CreatePort,
 // ConnectPort).
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

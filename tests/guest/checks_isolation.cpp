@@ -9,7 +9,7 @@
 // fine, so the faults are specific to microhv's memory.
 #include <efi.h>
 
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 #include "vmx/info_table.hpp"
 

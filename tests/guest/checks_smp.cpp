@@ -16,7 +16,7 @@
 //   0x1012 event,   SINT4, VP 1, flags 0..15   connection 0x2012
 //   0x1013 message, SINT3, HV_ANY_VP   connection 0x2013
 // VP 1 programs SINT3 = 0x50 and SINT4 = 0x51 (AutoEOI), like VP 0.
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

@@ -1,7 +1,7 @@
 // Groups "message" (PostMessage delivery and the SIM slot handshake), "seed"
 // (every status row of HvCallPostMessage), "event" (SignalEvent) and "sint"
 // (non-AutoEOI and masked SINTs).
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

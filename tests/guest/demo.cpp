@@ -14,7 +14,7 @@
 // with "demo: done (N messages, M interrupts)" and a shutdown. Any step that
 // does not behave ends with "demo: FAILED: ..." instead. Without a Hyper-V
 // interface (no microhv below) it says so and shuts down.
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

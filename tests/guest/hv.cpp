@@ -1,6 +1,6 @@
 // Guest suite: hypercall wrappers, SIM/SIEF helpers and the fixtures that put
 // the partition into the state a check group needs.
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

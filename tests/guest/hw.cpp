@@ -5,7 +5,7 @@
 // recovery state and the interrupt counters are per CPU. A CPU is identified
 // by its local APIC ID, mapped to its MP-services processor number by the
 // table main.cpp registers with set_cpus(); with one CPU no lookup is made.
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 extern "C" {

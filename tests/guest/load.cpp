@@ -52,7 +52,7 @@
 //   load: PASS <check> / load: FAIL <check>: <detail>   one line per check
 //   load: PASS  or  load: FAIL <failed checks>
 //   N passed, N failed
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

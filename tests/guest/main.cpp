@@ -9,7 +9,7 @@
 // Groups: guest cpuid msr hypercall port message seed event sint isolation smp.
 #include <efi.h>
 
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
 namespace guest {

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hypercall/tlfs.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
 
 struct _EFI_SYSTEM_TABLE;  // <efi.h>; only the files that use it include it
 

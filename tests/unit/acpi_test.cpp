@@ -1,7 +1,7 @@
 // ACPI tables: checksums, lengths, bounds, the AML of the VMBus device read
 // back by an independent AML reader (ACPI 6.3 chapter 20), MADT entries, the
 // FADT fields and a complete set walked from its RSDP.
-#include "kernel/acpi.hpp"
+#include "boot/acpi/acpi.hpp"
 
 #include <sys/mman.h>
 

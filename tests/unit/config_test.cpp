@@ -1,4 +1,4 @@
-#include "kernel/config.hpp"
+#include "kernel/base/config.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstring>

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <vector>
 
-#include "kernel/clock.hpp"
-#include "kernel/guest_memory.hpp"
-#include "kernel/interrupts.hpp"
+#include "kernel/platform/clock.hpp"
+#include "kernel/platform/guest_memory.hpp"
+#include "kernel/platform/interrupts.hpp"
 
 namespace microhv::test {
 

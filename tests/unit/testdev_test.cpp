@@ -1,6 +1,6 @@
 // The QEMU hyperv-testdev compatible control port, driven as a guest would:
 // 32-bit writes of conn << 24 | ctl << 16 | vp << 8 | sint, then hypercalls.
-#include "synic/testdev.hpp"
+#include "synic/services/testdev.hpp"
 
 #include "tests/unit/harness.hpp"
 

@@ -1,7 +1,7 @@
 // The built-in VMBus host, driven the way Linux's hv_vmbus drives it: SynIC
 // with SINT2 on vector 0xF3 and AutoEOI, then INITIATE_CONTACT,
 // REQUESTOFFERS and UNLOAD posted with HvCallPostMessage.
-#include "synic/vmbus_host.hpp"
+#include "synic/services/vmbus_host.hpp"
 
 #include "tests/unit/harness.hpp"
 

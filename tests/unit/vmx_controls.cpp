@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "vmx/controls.hpp"
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 using namespace microhv::vmx;
 

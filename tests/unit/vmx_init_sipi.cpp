@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "vmx/init_sipi.hpp"
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 using namespace microhv::vmx;
 

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "vmx/vmcs.hpp"
+#include "arch/vmx/vmcs.hpp"
 
 namespace microhv::vmx::hw {
 

@@ -4,7 +4,7 @@
 
 #include <efi.h>
 
-#include "kernel/config.hpp"
+#include "kernel/base/config.hpp"
 
 namespace microhv::vmx {
 

@@ -31,10 +31,10 @@
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
 #include "kernel/hypervisor.hpp"
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "synic/msr.hpp"
-#include "synic/testdev.hpp"
-#include "synic/vmbus_host.hpp"
+#include "synic/services/testdev.hpp"
+#include "synic/services/vmbus_host.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/ept.hpp"
 #include "vmx/exits.hpp"
@@ -42,8 +42,8 @@
 #include "vmx/launch.hpp"
 #include "vmx/page_tables.hpp"
 #include "vmx/smp.hpp"
-#include "vmx/vmcs_names.hpp"
-#include "vmx/vmx_hw.hpp"
+#include "arch/vmx/vmcs_names.hpp"
+#include "vmx/hw/instructions.hpp"
 
 extern "C" {
 extern char microhv_vmexit_stub[];

@@ -1,7 +1,7 @@
-#include "synic/vmbus_host.hpp"
+#include "synic/services/vmbus_host.hpp"
 
 #include "kernel/hypervisor.hpp"
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "synic/messaging.hpp"
 
 namespace microhv {

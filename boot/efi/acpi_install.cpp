@@ -1,8 +1,8 @@
-#include "boot/acpi_install.hpp"
+#include "boot/efi/acpi_install.hpp"
 
 #include "arch/cpu.hpp"
-#include "kernel/acpi.hpp"
-#include "kernel/log.hpp"
+#include "boot/acpi/acpi.hpp"
+#include "kernel/base/log.hpp"
 
 namespace microhv::boot {
 namespace {

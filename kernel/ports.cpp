@@ -1,4 +1,4 @@
-#include "synic/ports.hpp"
+#include "kernel/ports.hpp"
 
 namespace microhv {
 namespace {

@@ -2,8 +2,8 @@
 // MSRs and, per SINT, the FIFO of messages waiting for their SIM slot.
 #pragma once
 
-#include "hypercall/tlfs.hpp"
-#include "kernel/types.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
+#include "kernel/base/types.hpp"
 
 namespace microhv {
 

@@ -1,4 +1,4 @@
-#include "kernel/acpi.hpp"
+#include "boot/acpi/acpi.hpp"
 
 namespace microhv::acpi {
 namespace {

@@ -1,7 +1,7 @@
 // A small, bounded printf subset for freestanding code.
 #include <stdint.h>
 
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 
 namespace microhv {
 namespace {

@@ -3,7 +3,7 @@
 // the CPU if needed); host tests record it.
 #pragma once
 
-#include "kernel/types.hpp"
+#include "kernel/base/types.hpp"
 
 namespace microhv {
 

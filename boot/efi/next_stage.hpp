@@ -6,7 +6,7 @@
 
 #include <efi.h>
 
-#include "kernel/config.hpp"
+#include "kernel/base/config.hpp"
 
 namespace microhv::boot {
 

@@ -1,4 +1,4 @@
-#include "hypercall/tlfs.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
 
 namespace microhv::tlfs {
 

@@ -1,7 +1,7 @@
-#include "synic/testdev.hpp"
+#include "synic/services/testdev.hpp"
 
 #include "kernel/hypervisor.hpp"
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "synic/messaging.hpp"
 
 namespace microhv {

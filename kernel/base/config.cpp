@@ -1,6 +1,6 @@
-#include "kernel/config.hpp"
+#include "kernel/base/config.hpp"
 
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 
 namespace microhv {
 namespace {

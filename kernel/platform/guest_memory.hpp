@@ -5,7 +5,7 @@
 // the identity map; host tests use a fake that records every write.
 #pragma once
 
-#include "kernel/types.hpp"
+#include "kernel/base/types.hpp"
 
 namespace microhv {
 

@@ -29,12 +29,12 @@
 #include <new>
 
 #include "arch/cpu.hpp"
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 #include "vmx/info_table.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/page_tables.hpp"
-#include "vmx/vmcs.hpp"
-#include "vmx/vmx.hpp"
+#include "arch/vmx/vmcs.hpp"
+#include "boot/efi/takeover.hpp"
 
 extern "C" {
 extern char ImageBase[];

@@ -8,8 +8,8 @@
 // delivered: an accepted message is delivered exactly once.
 #pragma once
 
-#include "hypercall/tlfs.hpp"
-#include "kernel/types.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
+#include "kernel/base/types.hpp"
 
 namespace microhv {
 

@@ -1,6 +1,6 @@
 // Printable names for exit reasons, VM-instruction errors and the VMCS
 // fields the back end dumps when something goes wrong.
-#include "vmx/vmcs_names.hpp"
+#include "arch/vmx/vmcs_names.hpp"
 
 namespace microhv::vmx {
 

@@ -4,11 +4,11 @@
 #include <efi.h>
 
 #include "arch/serial.hpp"
-#include "boot/acpi_install.hpp"
-#include "boot/next_stage.hpp"
-#include "boot/vmx_detect.hpp"
-#include "kernel/log.hpp"
-#include "vmx/vmx.hpp"
+#include "boot/efi/acpi_install.hpp"
+#include "boot/efi/next_stage.hpp"
+#include "boot/efi/vmx_detect.hpp"
+#include "kernel/base/log.hpp"
+#include "boot/efi/takeover.hpp"
 
 #ifndef MICROHV_VERSION
 #error "MICROHV_VERSION must be defined by the build"

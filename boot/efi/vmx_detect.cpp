@@ -1,10 +1,10 @@
-#include "boot/vmx_detect.hpp"
+#include "boot/efi/vmx_detect.hpp"
 
 #include <stdint.h>
 
 #include "arch/cpu.hpp"
 #include "arch/vmx_support.hpp"
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 
 namespace microhv::boot {
 namespace {

@@ -1,4 +1,4 @@
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 
 namespace microhv::log {
 namespace {

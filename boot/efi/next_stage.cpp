@@ -1,8 +1,8 @@
-#include "boot/next_stage.hpp"
+#include "boot/efi/next_stage.hpp"
 
 #include <efilib.h>
 
-#include "kernel/log.hpp"
+#include "kernel/base/log.hpp"
 
 namespace microhv::boot {
 namespace {
