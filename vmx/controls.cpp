@@ -51,13 +51,13 @@ ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest) {
 
 uint64_t guest_cr0(const VmxCapabilities& caps, uint64_t wanted, bool unrestricted) {
   uint64_t fixed0 = caps.cr0_fixed0;
-  if (unrestricted) fixed0 &= ~(kCr0Pe | kCr0Pg);
+  if (unrestricted) fixed0 &= ~(arch::cr0::kPe | arch::cr0::kPg);
   return apply_fixed(wanted, fixed0, caps.cr0_fixed1);
 }
 
 uint64_t guest_cr0_mask(const VmxCapabilities& caps, bool unrestricted) {
   uint64_t fixed0 = caps.cr0_fixed0;
-  if (unrestricted) fixed0 &= ~(kCr0Pe | kCr0Pg);
+  if (unrestricted) fixed0 &= ~(arch::cr0::kPe | arch::cr0::kPg);
   // Bits forced to 1 and bits that must stay 0 (within the architectural 32).
   return (fixed0 | ~caps.cr0_fixed1) & 0xFFFFFFFFull;
 }

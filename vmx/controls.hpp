@@ -10,6 +10,9 @@
 
 #include <stdint.h>
 
+#include "arch/vmx/capabilities.hpp"
+#include "arch/x86.hpp"
+
 namespace microhv::vmx {
 
 // Raw capability MSR values as read from the CPU.
@@ -28,31 +31,6 @@ struct VmxCapabilities {
   uint64_t misc;
   uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
 };
-
-inline constexpr uint64_t kBasicTrueControls = 1ull << 55;
-constexpr uint32_t vmcs_revision(uint64_t basic) {
-  return static_cast<uint32_t>(basic) & 0x7FFFFFFF;
-}
-constexpr uint32_t vmcs_region_size(uint64_t basic) {
-  return static_cast<uint32_t>(basic >> 32) & 0x1FFF;
-}
-
-// EPT/VPID capability bits (SDM Vol. 3D A.10).
-namespace ept_cap {
-inline constexpr uint64_t kExecuteOnly = 1ull << 0;
-inline constexpr uint64_t kPageWalk4 = 1ull << 6;
-inline constexpr uint64_t kMemTypeUc = 1ull << 8;
-inline constexpr uint64_t kMemTypeWb = 1ull << 14;
-inline constexpr uint64_t kPage2M = 1ull << 16;
-inline constexpr uint64_t kPage1G = 1ull << 17;
-inline constexpr uint64_t kInvept = 1ull << 20;
-inline constexpr uint64_t kInveptSingle = 1ull << 25;
-inline constexpr uint64_t kInveptAll = 1ull << 26;
-inline constexpr uint64_t kInvvpid = 1ull << 32;
-inline constexpr uint64_t kInvvpidAddress = 1ull << 40;
-inline constexpr uint64_t kInvvpidSingle = 1ull << 41;
-inline constexpr uint64_t kInvvpidAll = 1ull << 42;
-}  // namespace ept_cap
 
 struct ControlResult {
   uint32_t value;     // what to write into the VMCS
@@ -96,10 +74,6 @@ ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest);
 // Fixed CR0/CR4 bits (SDM Vol. 3D A.7, A.8): bits set in FIXED0 must be 1,
 // bits clear in FIXED1 must be 0. With unrestricted guest, CR0.PE and CR0.PG
 // of the guest are exempt (SDM 27.3.1.1).
-constexpr uint64_t kCr0Pe = 1ull << 0;
-constexpr uint64_t kCr0Ne = 1ull << 5;
-constexpr uint64_t kCr0Pg = 1ull << 31;
-constexpr uint64_t kCr4Vmxe = 1ull << 13;
 
 constexpr uint64_t apply_fixed(uint64_t value, uint64_t fixed0, uint64_t fixed1) {
   return (value | fixed0) & fixed1;

@@ -1,5 +1,7 @@
 #include "vmx/exits.hpp"
 
+#include "arch/apic.hpp"
+#include "arch/x86.hpp"
 #include "kernel/base/log.hpp"
 #include "vmx/decode.hpp"
 #include "vmx/guest_walk.hpp"
@@ -8,16 +10,10 @@
 namespace microhv::vmx {
 namespace {
 
-constexpr uint64_t kCr0Ts = 1ull << 3;
-constexpr uint64_t kCr0Nw = 1ull << 29;
-constexpr uint64_t kCr0Cd = 1ull << 30;
-constexpr uint64_t kCr4Pae = 1ull << 5;
-constexpr uint64_t kCr4Pcide = 1ull << 17;
-constexpr uint64_t kCr4Osxsave = 1ull << 18;
-constexpr uint64_t kEferLme = 1ull << 8;
-constexpr uint64_t kEferLma = 1ull << 10;
-constexpr uint64_t kRflagsVm = 1ull << 17;
-constexpr uint32_t kAccessL = 1u << 13;
+namespace cr0 = arch::cr0;
+namespace cr4 = arch::cr4;
+namespace efer = arch::efer;
+namespace access = arch::access;
 
 uint64_t low32(uint64_t v) {
   return v & 0xFFFFFFFFull;
@@ -90,7 +86,7 @@ ExitAction on_wrmsr(ExitContext& c) {
   const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
   if (synthetic(msr)) {
     if (c.core.write_msr(msr, value) != MsrResult::kOk) return inject_gp(c);
-  } else if (msr == kX2apicIcrMsr) {
+  } else if (msr == arch::apic::kX2apicIcrMsr) {
     // Only exits for this (the MSR bitmap): INIT IPIs to VPs are emulated.
     c.cpu.x2apic_icr_write(value);
   } else if (!c.cpu.wrmsr(msr, value)) {
@@ -121,7 +117,7 @@ ExitAction on_vmcall(ExitContext& c) {
 
 // ---- XSETBV (55): validated, then executed for the guest.
 ExitAction on_xsetbv(ExitContext& c) {
-  if ((visible_cr4(c) & kCr4Osxsave) == 0) return inject_ud(c);
+  if ((visible_cr4(c) & cr4::kOsxsave) == 0) return inject_ud(c);
   if (guest_cpl(c) != 0) return inject_gp(c);
   const uint32_t index = static_cast<uint32_t>(c.regs.rcx);
   const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
@@ -136,19 +132,19 @@ ExitAction on_xsetbv(ExitContext& c) {
 // read shadows.
 ExitAction write_cr0(ExitContext& c, uint64_t value) {
   if ((value >> 32) != 0) return inject_gp(c);
-  if ((value & kCr0Pg) != 0 && (value & kCr0Pe) == 0) return inject_gp(c);
-  if ((value & kCr0Nw) != 0 && (value & kCr0Cd) == 0) return inject_gp(c);
+  if ((value & cr0::kPg) != 0 && (value & cr0::kPe) == 0) return inject_gp(c);
+  if ((value & cr0::kNw) != 0 && (value & cr0::kCd) == 0) return inject_gp(c);
   if ((value & ~c.caps.cr0_fixed1 & 0xFFFFFFFFull) != 0) return inject_gp(c);
   const uint64_t old = c.vmcs.read(Field::kGuestCr0);
   uint64_t efer = c.vmcs.read(Field::kGuestEfer);
   uint64_t entry = c.vmcs.read(Field::kEntryControls);
-  if ((old & kCr0Pg) == 0 && (value & kCr0Pg) != 0 && (efer & kEferLme) != 0) {
-    if ((visible_cr4(c) & kCr4Pae) == 0) return inject_gp(c);
-    efer |= kEferLma;
+  if ((old & cr0::kPg) == 0 && (value & cr0::kPg) != 0 && (efer & efer::kLme) != 0) {
+    if ((visible_cr4(c) & cr4::kPae) == 0) return inject_gp(c);
+    efer |= efer::kLma;
     entry |= entry_ctl::kIa32eModeGuest;
-  } else if ((old & kCr0Pg) != 0 && (value & kCr0Pg) == 0 && (efer & kEferLma) != 0) {
-    if ((c.vmcs.read(Field::kGuestCsAccess) & kAccessL) != 0) return inject_gp(c);
-    efer &= ~kEferLma;
+  } else if ((old & cr0::kPg) != 0 && (value & cr0::kPg) == 0 && (efer & efer::kLma) != 0) {
+    if ((c.vmcs.read(Field::kGuestCsAccess) & access::kLong) != 0) return inject_gp(c);
+    efer &= ~efer::kLma;
     entry &= ~static_cast<uint64_t>(entry_ctl::kIa32eModeGuest);
   }
   c.vmcs.write(Field::kGuestCr0, guest_cr0(c.caps, value, true));
@@ -161,10 +157,10 @@ ExitAction write_cr0(ExitContext& c, uint64_t value) {
 ExitAction write_cr4(ExitContext& c, uint64_t value) {
   // VMX is hidden from the guest (CPUID.1:ECX.VMX = 0), so CR4.VMXE is a
   // reserved bit for it.
-  if ((value & kCr4Vmxe) != 0 || (value & ~c.caps.cr4_fixed1) != 0) return inject_gp(c);
-  const bool lma = (c.vmcs.read(Field::kGuestEfer) & kEferLma) != 0;
-  if (lma && (value & kCr4Pae) == 0) return inject_gp(c);
-  if ((value & kCr4Pcide) != 0 && (visible_cr4(c) & kCr4Pcide) == 0 &&
+  if ((value & cr4::kVmxe) != 0 || (value & ~c.caps.cr4_fixed1) != 0) return inject_gp(c);
+  const bool lma = (c.vmcs.read(Field::kGuestEfer) & efer::kLma) != 0;
+  if (lma && (value & cr4::kPae) == 0) return inject_gp(c);
+  if ((value & cr4::kPcide) != 0 && (visible_cr4(c) & cr4::kPcide) == 0 &&
       (!lma || (c.vmcs.read(Field::kGuestCr3) & 0xFFF) != 0)) {
     return inject_gp(c);
   }
@@ -188,11 +184,11 @@ ExitAction on_cr_access(ExitContext& c) {
       if (cr == 4) return write_cr4(c, c.regs.gpr(reg));
       return stop(c, "MOV to a control register microhv does not intercept");
     case 2:  // CLTS
-      return write_cr0(c, visible_cr0(c) & ~kCr0Ts);
+      return write_cr0(c, visible_cr0(c) & ~cr0::kTs);
     case 3: {  // LMSW: loads PE, MP, EM, TS; cannot clear PE
       const uint64_t src = (c.qualification >> 16) & 0xF;
       const uint64_t old = visible_cr0(c);
-      return write_cr0(c, (old & ~0xEull) | src | (old & kCr0Pe));
+      return write_cr0(c, (old & ~cr0::kLmswBits) | src | (old & cr0::kPe));
     }
     default:
       return stop(c, "MOV from a control register microhv does not intercept");
@@ -219,14 +215,13 @@ ExitAction on_vmx_instruction(ExitContext& c) {
 // emulates an INIT IPI to a VP). RIP moves past the store, which also ends
 // an STI/MOV-SS shadow. VM exits for EPT violations report no instruction
 // length, hence the decoding.
-constexpr uint32_t kAccessD = 1u << 14;
-
 ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
   const uint64_t efer = c.vmcs.read(Field::kGuestEfer);
   const uint32_t cs_access = static_cast<uint32_t>(c.vmcs.read(Field::kGuestCsAccess));
-  const CodeSize size = ((efer & kEferLma) != 0 && (cs_access & kAccessL) != 0) ? CodeSize::k64
-                        : (cs_access & kAccessD) != 0                           ? CodeSize::k32
-                                                                                : CodeSize::k16;
+  const CodeSize size = ((efer & efer::kLma) != 0 && (cs_access & access::kLong) != 0)
+                            ? CodeSize::k64
+                        : (cs_access & access::kDefault32) != 0 ? CodeSize::k32
+                                                                : CodeSize::k16;
   const uint64_t rip = c.vmcs.read(Field::kGuestRip);
   uint64_t linear = c.vmcs.read(Field::kGuestCsBase) + rip;
   if (size != CodeSize::k64) linear &= 0xFFFFFFFFull;
@@ -494,8 +489,8 @@ constexpr Table kTable;
 
 CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs r) {
   if (leaf == 1) {
-    r.ecx |= kCpuid1EcxHypervisor;
-    r.ecx &= ~kCpuid1EcxVmx;
+    r.ecx |= arch::cpuid1_ecx::kHypervisor;
+    r.ecx &= ~arch::cpuid1_ecx::kVmx;
   }
   return r;
 }
@@ -512,9 +507,9 @@ bool xsetbv_valid(uint32_t index, uint64_t v, uint64_t supported) {
 }
 
 CpuMode guest_cpu_mode(uint64_t cr0, uint64_t rflags, uint64_t efer, uint32_t cs_access) {
-  if ((cr0 & kCr0Pe) == 0) return CpuMode::kReal;
-  if ((rflags & kRflagsVm) != 0) return CpuMode::kVirtual8086;
-  if ((efer & kEferLma) != 0 && (cs_access & kAccessL) != 0) return CpuMode::kLong64;
+  if ((cr0 & cr0::kPe) == 0) return CpuMode::kReal;
+  if ((rflags & arch::rflags::kVm) != 0) return CpuMode::kVirtual8086;
+  if ((efer & efer::kLma) != 0 && (cs_access & access::kLong) != 0) return CpuMode::kLong64;
   return CpuMode::kProtected;
 }
 

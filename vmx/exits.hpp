@@ -11,14 +11,15 @@
 
 #include <stdint.h>
 
+#include "arch/vmx/vmcs.hpp"
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
 #include "kernel/platform/guest_memory.hpp"
 #include "synic/msr.hpp"
+#include "synic/services/testdev.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/smp.hpp"
-#include "arch/vmx/vmcs.hpp"
 
 namespace microhv::vmx {
 
@@ -112,7 +113,7 @@ struct ExitContext {
   // The VP is the bootstrap processor (IA32_APIC_BASE.BSP): INIT restarts it
   // at the reset vector instead of waiting for SIPI.
   bool bsp = false;
-  // microhv.cfg `testdev = on`: 32-bit OUT to port 0x3000 goes to the core.
+  // microhv.cfg `testdev = on`: 32-bit OUT to TestDevice::kIoPort goes to the core.
   bool testdev = false;
   // The xAPIC page (guest-physical, ~0 = none) that EPT maps read-only, and
   // the guest memory to fetch the writing instruction from.
@@ -148,8 +149,6 @@ constexpr IoAccess decode_io(uint64_t q) {
                   (q & 16) != 0, (q & 32) != 0};
 }
 
-inline constexpr uint16_t kTestDevicePort = 0x3000;  // = TestDevice::kIoPort
-
 // Where an I/O exit goes. Only the test device port is ever intercepted
 // (and only with `testdev = on`); everything but its 32-bit OUT behaves as
 // on real hardware: IN/OUT run on the real port from the host, string
@@ -157,11 +156,9 @@ inline constexpr uint16_t kTestDevicePort = 0x3000;  // = TestDevice::kIoPort
 enum class IoRoute : uint8_t { kTestDevice, kPassThrough, kStepNatively };
 constexpr IoRoute route_io(const IoAccess& a, bool testdev) {
   if (a.string) return IoRoute::kStepNatively;
-  if (testdev && !a.in && a.size == 4 && a.port == kTestDevicePort) return IoRoute::kTestDevice;
+  if (testdev && !a.in && a.size == 4 && a.port == TestDevice::kIoPort) return IoRoute::kTestDevice;
   return IoRoute::kPassThrough;
 }
-
-inline constexpr uint32_t kX2apicIcrMsr = 0x830;
 
 // The register state after INIT (vmx/init_sipi.hpp) written into the VMCS
 // and `regs`; pending events are dropped. Used for INIT exits, SIPI exits
@@ -173,8 +170,5 @@ void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities&
 CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs native);
 bool xsetbv_valid(uint32_t index, uint64_t value, uint64_t supported_xcr0);
 CpuMode guest_cpu_mode(uint64_t cr0, uint64_t rflags, uint64_t efer, uint32_t cs_access);
-
-inline constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
-inline constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 
 }  // namespace microhv::vmx

@@ -1,15 +1,14 @@
 #include "vmx/guest_walk.hpp"
 
+#include "arch/paging.hpp"
+#include "arch/x86.hpp"
+
 namespace microhv::vmx {
 namespace {
 
-constexpr uint64_t kPresent = 1;
-constexpr uint64_t kLarge = 1ull << 7;
-constexpr uint64_t kCr0Pg = 1ull << 31;
-constexpr uint64_t kCr4Pse = 1ull << 4;
-constexpr uint64_t kCr4Pae = 1ull << 5;
-constexpr uint64_t kEferLma = 1ull << 10;
-constexpr uint64_t kAddr52 = 0x000FFFFFFFFFF000ull;
+constexpr uint64_t kPresent = arch::pte::kPresent;
+constexpr uint64_t kLarge = arch::pte::kLarge;
+constexpr uint64_t kAddr52 = arch::kPteAddrMask;
 
 bool read_entry(GuestMemory& m, uint64_t gpa, uint64_t* e, uint32_t size) {
   *e = 0;
@@ -20,13 +19,13 @@ bool read_entry(GuestMemory& m, uint64_t gpa, uint64_t* e, uint32_t size) {
 
 bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t linear,
                               uint64_t* gpa) {
-  if ((p.cr0 & kCr0Pg) == 0) {
+  if ((p.cr0 & arch::cr0::kPg) == 0) {
     *gpa = linear & 0xFFFFFFFFull;  // no paging: linear addresses are 32 bits
-    if ((p.efer & kEferLma) != 0) *gpa = linear;
+    if ((p.efer & arch::efer::kLma) != 0) *gpa = linear;
     return true;
   }
   uint64_t e = 0;
-  if ((p.efer & kEferLma) != 0) {  // 4-level IA-32e paging
+  if ((p.efer & arch::efer::kLma) != 0) {  // 4-level IA-32e paging
     uint64_t table = p.cr3 & kAddr52;
     for (int level = 4; level >= 1; --level) {
       const uint64_t index = (linear >> (12 + 9 * (level - 1))) & 0x1FF;
@@ -40,7 +39,7 @@ bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t lin
     }
     return false;
   }
-  if ((p.cr4 & kCr4Pae) != 0) {  // PAE: 4 PDPTEs, then 2 levels of 8-byte entries
+  if ((p.cr4 & arch::cr4::kPae) != 0) {  // PAE: 4 PDPTEs, then 2 levels of 8-byte entries
     const uint64_t pdpt = p.cr3 & 0xFFFFFFE0ull;
     if (!read_entry(m, pdpt + ((linear >> 30) & 3) * 8, &e, 8) || (e & kPresent) == 0) return false;
     uint64_t table = e & kAddr52;
@@ -59,7 +58,7 @@ bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t lin
   // 32-bit paging: 2 levels of 4-byte entries, 4 MiB pages with CR4.PSE.
   const uint64_t pd = p.cr3 & 0xFFFFF000ull;
   if (!read_entry(m, pd + ((linear >> 22) & 0x3FF) * 4, &e, 4) || (e & kPresent) == 0) return false;
-  if ((e & kLarge) != 0 && (p.cr4 & kCr4Pse) != 0) {
+  if ((e & kLarge) != 0 && (p.cr4 & arch::cr4::kPse) != 0) {
     // PSE-36/40: bits 20:13 hold physical address bits 39:32.
     *gpa = (e & 0xFFC00000ull) | (((e >> 13) & 0xFF) << 32) | (linear & 0x3FFFFF);
     return true;

@@ -17,6 +17,8 @@
 
 #include <stdint.h>
 
+#include "arch/x86.hpp"
+
 namespace microhv::vmx {
 
 struct RealModeSegment {
@@ -36,8 +38,8 @@ struct ResetState {
   uint32_t activity;  // VMCS guest activity state
 };
 
-inline constexpr uint64_t kCr0AfterInit = 0x00000010;  // ET; plus the old CD/NW
-inline constexpr uint64_t kCr0CdNw = (1ull << 30) | (1ull << 29);
+inline constexpr uint64_t kCr0AfterInit = arch::cr0::kEt;  // plus the old CD/NW
+inline constexpr uint64_t kCr0CdNw = arch::cr0::kCd | arch::cr0::kNw;
 inline constexpr uint64_t kDr6AfterInit = 0xFFFF0FF0;
 inline constexpr uint64_t kDr7AfterInit = 0x400;
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "arch/vmx/vmcs.hpp"
+#include "arch/x86.hpp"
 
 namespace microhv::vmx {
 
@@ -24,14 +25,12 @@ struct GuestInterruptState {
   uint32_t activity;          // VMCS guest activity state
 };
 
-inline constexpr uint64_t kRflagsIf = 1ull << 9;
-
 // Can an external interrupt be injected at this VM entry? (SDM Vol. 3C
 // 27.3.1.5 / 6.8.3: IF must be 1 and no blocking by STI or MOV SS; a
 // wait-for-SIPI processor takes nothing but SIPI.) True means "inject now";
 // false means "request an interrupt window".
 constexpr bool can_inject_external_interrupt(const GuestInterruptState& s) {
-  return (s.rflags & kRflagsIf) != 0 &&
+  return (s.rflags & arch::rflags::kIf) != 0 &&
          (s.interruptibility &
           (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) == 0 &&
          s.activity != activity::kWaitForSipi && s.activity != activity::kShutdown;

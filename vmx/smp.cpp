@@ -1,43 +1,10 @@
 #include "vmx/smp.hpp"
 
+#include "arch/apic.hpp"
+
 namespace microhv::vmx {
 
-uint32_t assign_vp_indexes(const uint32_t* status_flags, uint32_t processor_count, uint32_t bsp,
-                           uint32_t max_vps, uint32_t* vp_of) {
-  for (uint32_t p = 0; p < processor_count; ++p) vp_of[p] = kNoVp;
-  if (bsp >= processor_count || max_vps == 0) return 0;
-  vp_of[bsp] = 0;
-  uint32_t count = 1;
-  constexpr uint32_t kUsable = kProcessorEnabled | kProcessorHealthy;
-  for (uint32_t p = 0; p < processor_count && count < max_vps; ++p) {
-    if (p == bsp || (status_flags[p] & kUsable) != kUsable) continue;
-    vp_of[p] = count++;
-  }
-  return count;
-}
-
-bool ap_begin(ApHandshake& h) {
-  uint32_t expected = ApHandshake::kWaiting;
-  return __atomic_compare_exchange_n(&h.state, &expected, ApHandshake::kRunning, false,
-                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-
-void ap_finish(ApHandshake& h, uint64_t status, uint32_t vp_index, uint32_t hv_bit) {
-  h.status = status;
-  h.vp_index = vp_index;
-  h.hv_bit = hv_bit;
-  __atomic_store_n(&h.state, ApHandshake::kDone, __ATOMIC_RELEASE);
-}
-
-bool bsp_abandon(ApHandshake& h) {
-  uint32_t expected = ApHandshake::kWaiting;
-  return __atomic_compare_exchange_n(&h.state, &expected, ApHandshake::kAbandoned, false,
-                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-
-bool ap_done(const ApHandshake& h) {
-  return __atomic_load_n(&h.state, __ATOMIC_ACQUIRE) == ApHandshake::kDone;
-}
+namespace icr = arch::apic::icr;
 
 bool RemoteQueue::post(uint8_t vector, bool is_auto_eoi) {
   uint64_t* words = is_auto_eoi ? auto_eoi : apic;

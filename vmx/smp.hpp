@@ -1,11 +1,8 @@
 // Every CPU a VP: the portable part of running one VP per logical processor
-// (unit-tested in tests/unit/vmx_smp.cpp). The hardware side is in
-// vmx/host_hw.cpp (host) and vmx/start_hw.cpp (bring-up through
-// EFI_MP_SERVICES_PROTOCOL); vmx/README.md explains the design.
+// (unit-tested in tests/unit/vmx_smp.cpp). The hardware side is in vmx/hw/
+// (kicks, INIT emulation, the exit loop); VP numbering and the AP bring-up
+// handshake are in boot/mp/; vmx/README.md explains the design.
 //
-//  - VP numbering: MP-services processor numbers -> VP indexes.
-//  - ApHandshake: the word the BSP and an AP being virtualized share, so the
-//    BSP never blocks on an AP and can abandon one that does not come up.
 //  - RemoteQueue: the per-VP inbox other CPUs post SINT vectors into, and
 //    the kick protocol (NMI IPI) that makes the target exit and inject now.
 //
@@ -21,50 +18,11 @@
 #include <stdint.h>
 
 #include "arch/vmx/vmcs.hpp"
+#include "kernel/partition.hpp"
 
 namespace microhv::vmx {
 
-inline constexpr uint32_t kMaxCpus = 64;  // = kMaxVps in kernel/partition.hpp
-inline constexpr uint32_t kNoVp = 0xFFFFFFFFu;
-
-// ---------------------------------------------------------------- numbering
-
-// EFI_PROCESSOR_INFORMATION.StatusFlag bits (PI spec Vol. 2, MP services).
-inline constexpr uint32_t kProcessorIsBsp = 1u << 0;
-inline constexpr uint32_t kProcessorEnabled = 1u << 1;
-inline constexpr uint32_t kProcessorHealthy = 1u << 2;
-
-// Assigns VP indexes: the BSP is VP 0 and the other enabled, healthy
-// processors follow in processor-number order, so with the usual numbering
-// (BSP = processor 0, all enabled) VP index = processor number. At most
-// `max_vps` VPs. Writes vp_of[processor] (kNoVp for processors left out)
-// and returns the VP count (0 when `bsp` is out of range).
-uint32_t assign_vp_indexes(const uint32_t* status_flags, uint32_t processor_count, uint32_t bsp,
-                           uint32_t max_vps, uint32_t* vp_of);
-
-// ---------------------------------------------------------------- AP bring-up
-
-// Shared between the BSP (which runs as the guest by then and polls it) and
-// an AP running microhv's procedure under StartupThisAP. Lives in memory the
-// guest can see (the BSP's stack), never in microhv's pool.
-struct ApHandshake {
-  enum : uint32_t { kWaiting = 0, kRunning = 1, kAbandoned = 2, kDone = 3 };
-  uint32_t state = kWaiting;
-  uint64_t status = ~0ull;    // microhv_virtualize's result on the AP (0 = virtualized)
-  uint32_t vp_index = kNoVp;  // VP_INDEX as read by the AP afterwards, as the guest
-  uint32_t hv_bit = 0;        // CPUID.1:ECX[31] as seen by the AP afterwards
-  // Filled in by the BSP before StartupThisAP.
-  uint64_t cpu_launch = 0, entry = 0, host_cr3 = 0, host_stack_top = 0;
-};
-
-// AP: kWaiting -> kRunning. False when the BSP gave up already: do nothing.
-bool ap_begin(ApHandshake& h);
-// AP: the last write (release): the BSP may read the result fields now.
-void ap_finish(ApHandshake& h, uint64_t status, uint32_t vp_index, uint32_t hv_bit);
-// BSP: gives up on an AP that has not started (kWaiting -> kAbandoned).
-// False when the AP already runs (or finished): it cannot be called back.
-bool bsp_abandon(ApHandshake& h);
-bool ap_done(const ApHandshake& h);
+inline constexpr uint32_t kMaxCpus = kMaxVps;  // every CPU microhv virtualizes is a VP
 
 // ---------------------------------------------------------------- cross-VP delivery
 
@@ -152,24 +110,8 @@ constexpr uint64_t entry_window_fixup(uint64_t rip, uint64_t check, uint64_t vmr
 // the SIPI arrives loses it, and (b) Bochs 2.7 keeps a delivered INIT
 // pending after its VM exit (stlintel/Bochs#11), so the AP never gets past
 // its SIPI there. ICR writes are seen through the MSR bitmap (x2APIC ICR,
-// MSR 0x830) and the read-only EPT mapping of the xAPIC page.
-
-// ICR fields (SDM Vol. 3A 10.6.1).
-namespace icr {
-inline constexpr uint32_t kDeliveryModeMask = 7u << 8;
-inline constexpr uint32_t kInit = 5u << 8;
-inline constexpr uint32_t kStartup = 6u << 8;
-inline constexpr uint32_t kLogical = 1u << 11;
-inline constexpr uint32_t kDeliveryPending = 1u << 12;
-inline constexpr uint32_t kAssert = 1u << 14;
-inline constexpr uint32_t kLevelTriggered = 1u << 15;
-inline constexpr uint32_t kShorthandMask = 3u << 18;
-inline constexpr uint32_t kShorthandSelf = 1u << 18;
-inline constexpr uint32_t kShorthandAll = 2u << 18;  // including self
-inline constexpr uint32_t kShorthandAllButSelf = 3u << 18;
-inline constexpr uint32_t kXapicBroadcast = 0xFF;
-inline constexpr uint32_t kX2apicBroadcast = 0xFFFFFFFF;
-}  // namespace icr
+// MSR 0x830) and the read-only EPT mapping of the xAPIC page. ICR fields:
+// arch/apic.hpp.
 
 enum class IcrAction : uint8_t {
   kPassThrough,  // write the ICR as the guest did

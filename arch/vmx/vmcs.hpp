@@ -341,35 +341,4 @@ constexpr bool exception_has_error_code(uint8_t v) {
   return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
 }
 
-// Capability MSRs (SDM Vol. 3D Appendix A).
-namespace msr {
-inline constexpr uint32_t kFeatureControl = 0x3A;
-inline constexpr uint32_t kSysenterCs = 0x174;
-inline constexpr uint32_t kSysenterEsp = 0x175;
-inline constexpr uint32_t kSysenterEip = 0x176;
-inline constexpr uint32_t kDebugctl = 0x1D9;
-inline constexpr uint32_t kPat = 0x277;
-inline constexpr uint32_t kVmxBasic = 0x480;
-inline constexpr uint32_t kVmxPinbased = 0x481;
-inline constexpr uint32_t kVmxProcbased = 0x482;
-inline constexpr uint32_t kVmxExit = 0x483;
-inline constexpr uint32_t kVmxEntry = 0x484;
-inline constexpr uint32_t kVmxMisc = 0x485;
-inline constexpr uint32_t kVmxCr0Fixed0 = 0x486;
-inline constexpr uint32_t kVmxCr0Fixed1 = 0x487;
-inline constexpr uint32_t kVmxCr4Fixed0 = 0x488;
-inline constexpr uint32_t kVmxCr4Fixed1 = 0x489;
-inline constexpr uint32_t kVmxProcbased2 = 0x48B;
-inline constexpr uint32_t kVmxEptVpidCap = 0x48C;
-inline constexpr uint32_t kVmxTruePinbased = 0x48D;
-inline constexpr uint32_t kVmxTrueProcbased = 0x48E;
-inline constexpr uint32_t kVmxTrueExit = 0x48F;
-inline constexpr uint32_t kVmxTrueEntry = 0x490;
-inline constexpr uint32_t kApicBase = 0x1B;
-inline constexpr uint32_t kEfer = 0xC0000080;
-inline constexpr uint32_t kFsBase = 0xC0000100;
-inline constexpr uint32_t kGsBase = 0xC0000101;
-inline constexpr uint32_t kX2apicSelfIpi = 0x83F;
-}  // namespace msr
-
 }  // namespace microhv::vmx

@@ -2,6 +2,7 @@
 
 #include "arch/cpu.hpp"
 #include "boot/acpi/acpi.hpp"
+#include "boot/efi/mp_services.hpp"
 #include "kernel/base/log.hpp"
 
 namespace microhv::boot {
@@ -14,32 +15,14 @@ using acpi::VmbusDevice;
 EFI_GUID kAcpi20TableGuid = ACPI_20_TABLE_GUID;
 EFI_GUID kAcpi10TableGuid = ACPI_TABLE_GUID;
 EFI_GUID kGraphicsOutputGuid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
-// UEFI 2.x section 21.2 (EFI_ACPI_TABLE_PROTOCOL) and PI 1.x volume 2
-// section 13.4 (EFI_MP_SERVICES_PROTOCOL); GNU-EFI defines neither.
+// UEFI 2.x section 21.2 (EFI_ACPI_TABLE_PROTOCOL); GNU-EFI does not define it.
 EFI_GUID kAcpiTableProtocolGuid = {
     0xffe06bdd, 0x6107, 0x46a6, {0x7b, 0xb2, 0x5a, 0x9c, 0x7e, 0xc5, 0x27, 0x5c}};
-EFI_GUID kMpServicesProtocolGuid = {
-    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
 
 struct AcpiTableProtocol {
   EFI_STATUS(EFIAPI* InstallAcpiTable)
   (AcpiTableProtocol* self, void* table, UINTN size, UINTN* key);
   EFI_STATUS(EFIAPI* UninstallAcpiTable)(AcpiTableProtocol* self, UINTN key);
-};
-
-struct ProcessorInformation {
-  UINT64 ProcessorId;  // the local APIC id
-  UINT32 StatusFlag;   // bit 0 BSP, bit 1 enabled, bit 2 healthy
-  UINT32 Package, Core, Thread;
-  UINT8 extended[48];  // PI 1.7 extended topology: room only, not requested
-};
-
-struct MpServicesProtocol {
-  EFI_STATUS(EFIAPI* GetNumberOfProcessors)
-  (MpServicesProtocol* self, UINTN* total, UINTN* enabled);
-  EFI_STATUS(EFIAPI* GetProcessorInfo)
-  (MpServicesProtocol* self, UINTN number, ProcessorInformation* info);
-  void* others[5];
 };
 
 // The 44 MiB OVMF leaves unused below the I/O APIC (its 32-bit PCI aperture
@@ -200,16 +183,20 @@ VmbusDevice vmbus_windows(EFI_SYSTEM_TABLE* st) {
 // APIC ids of the first `count` enabled CPUs (BSP first, as MP services
 // number them); 0..count-1 without MP services. Returns the count used.
 uint32_t cpu_apic_ids(EFI_SYSTEM_TABLE* st, uint32_t count, uint32_t* ids, const char** source) {
-  auto* mp = locate<MpServicesProtocol>(st, &kMpServicesProtocolGuid);
+  EfiMpServices* mp = nullptr;
+  locate_mp_services(st->BootServices, &mp);
   UINTN total = 0, enabled = 0;
   if (mp != nullptr && !EFI_ERROR(mp->GetNumberOfProcessors(mp, &total, &enabled))) {
     if (count == 0) count = static_cast<uint32_t>(enabled);
     if (count > acpi::kMaxCpus) count = acpi::kMaxCpus;
     uint32_t n = 0;
     for (UINTN i = 0; i < total && n < count; ++i) {
-      ProcessorInformation info{};
-      if (EFI_ERROR(mp->GetProcessorInfo(mp, i, &info)) || (info.StatusFlag & 2) == 0) continue;
-      ids[n++] = static_cast<uint32_t>(info.ProcessorId);
+      EfiProcessorInformation info{};
+      if (EFI_ERROR(mp->GetProcessorInfo(mp, i, &info)) ||
+          (info.status_flag & kProcessorEnabled) == 0) {
+        continue;
+      }
+      ids[n++] = static_cast<uint32_t>(info.processor_id);
     }
     if (n == count) {
       *source = "MP services";

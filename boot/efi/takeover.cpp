@@ -24,17 +24,25 @@
 // in time is named in an error and it and the remaining APs stay
 // unvirtualized; the BSP always goes on. vmx::start returns EFI_SUCCESS to
 // efi_main and thus to the firmware.
+#include "boot/efi/takeover.hpp"
+
 #include <efi.h>
 
 #include <new>
 
+#include "arch/apic.hpp"
 #include "arch/cpu.hpp"
+#include "arch/msr.hpp"
+#include "arch/vmx/vmcs.hpp"
+#include "arch/x86.hpp"
+#include "boot/efi/mp_services.hpp"
+#include "boot/mp/ap_handshake.hpp"
+#include "hypercall/tlfs/tlfs.hpp"
 #include "kernel/base/log.hpp"
+#include "synic/services/testdev.hpp"
 #include "vmx/info_table.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/page_tables.hpp"
-#include "arch/vmx/vmcs.hpp"
-#include "boot/efi/takeover.hpp"
 
 extern "C" {
 extern char ImageBase[];
@@ -46,6 +54,11 @@ extern struct ElfDyn {
 
 namespace microhv::vmx {
 namespace {
+
+using boot::ApHandshake;
+using boot::EfiApProcedure;
+using boot::EfiMpServices;
+using boot::EfiProcessorInformation;
 
 constexpr uint64_t kHostStackPages = 8;  // 32 KiB per CPU
 constexpr uint64_t kIstStackPages = 2;   // per CPU
@@ -229,14 +242,14 @@ void capture_guest_state(GuestStart* g) {
   g->cr3 = arch::read_cr3();
   g->cr4 = arch::read_cr4();
   asm volatile("mov %%dr7, %0" : "=r"(g->dr7));
-  g->efer = arch::rdmsr(msr::kEfer);
-  g->pat = arch::rdmsr(msr::kPat);
-  g->debugctl = arch::rdmsr(msr::kDebugctl);
-  g->sysenter_cs = arch::rdmsr(msr::kSysenterCs);
-  g->sysenter_esp = arch::rdmsr(msr::kSysenterEsp);
-  g->sysenter_eip = arch::rdmsr(msr::kSysenterEip);
-  g->fs_base = arch::rdmsr(msr::kFsBase);
-  g->gs_base = arch::rdmsr(msr::kGsBase);
+  g->efer = arch::rdmsr(arch::msr::kEfer);
+  g->pat = arch::rdmsr(arch::msr::kPat);
+  g->debugctl = arch::rdmsr(arch::msr::kDebugctl);
+  g->sysenter_cs = arch::rdmsr(arch::msr::kSysenterCs);
+  g->sysenter_esp = arch::rdmsr(arch::msr::kSysenterEsp);
+  g->sysenter_eip = arch::rdmsr(arch::msr::kSysenterEip);
+  g->fs_base = arch::rdmsr(arch::msr::kFsBase);
+  g->gs_base = arch::rdmsr(arch::msr::kGsBase);
   struct __attribute__((packed)) {
     uint16_t limit;
     uint64_t base;
@@ -257,16 +270,21 @@ void capture_guest_state(GuestStart* g) {
   g->tr = read_segment<uint16_t>(7);
 }
 
+// CPUID.1:ECX.hypervisor as 0 or 1.
+uint32_t hypervisor_bit() {
+  return (arch::cpuid(1).ecx & arch::cpuid1_ecx::kHypervisor) != 0 ? 1 : 0;
+}
+
 // After the launch, still inside vmx::start but now as the guest: prove
 // from the guest side that microhv is underneath.
 void guest_self_check() {
-  const arch::CpuidResult v = arch::cpuid(0x40000000);
+  const arch::CpuidResult v = arch::cpuid(tlfs::cpuid::kVendorLeaf);
   char vendor[13];
   const uint32_t words[3] = {v.ebx, v.ecx, v.edx};
   for (int i = 0; i < 12; ++i) vendor[i] = static_cast<char>(words[i / 4] >> (8 * (i % 4)));
   vendor[12] = '\0';
-  const bool hv_bit = (arch::cpuid(1).ecx & (1u << 31)) != 0;
-  const bool vmx_bit = (arch::cpuid(1).ecx & (1u << 5)) != 0;
+  const bool hv_bit = (arch::cpuid(1).ecx & arch::cpuid1_ecx::kHypervisor) != 0;
+  const bool vmx_bit = (arch::cpuid(1).ecx & arch::cpuid1_ecx::kVmx) != 0;
   log::info(
       "guest: CPUID.1:ECX hypervisor=%d vmx=%d; CPUID 0x40000000: max leaf 0x%x vendor \"%s\"\n",
       hv_bit, vmx_bit, v.eax, vendor);
@@ -296,28 +314,6 @@ void publish_info_table(EFI_BOOT_SERVICES* bs, const InfoTable& table) {
 
 // ---------------------------------------------------------------- MP services
 
-// EFI_MP_SERVICES_PROTOCOL (PI spec Vol. 2, 13.4); GNU-EFI does not have it.
-struct EfiProcessorInformation {
-  UINT64 ProcessorId;  // the APIC id
-  UINT32 StatusFlag;   // kProcessorIsBsp | kProcessorEnabled | kProcessorHealthy
-  UINT32 Package, Core, Thread;
-  UINT32 ExtendedLocation[6];  // PI 1.7 EXTENDED_PROCESSOR_INFORMATION (only with bit 24 of the
-                               // number)
-};
-using EfiApProcedure = void(EFIAPI*)(void* argument);
-struct EfiMpServices {
-  EFI_STATUS(EFIAPI* GetNumberOfProcessors)(EfiMpServices* self, UINTN* total, UINTN* enabled);
-  EFI_STATUS(EFIAPI* GetProcessorInfo)
-  (EfiMpServices* self, UINTN number, EfiProcessorInformation* info);
-  void* StartupAllAPs;  // not used: it runs every AP at once, and blocks unless given an event
-  EFI_STATUS(EFIAPI* StartupThisAP)
-  (EfiMpServices* self, EfiApProcedure procedure, UINTN number, EFI_EVENT wait_event,
-   UINTN timeout_us, void* argument, BOOLEAN* finished);
-  void* SwitchBSP;
-  void* EnableDisableAP;
-  EFI_STATUS(EFIAPI* WhoAmI)(EfiMpServices* self, UINTN* number);
-};
-
 // What the BSP needs about each CPU once it runs as the guest (the pool is
 // not present for it then): kept on its stack.
 struct CpuPlan {
@@ -345,9 +341,8 @@ uint32_t own_apic_id() {
 void discover_cpus(EFI_BOOT_SERVICES* bs, MpPlan* plan) {
   plan->count = 1;
   plan->cpu[0] = CpuPlan{0, own_apic_id(), 0, 0};
-  EFI_GUID guid = {0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
   EfiMpServices* mp = nullptr;
-  EFI_STATUS s = bs->LocateProtocol(&guid, nullptr, reinterpret_cast<void**>(&mp));
+  EFI_STATUS s = boot::locate_mp_services(bs, &mp);
   if (EFI_ERROR(s) || mp == nullptr) {
     log::info("vmx: no EFI_MP_SERVICES_PROTOCOL (0x%llx): virtualizing the boot CPU only\n",
               (unsigned long long)s);
@@ -373,15 +368,16 @@ void discover_cpus(EFI_BOOT_SERVICES* bs, MpPlan* plan) {
       apic[p] = 0;
       continue;
     }
-    flags[p] = pi.StatusFlag;
-    apic[p] = static_cast<uint32_t>(pi.ProcessorId);
+    flags[p] = pi.status_flag;
+    apic[p] = static_cast<uint32_t>(pi.processor_id);
   }
-  const uint32_t count = assign_vp_indexes(flags, n, static_cast<uint32_t>(bsp), kMaxCpus, vp_of);
+  const uint32_t count =
+      boot::assign_vp_indexes(flags, n, static_cast<uint32_t>(bsp), kMaxCpus, vp_of);
   if (count == 0) return;
   for (uint32_t p = 0; p < n; ++p) {
-    if (vp_of[p] != kNoVp) {
+    if (vp_of[p] != boot::kNoVp) {
       plan->cpu[vp_of[p]] = CpuPlan{p, apic[p], 0, 0};
-    } else if ((flags[p] & kProcessorEnabled) != 0 && plan->native_count < kMaxCpus) {
+    } else if ((flags[p] & boot::kProcessorEnabled) != 0 && plan->native_count < kMaxCpus) {
       plan->native_apic_ids[plan->native_count++] = apic[p];
     }
   }
@@ -400,26 +396,26 @@ void discover_cpus(EFI_BOOT_SERVICES* bs, MpPlan* plan) {
 // is gone: only the handshake (guest memory) is written after that.
 void EFIAPI ap_virtualize(void* argument) {
   auto* h = static_cast<ApHandshake*>(argument);
-  if (!ap_begin(*h)) return;  // the BSP gave up on this AP already
+  if (!boot::ap_begin(*h)) return;  // the BSP gave up on this AP already
   auto* cpu = reinterpret_cast<CpuLaunch*>(h->cpu_launch);
   capture_guest_state(&cpu->guest);
   const uint64_t status = microhv_virtualize(
       cpu, reinterpret_cast<uint64_t (*)(CpuLaunch*)>(h->entry), h->host_cr3, h->host_stack_top);
-  uint32_t vp_index = kNoVp, hv_bit = 0;
+  uint32_t vp_index = boot::kNoVp, hv_bit = 0;
   if (status == 0) {
     // As the guest: VP_INDEX (synthetic MSR, exits to microhv) and CPUID.
-    vp_index = static_cast<uint32_t>(arch::rdmsr(0x40000002));
-    hv_bit = (arch::cpuid(1).ecx >> 31) & 1;
+    vp_index = static_cast<uint32_t>(arch::rdmsr(tlfs::msr::kVpIndex));
+    hv_bit = hypervisor_bit();
   }
-  ap_finish(*h, status, vp_index, hv_bit);
+  boot::ap_finish(*h, status, vp_index, hv_bit);
 }
 
 // Runs on an AP that is already a guest, when the firmware starts it again
 // (with INIT-SIPI-SIPI under OVMF's HLT-loop AP mode): what it sees.
 void EFIAPI ap_probe(void* argument) {
   auto* h = static_cast<ApHandshake*>(argument);
-  if (!ap_begin(*h)) return;
-  ap_finish(*h, 0, static_cast<uint32_t>(arch::rdmsr(0x40000002)), (arch::cpuid(1).ecx >> 31) & 1);
+  if (!boot::ap_begin(*h)) return;
+  boot::ap_finish(*h, 0, static_cast<uint32_t>(arch::rdmsr(tlfs::msr::kVpIndex)), hypervisor_bit());
 }
 
 template <typename Done>
@@ -473,8 +469,8 @@ ApResult run_on_ap(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t vp, EfiAp
     bs->FreePool(mem);
     return ApResult::kFailed;
   }
-  if (!wait_until(bs, kApStartTimeoutUs, [&] { return ap_done(*h); })) {
-    if (bsp_abandon(*h)) {
+  if (!wait_until(bs, kApStartTimeoutUs, [&] { return boot::ap_done(*h); })) {
+    if (boot::bsp_abandon(*h)) {
       log::error(
           "cpu %u (APIC ID %u): %s: the AP did not start microhv's procedure within %llu ms; it "
           "stays as it "
@@ -550,10 +546,13 @@ void probe_restarted_aps(EFI_BOOT_SERVICES* bs, const MpPlan& plan, uint32_t up)
 // (SINT route create + destroy for VP 0 SINT 0) and a byte read that must
 // pass through to the real port.
 void testdev_self_check() {
-  constexpr uint32_t kRouteCreate = 1u << 16, kRouteDestroy = 2u << 16;
-  arch::outl(0x3000, kRouteCreate);
-  arch::outl(0x3000, kRouteDestroy);
-  const uint8_t b = arch::inb(0x3000);
+  constexpr uint32_t kRouteCreate = static_cast<uint32_t>(TestDevice::Control::kSintRouteCreate)
+                                    << 16;
+  constexpr uint32_t kRouteDestroy = static_cast<uint32_t>(TestDevice::Control::kSintRouteDestroy)
+                                     << 16;
+  arch::outl(TestDevice::kIoPort, kRouteCreate);
+  arch::outl(TestDevice::kIoPort, kRouteDestroy);
+  const uint8_t b = arch::inb(TestDevice::kIoPort);
   log::info("guest: testdev: 32-bit OUTs to port 0x3000 accepted; a 1-byte IN from it read 0x%x\n",
             b);
 }
@@ -612,7 +611,8 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
     info->native_apic_ids[i] = plan.native_apic_ids[i];
   // WRMSR to the x2APIC ICR exits (write bitmap for MSRs 0-0x1FFF at byte
   // 0x800), so INIT IPIs to VPs can be emulated.
-  reinterpret_cast<uint8_t*>(info->msr_bitmap)[0x800 + 0x830 / 8] |= 1u << (0x830 % 8);
+  constexpr uint32_t kIcr = arch::apic::kX2apicIcrMsr;
+  reinterpret_cast<uint8_t*>(info->msr_bitmap)[0x800 + kIcr / 8] |= 1u << (kIcr % 8);
   for (uint32_t i = 0; i < plan.count; ++i) {
     CpuLaunch& c = info->cpus[i];
     c.info = reinterpret_cast<uint64_t>(info);
@@ -629,7 +629,8 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
     c.frame_page = pool.take(1);
     c.io_bitmap_a = pool.take(1);  // ports 0-0x7FFF: only the test device port may exit
     if (config.testdev) {
-      reinterpret_cast<uint8_t*>(c.io_bitmap_a)[0x3000 / 8] |= 1u << (0x3000 % 8);
+      reinterpret_cast<uint8_t*>(c.io_bitmap_a)[TestDevice::kIoPort / 8] |=
+          1u << (TestDevice::kIoPort % 8);
     }
     plan.cpu[i].cpu_launch = reinterpret_cast<uint64_t>(&c);
     plan.cpu[i].host_stack_top = c.host_stack_top;
@@ -655,7 +656,8 @@ EFI_STATUS start(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {
 
   const uint32_t max_ext = arch::cpuid(0x80000000).eax;
   info->phys_addr_bits = max_ext >= 0x80000008 ? (arch::cpuid(0x80000008).eax & 0xFF) : 36;
-  info->page1g = max_ext >= 0x80000001 && (arch::cpuid(0x80000001).edx & (1u << 26)) != 0;
+  info->page1g =
+      max_ext >= 0x80000001 && (arch::cpuid(0x80000001).edx & arch::cpuid_ext1_edx::kPage1G) != 0;
   info->ept_limit = identity_limit(info->regions, info->region_count, info->phys_addr_bits);
   info->tsc_hz = measure_tsc_hz(bs);
 

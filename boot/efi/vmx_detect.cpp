@@ -24,7 +24,7 @@ Vendor cpu_vendor() {
 
 void report_not_reported(uint32_t cpuid1_ecx) {
   const Vendor vendor = cpu_vendor();
-  const bool nested = (cpuid1_ecx & arch::kCpuid1EcxHypervisor) != 0;
+  const bool nested = (cpuid1_ecx & arch::cpuid1_ecx::kHypervisor) != 0;
   log::info(
       "VT-x not available: CPUID.1:ECX.VMX is 0 (%s CPU%s); enable VT-x in firmware setup, or "
       "run under QEMU/KVM with -cpu host,+vmx (kvm_intel nested=1), or Bochs\n",
@@ -38,7 +38,7 @@ bool detect_vmx() {
   // IA32_FEATURE_CONTROL exists only when CPUID reports VMX (or SMX); reading
   // it otherwise may #GP (SDM Vol. 4, Table 2-2).
   const uint64_t feature_control =
-      (ecx & arch::kCpuid1EcxVmx) != 0 ? arch::rdmsr(arch::kMsrFeatureControl) : 0;
+      (ecx & arch::cpuid1_ecx::kVmx) != 0 ? arch::rdmsr(arch::msr::kFeatureControl) : 0;
 
   switch (arch::classify_vmx(ecx, feature_control)) {
     case arch::VmxSupport::kNotReported:

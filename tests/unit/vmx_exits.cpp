@@ -25,7 +25,7 @@ class FakeVmcs final : public VmcsAccess {
 class FakeCpu final : public CpuServices {
  public:
   CpuidRegs cpuid(uint32_t leaf, uint32_t) override {
-    if (leaf == 1) return {0x000806C1, 0x00010800, 0x7FFAFBBF | kCpuid1EcxVmx, 0xBFEBFBFF};
+    if (leaf == 1) return {0x000806C1, 0x00010800, 0x7FFAFBBF | arch::cpuid1_ecx::kVmx, 0xBFEBFBFF};
     if (leaf == 0xD) return {0x7, 0, 0, 0};  // x87 | SSE | AVX
     return {leaf, 0x11, 0x22, 0x33};
   }
@@ -135,7 +135,7 @@ struct Rig {
     // A 64-bit CPL0 guest.
     vmcs.fields[Field::kGuestCr0] = 0x80000033;
     vmcs.fields[Field::kCr0ReadShadow] = 0x80000013;
-    vmcs.fields[Field::kCr0Mask] = kCr0Ne;
+    vmcs.fields[Field::kCr0Mask] = 1ull << 5;  // CR0.NE
     vmcs.fields[Field::kGuestCr4] = 0x2668 | (1 << 18);
     vmcs.fields[Field::kCr4ReadShadow] = 0x668 | (1 << 18);
     vmcs.fields[Field::kGuestEfer] = 0xD00;
@@ -191,8 +191,8 @@ TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidde
   r.regs.rcx = 0;
   REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
   CHECK(r.regs.rax == 0x000806C1);
-  CHECK((r.regs.rcx & kCpuid1EcxHypervisor) != 0);
-  CHECK((r.regs.rcx & kCpuid1EcxVmx) == 0);
+  CHECK((r.regs.rcx & arch::cpuid1_ecx::kHypervisor) != 0);
+  CHECK((r.regs.rcx & arch::cpuid1_ecx::kVmx) == 0);
   CHECK(r.regs.rdx == 0xBFEBFBFF);
 }
 
@@ -404,8 +404,8 @@ TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode
   CHECK(i.vmcs.fields[Field::kGuestCsSel] == 0xF000);
   CHECK(i.vmcs.fields[Field::kGuestCsBase] == 0xFFFF0000);
   CHECK(i.vmcs.fields[Field::kGuestRip] == 0xFFF0);
-  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x10);     // ET; CD/NW were clear and stay so
-  CHECK((i.vmcs.fields[Field::kGuestCr0] & kCr0Pe) == 0);  // unrestricted guest: real mode
+  CHECK(i.vmcs.fields[Field::kCr0ReadShadow] == 0x10);  // ET; CD/NW were clear and stay so
+  CHECK((i.vmcs.fields[Field::kGuestCr0] & 1) == 0);    // CR0.PE  // unrestricted guest: real mode
   CHECK(i.vmcs.fields[Field::kGuestEfer] == 0);
   CHECK((i.vmcs.fields[Field::kEntryControls] & entry_ctl::kIa32eModeGuest) == 0);
   CHECK(i.regs.rax == 0);
@@ -553,7 +553,7 @@ TEST_CASE("exits: I/O routing for the test device port") {
 
 TEST_CASE("exits: x2APIC ICR writes go to the APIC emulation, other MSRs do not") {
   Rig r;
-  r.regs.rcx = kX2apicIcrMsr;
+  r.regs.rcx = 0x830;       // x2APIC ICR (SDM Vol. 3A 10.12.1.2)
   r.regs.rax = 0x00004500;  // INIT, assert
   r.regs.rdx = 1;           // destination APIC id 1
   REQUIRE(r.run(exit_reason::kWrmsr) == ExitAction::kAdvance);

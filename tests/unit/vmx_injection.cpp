@@ -7,7 +7,7 @@
 using namespace microhv::vmx;
 
 namespace {
-constexpr uint64_t kIf = kRflagsIf;
+constexpr uint64_t kIf = 1ull << 9;  // RFLAGS.IF (SDM Vol. 1 3.4.3)
 constexpr uint32_t kSti = interruptibility::kBlockingBySti;
 constexpr uint32_t kMovSs = interruptibility::kBlockingByMovSs;
 constexpr uint32_t kNmiBlocked = interruptibility::kBlockingByNmi;

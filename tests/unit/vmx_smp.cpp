@@ -1,65 +1,16 @@
-// Every CPU a VP, the portable part: VP numbering, the AP bring-up
-// handshake, the cross-VP inbox and its kick protocol (including a
-// multi-threaded check that no vector and no kick is lost), the host NMI
-// window fix-up, and which INIT IPIs microhv emulates.
+// Every CPU a VP, the portable part: the cross-VP inbox and its kick
+// protocol (including a multi-threaded check that no vector and no kick is
+// lost), the host NMI window fix-up, and which INIT IPIs microhv emulates.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
+#include "arch/apic.hpp"
 #include "vmx/smp.hpp"
 
 using namespace microhv::vmx;
-
-namespace {
-constexpr uint32_t kOk = kProcessorEnabled | kProcessorHealthy;
-}
-
-TEST_CASE("smp: VP index = processor number with the BSP as processor 0") {
-  const uint32_t flags[] = {kOk | kProcessorIsBsp, kOk, kOk, kOk};
-  uint32_t vp_of[4];
-  REQUIRE(assign_vp_indexes(flags, 4, 0, kMaxCpus, vp_of) == 4);
-  for (uint32_t p = 0; p < 4; ++p) CHECK(vp_of[p] == p);
-}
-
-TEST_CASE("smp: the BSP is VP 0 wherever MP services numbers it; disabled CPUs get no VP") {
-  const uint32_t flags[] = {kOk, kOk, kOk | kProcessorIsBsp, kProcessorEnabled /* unhealthy */,
-                            0,   kOk};
-  uint32_t vp_of[6];
-  REQUIRE(assign_vp_indexes(flags, 6, 2, kMaxCpus, vp_of) == 4);
-  CHECK(vp_of[2] == 0);
-  CHECK(vp_of[0] == 1);
-  CHECK(vp_of[1] == 2);
-  CHECK(vp_of[3] == kNoVp);
-  CHECK(vp_of[4] == kNoVp);
-  CHECK(vp_of[5] == 3);
-}
-
-TEST_CASE("smp: at most max_vps VPs; an out-of-range BSP gives none") {
-  const uint32_t flags[] = {kOk, kOk, kOk, kOk};
-  uint32_t vp_of[4];
-  CHECK(assign_vp_indexes(flags, 4, 0, 2, vp_of) == 2);
-  CHECK(vp_of[2] == kNoVp);
-  CHECK(assign_vp_indexes(flags, 4, 7, kMaxCpus, vp_of) == 0);
-}
-
-TEST_CASE("smp: AP handshake: the BSP can abandon an AP that has not started, not one that runs") {
-  ApHandshake waiting;
-  CHECK(bsp_abandon(waiting));
-  CHECK_FALSE(ap_begin(waiting));  // too late: the AP does nothing
-  CHECK_FALSE(ap_done(waiting));
-
-  ApHandshake running;
-  REQUIRE(ap_begin(running));
-  CHECK_FALSE(bsp_abandon(running));
-  CHECK_FALSE(ap_done(running));
-  ap_finish(running, 0, 1, 1);
-  CHECK(ap_done(running));
-  CHECK(running.status == 0);
-  CHECK(running.vp_index == 1);
-  CHECK(running.hv_bit == 1);
-  CHECK_FALSE(bsp_abandon(running));
-}
+namespace icr = microhv::arch::apic::icr;
 
 TEST_CASE("smp: SynIC interrupts for a VP waiting for SIPI are dropped, not queued") {
   STATIC_REQUIRE(remote_delivery(activity::kActive) == RemoteDelivery::kQueue);

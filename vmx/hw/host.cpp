@@ -25,25 +25,29 @@
 // are scoped to the handler that takes them); RemoteQueue is lock-free.
 #include <new>
 
+#include "arch/apic.hpp"
 #include "arch/cpu.hpp"
 #include "arch/descriptors.hpp"
+#include "arch/msr.hpp"
 #include "arch/serial.hpp"
+#include "arch/vmx/vmcs_names.hpp"
+#include "arch/x86.hpp"
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
-#include "kernel/hypervisor.hpp"
 #include "kernel/base/log.hpp"
+#include "kernel/hypervisor.hpp"
 #include "synic/msr.hpp"
 #include "synic/services/testdev.hpp"
 #include "synic/services/vmbus_host.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/ept.hpp"
 #include "vmx/exits.hpp"
+#include "vmx/hw/instructions.hpp"
+#include "vmx/init_sipi.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/page_tables.hpp"
 #include "vmx/smp.hpp"
-#include "arch/vmx/vmcs_names.hpp"
-#include "vmx/hw/instructions.hpp"
 
 extern "C" {
 extern char microhv_vmexit_stub[];
@@ -291,7 +295,7 @@ class HwCpu final : public CpuServices {
   uint32_t apic_read(uint32_t offset) override;
   void x2apic_icr_write(uint64_t value) override;
   void reset_debug_registers() override {
-    const uint64_t zero = 0, dr6 = 0xFFFF0FF0;
+    const uint64_t zero = 0, dr6 = kDr6AfterInit;
     asm volatile("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3; mov %1, %%dr6"
                  :
                  : "r"(zero), "r"(dr6));
@@ -482,30 +486,24 @@ void update_hypercall_overlay() {
 
 // ---------------------------------------------------------------- local APIC
 
-constexpr uint64_t kApicBaseBsp = 1ull << 8;
-constexpr uint64_t kApicBaseX2apic = 1ull << 10;
-constexpr uint64_t kApicBaseEnable = 1ull << 11;
-constexpr uint32_t kX2apicIcr = 0x830;
-constexpr uint32_t kIcrDeliveryNmi = 4u << 8;
-constexpr uint32_t kIcrAssert = 1u << 14;
-constexpr uint32_t kIcrShorthandSelf = 1u << 18;
-constexpr uint32_t kIcrPending = 1u << 12;
+namespace apic = arch::apic;
+namespace icr = arch::apic::icr;
 
 volatile uint32_t* xapic_reg(uint64_t apic_base, uint32_t offset) {
   return reinterpret_cast<volatile uint32_t*>((apic_base & ~0xFFFull) + offset);
 }
 
 void xapic_wait_idle(uint64_t apic_base) {
-  volatile uint32_t* icr_low = xapic_reg(apic_base, 0x300);
-  for (int i = 0; i < 100000 && (*icr_low & kIcrPending) != 0; ++i) arch::pause();
+  volatile uint32_t* icr_low = xapic_reg(apic_base, apic::kIcrLow);
+  for (int i = 0; i < 100000 && (*icr_low & icr::kDeliveryPending) != 0; ++i) arch::pause();
 }
 
 // The guest owns the local APIC (no APIC virtualization), so these go
 // through its registers in whatever mode it chose; in xAPIC mode the ICR
 // high word the guest may have written already is put back.
 void send_self_ipi(Vcpu& v, uint8_t vector) {
-  const uint64_t apic_base = arch::rdmsr(msr::kApicBase);
-  if ((apic_base & kApicBaseEnable) == 0) {
+  const uint64_t apic_base = arch::rdmsr(arch::msr::kApicBase);
+  if ((apic_base & apic::base::kEnable) == 0) {
     // The guest disabled its APIC: nothing can deliver or EOI a fixed
     // interrupt. Fall back to VMCS injection.
     if (!v.apic_warned)
@@ -514,13 +512,13 @@ void send_self_ipi(Vcpu& v, uint8_t vector) {
     v.events.queue_interrupt(vector);
     return;
   }
-  if ((apic_base & kApicBaseX2apic) != 0) {
-    arch::wrmsr(msr::kX2apicSelfIpi, vector);  // x2APIC SELF IPI register
+  if ((apic_base & apic::base::kX2apic) != 0) {
+    arch::wrmsr(apic::kX2apicSelfIpiMsr, vector);  // x2APIC SELF IPI register
     return;
   }
   // xAPIC: ICR low with destination shorthand "self", fixed, edge.
   xapic_wait_idle(apic_base);
-  *xapic_reg(apic_base, 0x300) = kIcrShorthandSelf | kIcrAssert | vector;
+  *xapic_reg(apic_base, apic::kIcrLow) = icr::kShorthandSelf | icr::kAssert | vector;
 }
 
 // Kicks the CPU of `target` out of the guest: an NMI IPI (NMI exiting is
@@ -529,9 +527,9 @@ void send_self_ipi(Vcpu& v, uint8_t vector) {
 // its next exit.
 bool send_kick(Vcpu& target) {
   Vcpu& self = *current_vcpu();
-  const uint64_t apic_base = arch::rdmsr(msr::kApicBase);
+  const uint64_t apic_base = arch::rdmsr(arch::msr::kApicBase);
   const uint64_t kicks = __atomic_add_fetch(&target.kicks_sent_to, 1, __ATOMIC_RELAXED);
-  if ((apic_base & kApicBaseEnable) == 0) {
+  if ((apic_base & apic::base::kEnable) == 0) {
     if (!self.kick_warned) {
       log::error(
           "cpu %u: local APIC disabled by the guest: cannot kick cpu %u; it takes its interrupts "
@@ -542,15 +540,15 @@ bool send_kick(Vcpu& target) {
     self.kick_warned = true;
     return false;
   }
-  if ((apic_base & kApicBaseX2apic) != 0) {
-    arch::wrmsr(kX2apicIcr,
-                (static_cast<uint64_t>(target.apic_id) << 32) | kIcrDeliveryNmi | kIcrAssert);
+  if ((apic_base & apic::base::kX2apic) != 0) {
+    arch::wrmsr(apic::kX2apicIcrMsr,
+                (static_cast<uint64_t>(target.apic_id) << 32) | icr::kNmi | icr::kAssert);
   } else {
-    volatile uint32_t* icr_high = xapic_reg(apic_base, 0x310);
+    volatile uint32_t* icr_high = xapic_reg(apic_base, apic::kIcrHigh);
     xapic_wait_idle(apic_base);
     const uint32_t saved_high = *icr_high;
-    *icr_high = target.apic_id << 24;
-    *xapic_reg(apic_base, 0x300) = kIcrDeliveryNmi | kIcrAssert;
+    *icr_high = target.apic_id << apic::kXapicDestShift;
+    *xapic_reg(apic_base, apic::kIcrLow) = icr::kNmi | icr::kAssert;
     xapic_wait_idle(apic_base);
     *icr_high = saved_high;
   }
@@ -601,14 +599,14 @@ uint64_t tsc_after_us(uint64_t us) {
 
 void write_icr_physical(uint64_t apic_base, bool x2apic, uint32_t low, uint32_t dest) {
   if (x2apic) {
-    arch::wrmsr(kX2apicIcr, (static_cast<uint64_t>(dest) << 32) | low);
+    arch::wrmsr(apic::kX2apicIcrMsr, (static_cast<uint64_t>(dest) << 32) | low);
     return;
   }
-  volatile uint32_t* icr_high = xapic_reg(apic_base, 0x310);
+  volatile uint32_t* icr_high = xapic_reg(apic_base, apic::kIcrHigh);
   xapic_wait_idle(apic_base);
   const uint32_t saved_high = *icr_high;
-  *icr_high = dest << 24;
-  *xapic_reg(apic_base, 0x300) = low;
+  *icr_high = dest << apic::kXapicDestShift;
+  *xapic_reg(apic_base, apic::kIcrLow) = low;
   xapic_wait_idle(apic_base);
   *icr_high = saved_high;
 }
@@ -660,7 +658,7 @@ void emulate_init(Vcpu& self, Vcpu& t) {
 void guest_icr_write(uint32_t low, uint32_t dest, bool x2apic, uint64_t x2apic_value) {
   Host& h = *g_host;
   Vcpu& self = *current_vcpu();
-  const uint64_t apic_base = arch::rdmsr(msr::kApicBase);
+  const uint64_t apic_base = arch::rdmsr(arch::msr::kApicBase);
   uint32_t vp_apic[kMaxCpus];
   uint32_t vps = 0;
   while (vps < h.cpu_count && __atomic_load_n(&h.vcpus[vps].vp, __ATOMIC_ACQUIRE) != nullptr) {
@@ -672,9 +670,9 @@ void guest_icr_write(uint32_t low, uint32_t dest, bool x2apic, uint64_t x2apic_v
   switch (d.action) {
     case IcrAction::kPassThrough:
       if (x2apic) {
-        arch::wrmsr(kX2apicIcr, x2apic_value);
+        arch::wrmsr(apic::kX2apicIcrMsr, x2apic_value);
       } else {
-        *xapic_reg(apic_base, 0x300) = low;
+        *xapic_reg(apic_base, apic::kIcrLow) = low;
       }
       return;
     case IcrAction::kDrop:
@@ -700,16 +698,17 @@ void guest_icr_write(uint32_t low, uint32_t dest, bool x2apic, uint64_t x2apic_v
 }
 
 void HwCpu::apic_write(uint32_t offset, uint32_t value) {
-  const uint64_t apic_base = arch::rdmsr(msr::kApicBase);
-  if (offset == 0x300) {
-    guest_icr_write(value, *xapic_reg(apic_base, 0x310) >> 24, false, 0);
+  const uint64_t apic_base = arch::rdmsr(arch::msr::kApicBase);
+  if (offset == apic::kIcrLow) {
+    guest_icr_write(value, *xapic_reg(apic_base, apic::kIcrHigh) >> apic::kXapicDestShift, false,
+                    0);
     return;
   }
   *xapic_reg(apic_base, offset) = value;
 }
 
 uint32_t HwCpu::apic_read(uint32_t offset) {
-  return *xapic_reg(arch::rdmsr(msr::kApicBase), offset);
+  return *xapic_reg(arch::rdmsr(arch::msr::kApicBase), offset);
 }
 
 void HwCpu::x2apic_icr_write(uint64_t value) {
@@ -769,7 +768,7 @@ bool HwCpu::step_io_natively(uint16_t port) {
   Vcpu& v = *current_vcpu();
   if (!g_host->mtf) return false;
   (void)port;
-  set_io_intercept(v.launch->io_bitmap_a, kTestDevicePort, false);
+  set_io_intercept(v.launch->io_bitmap_a, TestDevice::kIoPort, false);
   v.io_step = true;
   v.proc_controls |= proc::kMonitorTrapFlag;
   vmwrite(Field::kProcControls, v.proc_controls);
@@ -779,7 +778,7 @@ bool HwCpu::step_io_natively(uint16_t port) {
 bool HwCpu::end_io_step() {
   Vcpu& v = *current_vcpu();
   if (!v.io_step) return false;
-  if (g_info->testdev) set_io_intercept(v.launch->io_bitmap_a, kTestDevicePort, true);
+  if (g_info->testdev) set_io_intercept(v.launch->io_bitmap_a, TestDevice::kIoPort, true);
   v.io_step = false;
   v.proc_controls &= ~proc::kMonitorTrapFlag;
   vmwrite(Field::kProcControls, v.proc_controls);
@@ -792,8 +791,8 @@ void forward_testdev_write(Vcpu& v, uint32_t value) {
   const uint32_t n = __atomic_fetch_add(&h.testdev_writes, 1u, __ATOMIC_RELAXED);
   if (n == 0) {
     log::info(
-        "testdev: 32-bit OUT 0x%08x to port 0x3000 from VP %u (first; later ones are not logged)\n",
-        value, v.index);
+        "testdev: 32-bit OUT 0x%08x to port 0x%x from VP %u (first; later ones are not logged)\n",
+        value, TestDevice::kIoPort, v.index);
   }
   h.testdev->write(value);
 }
@@ -847,7 +846,7 @@ void prepare_entry(Vcpu& v) {
     if (d.inject) {
       uint32_t info = d.intr_info;
       // With unrestricted guest in real mode no error code may be delivered.
-      if ((vmread(Field::kGuestCr0) & kCr0Pe) == 0) info &= ~intr_info::kDeliverErrorCode;
+      if ((vmread(Field::kGuestCr0) & arch::cr0::kPe) == 0) info &= ~intr_info::kDeliverErrorCode;
       vmwrite(Field::kEntryInterruptionInfo, info);
       if ((info & intr_info::kDeliverErrorCode) != 0)
         vmwrite(Field::kEntryExceptionErrorCode, d.error_code);
@@ -924,7 +923,7 @@ void setup_cpu_locals(Vcpu& v, CpuLaunch* cpu) {
   v.core.owner = &v;
   v.frame = new (reinterpret_cast<void*>(cpu->frame_page)) VcpuFrame{};
   v.frame->host_stack_top = cpu->host_stack_top;
-  v.bsp = (arch::rdmsr(msr::kApicBase) & kApicBaseBsp) != 0;
+  v.bsp = (arch::rdmsr(arch::msr::kApicBase) & apic::base::kBsp) != 0;
   // The APIC id as this CPU reports it (x2APIC id from CPUID 0xB when
   // available); MP services' number is only a cross-check.
   uint32_t apic_id = arch::cpuid(1).ebx >> 24;
@@ -934,7 +933,7 @@ void setup_cpu_locals(Vcpu& v, CpuLaunch* cpu) {
                apic_id, cpu->apic_id, apic_id);
   }
   v.apic_id = apic_id;
-  arch::wrmsr(msr::kGsBase, reinterpret_cast<uint64_t>(&v.gs_self));
+  arch::wrmsr(arch::msr::kGsBase, reinterpret_cast<uint64_t>(&v.gs_self));
 }
 
 void load_host_descriptors(Vcpu& v, CpuLaunch* cpu) {
@@ -978,30 +977,30 @@ void restore_firmware_descriptors(CpuLaunch* cpu) {
   const arch::DescriptorTableRegister idtr{cpu->guest.idtr_limit, cpu->guest.idtr_base};
   asm volatile("lgdt %0" : : "m"(gdtr) : "memory");
   asm volatile("lidt %0" : : "m"(idtr) : "memory");
-  arch::wrmsr(msr::kGsBase, cpu->guest.gs_base);
+  arch::wrmsr(arch::msr::kGsBase, cpu->guest.gs_base);
 }
 
 VmxCapabilities read_capabilities() {
   VmxCapabilities c{};
-  c.basic = arch::rdmsr(msr::kVmxBasic);
-  c.pinbased = arch::rdmsr(msr::kVmxPinbased);
-  c.procbased = arch::rdmsr(msr::kVmxProcbased);
-  c.exit = arch::rdmsr(msr::kVmxExit);
-  c.entry = arch::rdmsr(msr::kVmxEntry);
-  c.misc = arch::rdmsr(msr::kVmxMisc);
-  c.cr0_fixed0 = arch::rdmsr(msr::kVmxCr0Fixed0);
-  c.cr0_fixed1 = arch::rdmsr(msr::kVmxCr0Fixed1);
-  c.cr4_fixed0 = arch::rdmsr(msr::kVmxCr4Fixed0);
-  c.cr4_fixed1 = arch::rdmsr(msr::kVmxCr4Fixed1);
+  c.basic = arch::rdmsr(arch::msr::kVmxBasic);
+  c.pinbased = arch::rdmsr(arch::msr::kVmxPinbased);
+  c.procbased = arch::rdmsr(arch::msr::kVmxProcbased);
+  c.exit = arch::rdmsr(arch::msr::kVmxExit);
+  c.entry = arch::rdmsr(arch::msr::kVmxEntry);
+  c.misc = arch::rdmsr(arch::msr::kVmxMisc);
+  c.cr0_fixed0 = arch::rdmsr(arch::msr::kVmxCr0Fixed0);
+  c.cr0_fixed1 = arch::rdmsr(arch::msr::kVmxCr0Fixed1);
+  c.cr4_fixed0 = arch::rdmsr(arch::msr::kVmxCr4Fixed0);
+  c.cr4_fixed1 = arch::rdmsr(arch::msr::kVmxCr4Fixed1);
   if ((c.basic & kBasicTrueControls) != 0) {
-    c.true_pinbased = arch::rdmsr(msr::kVmxTruePinbased);
-    c.true_procbased = arch::rdmsr(msr::kVmxTrueProcbased);
-    c.true_exit = arch::rdmsr(msr::kVmxTrueExit);
-    c.true_entry = arch::rdmsr(msr::kVmxTrueEntry);
+    c.true_pinbased = arch::rdmsr(arch::msr::kVmxTruePinbased);
+    c.true_procbased = arch::rdmsr(arch::msr::kVmxTrueProcbased);
+    c.true_exit = arch::rdmsr(arch::msr::kVmxTrueExit);
+    c.true_entry = arch::rdmsr(arch::msr::kVmxTrueEntry);
   }
   if (control_allowed(c.procbased, proc::kActivateSecondary)) {
-    c.procbased2 = arch::rdmsr(msr::kVmxProcbased2);
-    c.ept_vpid_cap = arch::rdmsr(msr::kVmxEptVpidCap);
+    c.procbased2 = arch::rdmsr(arch::msr::kVmxProcbased2);
+    c.ept_vpid_cap = arch::rdmsr(arch::msr::kVmxEptVpidCap);
   }
   return c;
 }
@@ -1024,8 +1023,9 @@ void log_capabilities(const VmxCapabilities& c) {
 
 // IA32_FEATURE_CONTROL is per CPU: every CPU locks its own.
 bool enable_feature_control(const Vcpu& v) {
-  const uint64_t fc = arch::rdmsr(msr::kFeatureControl);
-  constexpr uint64_t kLock = 1, kOutsideSmx = 4;
+  const uint64_t fc = arch::rdmsr(arch::msr::kFeatureControl);
+  constexpr uint64_t kLock = arch::msr::feature_control::kLock;
+  constexpr uint64_t kOutsideSmx = arch::msr::feature_control::kVmxOutsideSmx;
   if ((fc & kLock) != 0) {
     if ((fc & kOutsideSmx) == 0) {
       log::error(
@@ -1036,11 +1036,11 @@ bool enable_feature_control(const Vcpu& v) {
     }
     return true;
   }
-  arch::wrmsr(msr::kFeatureControl, fc | kLock | kOutsideSmx);
+  arch::wrmsr(arch::msr::kFeatureControl, fc | kLock | kOutsideSmx);
   if (v.index == 0) {
     log::info("IA32_FEATURE_CONTROL 0x%llx -> 0x%llx (locked, VMX outside SMX)\n",
               static_cast<unsigned long long>(fc),
-              static_cast<unsigned long long>(arch::rdmsr(msr::kFeatureControl)));
+              static_cast<unsigned long long>(arch::rdmsr(arch::msr::kFeatureControl)));
   }
   return true;
 }
@@ -1120,8 +1120,8 @@ bool write_vmcs(Vcpu& v, CpuLaunch* cpu, const ControlSet& ctl) {
   vmwrite(Field::kHostSysenterCs, 0);
   vmwrite(Field::kHostSysenterEsp, 0);
   vmwrite(Field::kHostSysenterEip, 0);
-  vmwrite(Field::kHostEfer, arch::rdmsr(msr::kEfer));
-  vmwrite(Field::kHostPat, arch::rdmsr(msr::kPat));
+  vmwrite(Field::kHostEfer, arch::rdmsr(arch::msr::kEfer));
+  vmwrite(Field::kHostPat, arch::rdmsr(arch::msr::kPat));
   vmwrite(Field::kHostRsp, reinterpret_cast<uint64_t>(&v.frame->host_stack_top));
   vmwrite(Field::kHostRip, reinterpret_cast<uint64_t>(microhv_vmexit_stub));
 
@@ -1200,7 +1200,7 @@ void create_partition(LaunchInfo* info) {
         "testdev: on: 32-bit OUT to port 0x%x goes to the test device (I/O bitmap), other accesses "
         "pass "
         "through\n",
-        kTestDevicePort);
+        TestDevice::kIoPort);
   }
 }
 
@@ -1208,7 +1208,7 @@ void create_partition(LaunchInfo* info) {
 // Returns only on failure, with everything undone.
 uint64_t launch_this_cpu(Vcpu& v, CpuLaunch* cpu) {
   Host& h = *g_host;
-  const bool ia32e = (cpu->guest.efer & (1ull << 10)) != 0;
+  const bool ia32e = (cpu->guest.efer & arch::efer::kLma) != 0;
   const ControlSet ctl = compute_controls(h.caps, ia32e);
   if (!ctl.ok()) {
     log::error(
@@ -1235,9 +1235,10 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch* cpu) {
   // CR4.OSXSAVE in the host too when the CPU has XSAVE: microhv executes the
   // guest's XSETBV itself, which is #UD without it (the firmware may not
   // have set it; XCR0 is not switched between guest and host).
-  constexpr uint64_t kCr4Osxsave = 1ull << 18;
-  const uint64_t osxsave = (arch::cpuid(1).ecx & (1u << 26)) != 0 ? kCr4Osxsave : 0;
-  arch::write_cr4(apply_fixed(cr4 | osxsave, h.caps.cr4_fixed0, h.caps.cr4_fixed1) | kCr4Vmxe);
+  const uint64_t osxsave =
+      (arch::cpuid(1).ecx & arch::cpuid1_ecx::kXsave) != 0 ? arch::cr4::kOsxsave : 0;
+  arch::write_cr4(apply_fixed(cr4 | osxsave, h.caps.cr4_fixed0, h.caps.cr4_fixed1) |
+                  arch::cr4::kVmxe);
   const uint32_t revision = vmcs_revision(h.caps.basic);
   *reinterpret_cast<uint32_t*>(cpu->vmxon_page) = revision;
   *reinterpret_cast<uint32_t*>(cpu->vmcs_page) = revision;
@@ -1394,8 +1395,8 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
 
   // The local APIC page: read-only, so that guest writes to it exit and an
   // INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
-  const uint64_t apic_base = arch::rdmsr(msr::kApicBase);
-  if ((apic_base & kApicBaseEnable) != 0) {
+  const uint64_t apic_base = arch::rdmsr(arch::msr::kApicBase);
+  if ((apic_base & apic::base::kEnable) != 0) {
     h.apic_page = apic_base & ~0xFFFull & ((1ull << info->phys_addr_bits) - 1);
     if (h.apic_page < info->ept_limit &&
         h.ept.map(h.apic_page, h.apic_page, kPageSize, identity_attr(h.apic_page))) {
