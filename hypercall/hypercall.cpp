@@ -1,22 +1,42 @@
-// Hypercall ABI decoding and dispatch (TLFS "Hypercall Interface").
+// Hypercall ABI decoding and the table-driven dispatcher (TLFS "Hypercall
+// Interface").
 //
-// Order of checks, each ending the call with one status:
-//   #UD for real/virtual-8086 mode and CPL > 0 (no status at all);
-//   reserved control bits or IsNested -> INVALID_HYPERCALL_INPUT;
-//   unknown call code -> INVALID_HYPERCALL_CODE;
-//   missing privilege -> ACCESS_DENIED (before any input is read);
-//   rep count, rep start or variable header on a simple call, or the fast
-//   form of a call that has none -> INVALID_HYPERCALL_INPUT;
-//   input GPA misaligned, crossing a page or outside guest RAM ->
-//   INVALID_ALIGNMENT; then the call's own checks.
+// THE CHECK ORDER (the one place it is written down; README.md points here).
+// The TLFS leaves the order open except that it prefers ACCESS_DENIED when
+// several statuses apply. Each step ends the call with one status:
+//   1. real or virtual-8086 mode, or CPL > 0: #UD, no status (handle_hypercall);
+//   2. reserved control bits or IsNested: INVALID_HYPERCALL_INPUT;
+//   3. unknown call code: INVALID_HYPERCALL_CODE;
+//   4. the partition lacks the call's privilege (CPUID 0x40000003.EBX bit in
+//      kCalls): ACCESS_DENIED, before any input is read. This is the only
+//      privilege check: the handlers below never repeat it;
+//   5. rep count, rep start or variable header on a simple call, or the fast
+//      form of a call with more than 16 bytes of input: INVALID_HYPERCALL_INPUT;
+//   6. input GPA misaligned (8 bytes), crossing a page or outside guest RAM:
+//      INVALID_ALIGNMENT;
+//   7. the call's own checks (hypercall/calls.cpp, then synic/messaging.cpp
+//      and synic/delivery.cpp), each status at the first failing step:
+//      PostMessage: RsvdZ, MessageType, PayloadSize (INVALID_PARAMETER);
+//        the connection (INVALID_CONNECTION_ID); the port behind it
+//        (INVALID_PORT_ID); the target VP (INVALID_VP_INDEX); its SynIC
+//        (INVALID_SYNIC_STATE); last the port's buffers (INSUFFICIENT_BUFFERS).
+//      SignalEvent: RsvdZ; connection; port; the flag number against the
+//        port's flag count (INVALID_PARAMETER); target VP; its SynIC.
+//      Create/Delete/Connect/DisconnectPort: RsvdZ and VTL fields
+//        (INVALID_PARAMETER); partition ids (INVALID_PARTITION_ID); a port of
+//        microhv's own services (ACCESS_DENIED); then the port's type, SINT,
+//        flags (INVALID_PARAMETER), its id (INVALID_PORT_ID, and for
+//        ConnectPort a port reserved for another partition: ACCESS_DENIED),
+//        the connection id (INVALID_CONNECTION_ID) and table space
+//        (INSUFFICIENT_MEMORY).
 #include "hypercall/hypercall.hpp"
 
 #include <stddef.h>
 
 #include <type_traits>
 
+#include "hypercall/calls.hpp"
 #include "kernel/hypervisor.hpp"
-#include "synic/messaging.hpp"
 
 namespace microhv {
 namespace {
@@ -125,7 +145,7 @@ Status run(Vp& vp, const Decoded& d) {
   const CallSpec* spec = find_call(static_cast<uint16_t>(c & control::kCallCodeMask));
   if (spec == nullptr) return Status::kInvalidHypercallCode;
   Partition& partition = vp.partition();
-  if (!partition.has_privilege(spec->privilege)) return Status::kAccessDenied;
+  if (!partition.has_privilege(spec->privilege)) return Status::kAccessDenied;  // the only one
   // Every call microhv implements is a simple call without variable header.
   if ((c & (control::kRepCountMask | control::kRepStartMask | control::kVarHeaderMask)) != 0) {
     return Status::kInvalidHypercallInput;

@@ -4,7 +4,7 @@ namespace microhv {
 
 Partition* Hypervisor::claim_slot(PartitionId id) {
   // 0 is "no partition" in port records, and SELF is an alias.
-  if (id.value() == 0 || id == kSelfPartition) return nullptr;
+  if (id.value() == 0 || id.value() == tlfs::kPartitionSelf) return nullptr;
   Partition* free_slot = nullptr;
   for (auto& p : partitions_) {
     if (p.in_use() && p.id() == id) return nullptr;
@@ -14,17 +14,19 @@ Partition* Hypervisor::claim_slot(PartitionId id) {
 }
 
 Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemory& memory,
-                                        InterruptSink& interrupts, ReferenceClock& clock) {
+                                        InterruptSink& interrupts, ReferenceClock& clock,
+                                        GuestPhysicalOverlays& overlays) {
   if (config.vp_count > kMaxVps) return nullptr;
   Partition* p = claim_slot(config.id);
-  if (p != nullptr) p->init(*this, config, &memory, &interrupts, &clock, nullptr);
+  if (p != nullptr) p->init(*this, config, {&memory, &interrupts, &clock, &overlays}, nullptr);
   return p;
 }
 
 Partition* Hypervisor::create_service_partition(PartitionId id, MessageService& service) {
   Partition* p = claim_slot(id);
   if (p != nullptr)
-    p->init(*this, {id, 0, PartitionFeatures{0, 0}}, nullptr, nullptr, nullptr, &service);
+    p->init(*this, {id, 0, PartitionFeatures{0, 0}}, {nullptr, nullptr, nullptr, nullptr},
+            &service);
   return p;
 }
 

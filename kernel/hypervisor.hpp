@@ -3,8 +3,8 @@
 // only lock of the core; the back end takes no core lock across VM entry.
 #pragma once
 
-#include "kernel/partition.hpp"
 #include "kernel/base/spinlock.hpp"
+#include "kernel/partition.hpp"
 #include "kernel/ports.hpp"
 
 namespace microhv {
@@ -16,7 +16,8 @@ class Hypervisor {
   // nullptr when the id is in use or reserved, the VP count is out of range
   // or every partition slot is taken.
   Partition* create_partition(const PartitionConfig& config, GuestMemory& memory,
-                              InterruptSink& interrupts, ReferenceClock& clock);
+                              InterruptSink& interrupts, ReferenceClock& clock,
+                              GuestPhysicalOverlays& overlays);
   // A service partition (no VPs, no memory): see MessageService.
   Partition* create_service_partition(PartitionId id, MessageService& service);
   // Resolves a TLFS partition id as seen by `caller` (HV_PARTITION_ID_SELF).

@@ -2,12 +2,13 @@
 
 namespace microhv {
 
-void Partition::init(Hypervisor& hv, const PartitionConfig& config, GuestMemory* memory,
-                     InterruptSink* interrupts, ReferenceClock* clock, MessageService* service) {
+void Partition::init(Hypervisor& hv, const PartitionConfig& config, const Platform& platform,
+                     MessageService* service) {
   hv_ = &hv;
-  memory_ = memory;
-  interrupts_ = interrupts;
-  clock_ = clock;
+  memory_ = platform.memory;
+  interrupts_ = platform.interrupts;
+  clock_ = platform.clock;
+  overlays_ = platform.overlays;
   service_ = service;
   id_ = config.id;
   features_ = config.features;

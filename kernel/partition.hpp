@@ -4,10 +4,12 @@
 // accepts both derive from `features`, one source of truth.
 #pragma once
 
+#include "kernel/base/types.hpp"
+#include "kernel/message.hpp"
 #include "kernel/platform/clock.hpp"
 #include "kernel/platform/guest_memory.hpp"
 #include "kernel/platform/interrupts.hpp"
-#include "kernel/base/types.hpp"
+#include "kernel/platform/overlays.hpp"
 #include "kernel/synic_state.hpp"
 
 namespace microhv {
@@ -15,7 +17,6 @@ namespace microhv {
 class Hypervisor;
 class Partition;
 struct Port;
-struct OutgoingMessage;
 
 // A partition implemented inside the hypervisor (the VMBus host): it has no
 // VPs, and messages posted to its ports are handed to it instead of a SIM
@@ -84,22 +85,30 @@ class Partition {
   GuestMemory& memory() const { return *memory_; }
   InterruptSink& interrupts() const { return *interrupts_; }
   ReferenceClock& clock() const { return *clock_; }
+  GuestPhysicalOverlays& overlays() const { return *overlays_; }
 
-  // Partition-wide synthetic MSRs (TLFS 3.13).
+  // Partition-wide synthetic MSRs (TLFS 3.13); what they mean is
+  // hypercall/msr.cpp.
   uint64_t guest_os_id = 0;
   uint64_t hypercall_msr = 0;
-  bool hypercall_page_enabled() const { return (hypercall_msr & 1) != 0; }
-  Gpa hypercall_page() const { return Gpa(hypercall_msr & ~kPageMask); }
 
  private:
   friend class Hypervisor;
-  void init(Hypervisor& hv, const PartitionConfig& config, GuestMemory* memory,
-            InterruptSink* interrupts, ReferenceClock* clock, MessageService* service);
+  // What a guest partition runs on: all four, or none for a service.
+  struct Platform {
+    GuestMemory* memory;
+    InterruptSink* interrupts;
+    ReferenceClock* clock;
+    GuestPhysicalOverlays* overlays;
+  };
+  void init(Hypervisor& hv, const PartitionConfig& config, const Platform& platform,
+            MessageService* service);
 
   Hypervisor* hv_ = nullptr;
   GuestMemory* memory_ = nullptr;
   InterruptSink* interrupts_ = nullptr;
   ReferenceClock* clock_ = nullptr;
+  GuestPhysicalOverlays* overlays_ = nullptr;
   MessageService* service_ = nullptr;
   PartitionId id_{0};
   bool active_ = false;

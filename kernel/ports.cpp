@@ -4,7 +4,7 @@ namespace microhv {
 namespace {
 constexpr uint32_t kBuffersPerPort = tlfs::kMessageBuffersPerPort;
 static_assert(kBuffersPerPort == 16, "free_buffers is a 16-bit map");
-static_assert(kPoolSize < MessageBuffer::kNoBufferIndex);
+static_assert(kPoolSize < kNoBuffer);
 }  // namespace
 
 Port* PortTable::find_port(const Partition* owner, PortId id) {
@@ -44,11 +44,11 @@ Port* PortTable::port_of(const Connection& c) {
 }
 
 uint16_t PortTable::take_buffer(Port& port) {
-  if (port.free_buffers == 0) return MessageBuffer::kNoBufferIndex;
+  if (port.free_buffers == 0) return kNoBuffer;
   unsigned i = static_cast<unsigned>(__builtin_ctz(port.free_buffers));
   port.free_buffers = static_cast<uint16_t>(port.free_buffers & ~(1u << i));
   uint16_t index = static_cast<uint16_t>(slot_of(port) * kBuffersPerPort + i);
-  pool_[index].next = MessageBuffer::kNoBufferIndex;
+  pool_[index].next = kNoBuffer;
   return index;
 }
 

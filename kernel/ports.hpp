@@ -10,6 +10,7 @@
 
 #include "hypercall/tlfs/tlfs.hpp"
 #include "kernel/base/types.hpp"
+#include "kernel/message.hpp"
 
 namespace microhv {
 
@@ -28,7 +29,7 @@ struct Port {
   PortId id{0};
   tlfs::PortType type = tlfs::PortType::kMessage;
   uint8_t target_sint = 0;
-  VpIndex target_vp{0};  // may be kAnyVp
+  VpIndex target_vp{0};  // may be tlfs::kAnyVp
   uint16_t base_flag = 0;
   uint16_t flag_count = 0;
   PartitionId connection_partition{0};  // 0: any partition may connect
@@ -41,12 +42,6 @@ struct Connection {
   ConnectionId id{0};
   uint16_t port_slot = 0;
   uint32_t port_generation = 0;
-};
-
-struct MessageBuffer {
-  tlfs::Message message;
-  uint16_t next = kNoBufferIndex;
-  static constexpr uint16_t kNoBufferIndex = 0xFFFF;
 };
 
 class PortTable {
@@ -62,7 +57,7 @@ class PortTable {
   Port* port_of(const Connection& c);
 
   // Buffer management: buffer index = port slot * 16 + i.
-  uint16_t take_buffer(Port& port);  // kNoBufferIndex when the port has none free
+  uint16_t take_buffer(Port& port);  // kNoBuffer when the port has none free
   void release_buffer(uint16_t index);
   MessageBuffer* buffer(uint16_t index) { return index < kPoolSize ? &pool_[index] : nullptr; }
   uint32_t free_buffer_count(const Port& port) const;

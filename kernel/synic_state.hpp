@@ -1,17 +1,16 @@
-// Per-VP Synthetic Interrupt Controller state (TLFS chapter 11): the SynIC
-// MSRs and, per SINT, the FIFO of messages waiting for their SIM slot.
+// Per-VP Synthetic Interrupt Controller state (TLFS chapter 11), owned by
+// the Vp as plain data: the SynIC MSRs and, per SINT, the FIFO of messages
+// waiting for their SIM slot. What the MSRs mean is synic/; this is only
+// the state and its decoding.
 #pragma once
 
 #include "hypercall/tlfs/tlfs.hpp"
 #include "kernel/base/types.hpp"
+#include "kernel/message.hpp"
 
 namespace microhv {
 
-class Vp;
-
-inline constexpr uint16_t kNoBuffer = 0xFFFF;
-
-struct MessageQueue {  // intrusive FIFO of MessagePool buffer indices
+struct MessageQueue {  // intrusive FIFO of MessageBuffer indices (kernel/ports.hpp)
   uint16_t head = kNoBuffer;
   uint16_t tail = kNoBuffer;
   uint16_t length = 0;
@@ -22,28 +21,22 @@ struct SynicState {
   uint64_t scontrol = 0;
   uint64_t simp = 0;
   uint64_t siefp = 0;
-  uint64_t sint[kSintCount];
-  MessageQueue queue[kSintCount];
+  uint64_t sint[tlfs::kSintCount];
+  MessageQueue queue[tlfs::kSintCount];
   uint16_t queued_sints = 0;  // bit n: queue[n] is not empty (EOM's fast path)
 
   SynicState() {
     for (auto& s : sint) s = tlfs::sint_bits::kReset;
   }
 
-  bool enabled() const { return (scontrol & 1) != 0; }
-  bool sim_enabled() const { return (simp & 1) != 0; }
-  bool sief_enabled() const { return (siefp & 1) != 0; }
-  Gpa sim_page() const { return Gpa(simp & ~kPageMask); }
-  Gpa sief_page() const { return Gpa(siefp & ~kPageMask); }
+  bool enabled() const { return (scontrol & tlfs::synic_msr::kScontrolEnable) != 0; }
+  bool sim_enabled() const { return (simp & tlfs::synic_msr::kPageEnable) != 0; }
+  bool sief_enabled() const { return (siefp & tlfs::synic_msr::kPageEnable) != 0; }
+  Gpa sim_page() const { return Gpa(simp & tlfs::synic_msr::kPageMask); }
+  Gpa sief_page() const { return Gpa(siefp & tlfs::synic_msr::kPageMask); }
   bool masked(uint32_t n) const { return (sint[n] & tlfs::sint_bits::kMasked) != 0; }
   bool auto_eoi(uint32_t n) const { return (sint[n] & tlfs::sint_bits::kAutoEoi) != 0; }
   uint8_t vector(uint32_t n) const { return static_cast<uint8_t>(sint[n]); }
 };
-
-// Guest acknowledged a message with an EOM write: deliver what is queued.
-void synic_end_of_message(Vp& vp);
-// The back end observed an EOI of `vector` on this VP: SINTs with that vector
-// get their next queued message (TLFS 11.9.3, non-AutoEOI SINTs).
-void synic_end_of_interrupt(Vp& vp, uint8_t vector);
 
 }  // namespace microhv

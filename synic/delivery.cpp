@@ -14,14 +14,6 @@ Gpa slot_of(const SynicState& s, uint32_t sint) {
   return s.sim_page() + sint * tlfs::kMessageSize;
 }
 
-void raise_sint(Vp& vp, uint32_t sint) {
-  const SynicState& s = vp.synic;
-  // A masked SINT still receives messages in its slot; only the interrupt is
-  // suppressed, and it is not remembered (TLFS 11.8.4: edge semantics).
-  if (s.masked(sint)) return;
-  vp.partition().interrupts().raise(vp.index(), s.vector(sint), s.auto_eoi(sint));
-}
-
 // The header goes in last so a guest polling MessageType never sees a type
 // with a half-written payload.
 bool write_slot(GuestMemory& memory, Gpa slot, const OutgoingMessage& m, uint8_t flags) {
@@ -53,7 +45,7 @@ bool slot_is_free(GuestMemory& memory, Gpa slot, bool* free) {
 void enqueue(SynicState& s, uint32_t sint, PortTable& table, uint16_t index) {
   MessageQueue& q = s.queue[sint];
   __atomic_fetch_or(&s.queued_sints, static_cast<uint16_t>(1u << sint), __ATOMIC_RELEASE);
-  table.buffer(index)->next = MessageBuffer::kNoBufferIndex;
+  table.buffer(index)->next = kNoBuffer;
   if (q.empty()) {
     q.head = index;
   } else {
@@ -64,6 +56,14 @@ void enqueue(SynicState& s, uint32_t sint, PortTable& table, uint16_t index) {
 }
 
 }  // namespace
+
+void synic_raise(Vp& vp, uint32_t sint) {
+  const SynicState& s = vp.synic;
+  // A masked SINT still receives messages in its slot; only the interrupt is
+  // suppressed, and it is not remembered (TLFS 11.8.4: edge semantics).
+  if (s.masked(sint)) return;
+  vp.partition().interrupts().raise(vp.index(), s.vector(sint), s.auto_eoi(sint));
+}
 
 bool synic_can_take_messages(Vp& vp) {
   const SynicState& s = vp.synic;
@@ -84,11 +84,11 @@ tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, P
   bool free = false;
   if (q.empty() && slot_is_free(memory, slot, &free) && free &&
       write_slot(memory, slot, message, 0)) {
-    raise_sint(vp, sint);
+    synic_raise(vp, sint);
     return tlfs::Status::kSuccess;
   }
   uint16_t index = table.take_buffer(port);
-  if (index == MessageBuffer::kNoBufferIndex) return tlfs::Status::kInsufficientBuffers;
+  if (index == kNoBuffer) return tlfs::Status::kInsufficientBuffers;
   tlfs::Message& stored = table.buffer(index)->message;
   stored.message_type = message.type;
   stored.payload_size = message.payload_size;
@@ -102,7 +102,7 @@ tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, P
 }
 
 void synic_drain(Vp& vp, uint32_t sint) {
-  if (sint >= kSintCount) return;
+  if (sint >= tlfs::kSintCount) return;
   MessageQueue& q = vp.synic.queue[sint];
   if (q.empty() || !synic_can_take_messages(vp)) return;
   GuestMemory& memory = vp.partition().memory();
@@ -124,17 +124,17 @@ void synic_drain(Vp& vp, uint32_t sint) {
   uint16_t index = q.head;
   MessageBuffer* buffer = table.buffer(index);
   if (buffer == nullptr) return;
-  uint8_t flags = buffer->next != MessageBuffer::kNoBufferIndex ? tlfs::kMessageFlagPending : 0;
+  uint8_t flags = buffer->next != kNoBuffer ? tlfs::kMessageFlagPending : 0;
   if (!write_slot(memory, slot, view_of(buffer->message), flags)) return;
   q.head = buffer->next;
-  if (q.head == MessageBuffer::kNoBufferIndex) {
-    q.tail = MessageBuffer::kNoBufferIndex;
+  if (q.head == kNoBuffer) {
+    q.tail = kNoBuffer;
     __atomic_fetch_and(&vp.synic.queued_sints, static_cast<uint16_t>(~(1u << sint)),
                        __ATOMIC_RELEASE);
   }
   --q.length;
   table.release_buffer(index);
-  raise_sint(vp, sint);
+  synic_raise(vp, sint);
 }
 
 void synic_drain_all(Vp& vp) {
@@ -144,7 +144,8 @@ void synic_drain_all(Vp& vp) {
 }
 
 tlfs::Status synic_set_event_flag(Vp& vp, uint32_t sint, uint32_t flag) {
-  if (sint >= kSintCount || flag >= tlfs::kFlagsPerSint) return tlfs::Status::kInvalidParameter;
+  if (sint >= tlfs::kSintCount || flag >= tlfs::kFlagsPerSint)
+    return tlfs::Status::kInvalidParameter;
   if (!synic_can_take_events(vp)) return tlfs::Status::kInvalidSynicState;
   Gpa word = vp.synic.sief_page() + sint * (tlfs::kFlagsPerSint / 8) + (flag / 64) * 8;
   uint64_t bit = uint64_t{1} << (flag % 64);
@@ -152,7 +153,7 @@ tlfs::Status synic_set_event_flag(Vp& vp, uint32_t sint, uint32_t flag) {
   if (!vp.partition().memory().fetch_or_u64(word, bit, &old)) {
     return tlfs::Status::kInvalidSynicState;
   }
-  if ((old & bit) == 0) raise_sint(vp, sint);
+  if ((old & bit) == 0) synic_raise(vp, sint);
   return tlfs::Status::kSuccess;
 }
 

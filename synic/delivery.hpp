@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hypercall/tlfs/tlfs.hpp"
+#include "kernel/message.hpp"
 #include "kernel/partition.hpp"
 #include "kernel/ports.hpp"
 
@@ -13,16 +14,11 @@ bool synic_can_take_messages(Vp& vp);
 // SCONTROL enabled, SIEFP enabled and the SIEF page is guest RAM.
 bool synic_can_take_events(Vp& vp);
 
-// A message on its way to a SIM slot: the header fields and a pointer to its
-// payload_size payload bytes, so the payload moves from the caller's input
-// snapshot to the slot in one copy. Slot bytes past payload_size are not
-// written (TLFS: only the first PayloadSize bytes are transferred).
-struct OutgoingMessage {
-  uint32_t type;
-  uint8_t payload_size;
-  uint64_t origin;
-  const uint8_t* payload;  // payload_size bytes
-};
+// Raises SINT `sint` of `vp` the way every SynIC interrupt is raised: the
+// SINT's vector, with its AutoEOI flag, through the partition's
+// InterruptSink; nothing when the SINT is masked (TLFS 11.8.4: edge
+// semantics, not remembered). sint < 16.
+void synic_raise(Vp& vp, uint32_t sint);
 
 // Puts `message` into SINT `sint`'s SIM slot of `vp` if the slot is free and
 // nothing is queued ahead of it; otherwise queues it in one of `port`'s

@@ -1,7 +1,6 @@
-// Status order: ACCESS_DENIED first (the TLFS prefers it when several apply),
-// then the caller's own input (INVALID_PARAMETER), then what the input names:
-// connection, port, target VP, the target's SynIC, and last buffers.
-// Reserved (RsvdZ) input fields that are not zero are INVALID_PARAMETER.
+// The order in which these report their statuses is part of the one
+// documented check order in hypercall/hypercall.cpp: what the input names
+// (connection, port), then the target VP, its SynIC, and last the buffers.
 #include "synic/messaging.hpp"
 
 #include "kernel/hypervisor.hpp"
@@ -36,7 +35,7 @@ Target resolve_connection(Partition& partition, uint32_t raw_id, tlfs::PortType 
 template <typename CanTake>
 Vp* choose_target_vp(Port& port, CanTake can_take, bool prefer_free_slot, Status* status) {
   Partition& owner = *port.owner;
-  if (port.target_vp != kAnyVp) {
+  if (port.target_vp.value() != tlfs::kAnyVp) {
     Vp* vp = owner.vp(port.target_vp);
     if (vp == nullptr) *status = Status::kInvalidVpIndex;
     return vp;
@@ -91,7 +90,9 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
     return Status::kInvalidParameter;  // monitor ports are not implemented
   }
   // SINT 0 is left to the hypervisor's own messages.
-  if (spec.target_sint == 0 || spec.target_sint >= kSintCount) return Status::kInvalidParameter;
+  if (spec.target_sint == 0 || spec.target_sint >= tlfs::kSintCount) {
+    return Status::kInvalidParameter;
+  }
   bool events = spec.type == tlfs::PortType::kEvent;
   if (!events && (spec.base_flag != 0 || spec.flag_count != 0)) return Status::kInvalidParameter;
   if (events &&
@@ -150,88 +151,20 @@ Status connect_port(Partition& connector, ConnectionId id, Partition& owner, Por
   return Status::kSuccess;
 }
 
+Status create_connected_port(Partition& owner, const PortSpec& spec, Partition& connector,
+                             ConnectionId connection) {
+  Status status = create_port(owner, spec, &connector);
+  if (status != Status::kSuccess) return status;
+  status = connect_port(connector, connection, owner, spec.id, spec.type);
+  if (status != Status::kSuccess) delete_port(owner, spec.id);
+  return status;
+}
+
 Status disconnect_port(Partition& connector, ConnectionId id) {
   Connection* c = connector.hypervisor().ports.find_connection(&connector, id);
   if (c == nullptr) return Status::kInvalidConnectionId;
   *c = Connection{};
   return Status::kSuccess;
-}
-
-// ---- The hypercalls: privileges and the wire format, then the above.
-
-Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in) {
-  Partition& self = caller.partition();
-  if (!self.has_privilege(tlfs::cpuid::kPostMessages)) return Status::kAccessDenied;
-  if (in.rsvdz != 0) return Status::kInvalidParameter;
-  if (in.message_type == tlfs::kMessageTypeNone ||
-      (in.message_type & tlfs::kMessageTypeHypervisorBit) != 0) {
-    return Status::kInvalidParameter;  // types with bit 31 belong to the hypervisor
-  }
-  if (in.payload_size > tlfs::kMaxPayload) return Status::kInvalidParameter;
-  return post_message(self, in.connection_id, in.message_type, in.payload, in.payload_size);
-}
-
-Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in) {
-  if (!caller.partition().has_privilege(tlfs::cpuid::kSignalEvents)) return Status::kAccessDenied;
-  if (in.rsvdz != 0) return Status::kInvalidParameter;
-  return signal_event(caller.partition(), in.connection_id, in.flag_number);
-}
-
-Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
-  Partition& self = caller.partition();
-  if (!self.has_privilege(tlfs::cpuid::kCreatePort)) return Status::kAccessDenied;
-  const tlfs::PortInfo& info = in.port_info;
-  // Only VTL 0 exists; proximity hints are accepted and ignored.
-  if (in.port_vtl != 0 || in.min_connection_vtl != 0 || in.rsvdz0 != 0 || info.padding != 0 ||
-      info.rsvdz != 0) {
-    return Status::kInvalidParameter;
-  }
-  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
-  if (owner == nullptr) return Status::kInvalidPartitionId;
-  if (owner->service() != nullptr) return Status::kAccessDenied;  // microhv's own
-  Partition* connector = nullptr;
-  if (in.connection_partition != 0) {
-    connector = self.hypervisor().find_partition(self, in.connection_partition);
-    if (connector == nullptr) return Status::kInvalidPartitionId;
-  }
-  PortSpec spec{PortId(in.port_id),    static_cast<tlfs::PortType>(info.port_type),
-                info.target_sint,      VpIndex(info.target_vp),
-                info.base_flag_number, info.flag_count};
-  return create_port(*owner, spec, connector);
-}
-
-Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in) {
-  Partition& self = caller.partition();
-  if (!self.has_privilege(tlfs::cpuid::kCreatePort)) return Status::kAccessDenied;
-  if (in.rsvdz != 0) return Status::kInvalidParameter;
-  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
-  if (owner == nullptr) return Status::kInvalidPartitionId;
-  if (owner->service() != nullptr) return Status::kAccessDenied;  // microhv's own
-  return delete_port(*owner, PortId(in.port_id));
-}
-
-Status hv_connect_port(Vp& caller, const tlfs::ConnectPortInput& in) {
-  Partition& self = caller.partition();
-  if (!self.has_privilege(tlfs::cpuid::kConnectPort)) return Status::kAccessDenied;
-  const tlfs::ConnectionInfo& info = in.connection_info;
-  if (in.connection_vtl != 0 || in.rsvdz0 != 0 || in.rsvdz1 != 0 || in.rsvdz2 != 0 ||
-      info.padding != 0 || info.rsvdz[0] != 0 || info.rsvdz[1] != 0 || info.rsvdz[2] != 0) {
-    return Status::kInvalidParameter;
-  }
-  Partition* connector = self.hypervisor().find_partition(self, in.connection_partition);
-  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
-  if (connector == nullptr || owner == nullptr) return Status::kInvalidPartitionId;
-  return connect_port(*connector, ConnectionId(in.connection_id), *owner, PortId(in.port_id),
-                      static_cast<tlfs::PortType>(info.port_type));
-}
-
-Status hv_disconnect_port(Vp& caller, const tlfs::DisconnectPortInput& in) {
-  Partition& self = caller.partition();
-  if (!self.has_privilege(tlfs::cpuid::kConnectPort)) return Status::kAccessDenied;
-  if (in.rsvdz != 0) return Status::kInvalidParameter;
-  Partition* connector = self.hypervisor().find_partition(self, in.connection_partition);
-  if (connector == nullptr) return Status::kInvalidPartitionId;
-  return disconnect_port(*connector, ConnectionId(in.connection_id));
 }
 
 }  // namespace microhv

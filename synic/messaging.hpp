@@ -1,6 +1,9 @@
-// The TLFS messaging hypercalls: ports, connections, HvCallPostMessage and
-// HvCallSignalEvent. Each takes the caller's VP and the input block already
-// copied out of guest memory, and returns the TLFS status. Callers hold
+// The TLFS messaging operations (TLFS chapter 11): ports, connections,
+// posting a message and signalling an event, in terms of partitions and
+// typed ids. The hypercalls (hypercall/calls.cpp) reach them after the
+// dispatcher's privilege and ABI checks; microhv's own services (the VMBus
+// host, the test device) call them directly for a partition, and each
+// validates what it is given exactly as for a hypercall. Callers hold
 // Hypervisor::lock.
 #pragma once
 
@@ -10,16 +13,11 @@
 
 namespace microhv {
 
-// Takes the input snapshot by reference: its payload is zeroed past
-// PayloadSize and sent from there.
-// The same operations for the hypervisor's own services (the VMBus host, the
-// test device), which act for a partition without its privileges. Each
-// validates what it is given exactly as the hypercalls do.
 struct PortSpec {
   PortId id;
   tlfs::PortType type;
   uint32_t target_sint;
-  VpIndex target_vp;  // may be kAnyVp
+  VpIndex target_vp;  // may be tlfs::kAnyVp
   uint16_t base_flag;
   uint16_t flag_count;
 };
@@ -28,17 +26,13 @@ tlfs::Status delete_port(Partition& owner, PortId id);
 tlfs::Status connect_port(Partition& connector, ConnectionId id, Partition& owner, PortId port,
                           tlfs::PortType type);
 tlfs::Status disconnect_port(Partition& connector, ConnectionId id);
+// CreatePort in `owner` targeting spec, then ConnectPort from `connector` as
+// `connection`; the port is deleted again when the connection fails.
+tlfs::Status create_connected_port(Partition& owner, const PortSpec& spec, Partition& connector,
+                                   ConnectionId connection);
 // `payload` holds `size` (<= tlfs::kMaxPayload) bytes.
 tlfs::Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
                           const uint8_t* payload, uint32_t size);
 tlfs::Status signal_event(Partition& sender, uint32_t connection_id, uint16_t flag);
-
-// Only the first PayloadSize bytes of in.payload are read (and valid).
-tlfs::Status hv_post_message(Vp& caller, const tlfs::PostMessageInput& in);
-tlfs::Status hv_signal_event(Vp& caller, const tlfs::SignalEventInput& in);
-tlfs::Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in);
-tlfs::Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in);
-tlfs::Status hv_connect_port(Vp& caller, const tlfs::ConnectPortInput& in);
-tlfs::Status hv_disconnect_port(Vp& caller, const tlfs::DisconnectPortInput& in);
 
 }  // namespace microhv

@@ -1,6 +1,7 @@
-// Synthetic MSRs 0x40000000-0x400000FF (TLFS appendix "Hyper-V Synthetic
-// MSRs"). The back end forwards every RDMSR/WRMSR in that range here and
-// injects #GP when told to.
+// The SynIC MSRs of a VP (TLFS 11.8): SCONTROL, SVERSION, SIEFP, SIMP, EOM
+// and SINT0-15. hypercall/msr.cpp, the front for the whole synthetic MSR
+// range, hands these here after its range and access checks; writes that
+// open a delivery point (EOM, enabling SCONTROL or SIMP) deliver what waits.
 #pragma once
 
 #include <stdint.h>
@@ -12,10 +13,20 @@ class Vp;
 enum class MsrResult {
   kOk,
   kGp,            // inject #GP(0), RIP unchanged
-  kNotSynthetic,  // not in the synthetic range: not ours
+  kNotSynthetic,  // not in the synthetic range: not the core's
 };
 
-MsrResult read_synthetic_msr(Vp& vp, uint32_t msr, uint64_t* value);
-MsrResult write_synthetic_msr(Vp& vp, uint32_t msr, uint64_t value);
+bool is_synic_msr(uint32_t msr);
+
+// Both take Hypervisor::lock themselves; an EOM with nothing queued takes
+// none. Precondition: is_synic_msr(msr).
+MsrResult synic_read_msr(Vp& vp, uint32_t msr, uint64_t* value);
+MsrResult synic_write_msr(Vp& vp, uint32_t msr, uint64_t value);
+
+// Guest acknowledged a message with an EOM write: deliver what is queued.
+void synic_end_of_message(Vp& vp);
+// The back end observed an EOI of `vector` on this VP: SINTs with that vector
+// get their next queued message (TLFS 11.9.3, non-AutoEOI SINTs).
+void synic_end_of_interrupt(Vp& vp, uint8_t vector);
 
 }  // namespace microhv

@@ -62,16 +62,12 @@ ExitAction on_cpuid(ExitContext& c) {
   return ExitAction::kAdvance;
 }
 
-bool synthetic(uint32_t msr) {
-  return msr >= kSyntheticMsrFirst && msr <= kSyntheticMsrLast;
-}
-
 // ---- RDMSR / WRMSR (31, 32). Only MSRs outside the bitmap's ranges (among
 // them the synthetic ones) exit: synthetic -> core, others -> the real MSR.
 ExitAction on_rdmsr(ExitContext& c) {
   const uint32_t msr = static_cast<uint32_t>(c.regs.rcx);
   uint64_t value = 0;
-  if (synthetic(msr)) {
+  if (tlfs::msr::is_synthetic(msr)) {
     if (c.core.read_msr(msr, &value) != MsrResult::kOk) return inject_gp(c);
   } else if (!c.cpu.rdmsr(msr, &value)) {
     return inject_gp(c);
@@ -84,7 +80,7 @@ ExitAction on_rdmsr(ExitContext& c) {
 ExitAction on_wrmsr(ExitContext& c) {
   const uint32_t msr = static_cast<uint32_t>(c.regs.rcx);
   const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
-  if (synthetic(msr)) {
+  if (tlfs::msr::is_synthetic(msr)) {
     if (c.core.write_msr(msr, value) != MsrResult::kOk) return inject_gp(c);
   } else if (msr == arch::apic::kX2apicIcrMsr) {
     // Only exits for this (the MSR bitmap): INIT IPIs to VPs are emulated.

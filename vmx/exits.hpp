@@ -14,8 +14,8 @@
 #include "arch/vmx/vmcs.hpp"
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
+#include "hypercall/msr.hpp"
 #include "kernel/platform/guest_memory.hpp"
-#include "synic/msr.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/injection.hpp"
@@ -90,9 +90,6 @@ class HvCore {
  protected:
   ~HvCore() = default;
 };
-
-inline constexpr uint32_t kSyntheticMsrFirst = 0x40000000;
-inline constexpr uint32_t kSyntheticMsrLast = 0x400000FF;
 
 struct ExitContext {
   uint32_t reason;  // basic exit reason

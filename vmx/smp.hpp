@@ -6,12 +6,12 @@
 //  - RemoteQueue: the per-VP inbox other CPUs post SINT vectors into, and
 //    the kick protocol (NMI IPI) that makes the target exit and inject now.
 //
-// Lock order (the whole back end; see also kernel/hypervisor.hpp):
-//   EPT lock (host_hw.cpp, hypercall overlay)  and  Hypervisor::lock
-//   are never nested; either may be held while taking the log lock
-//   (the serial sink), which is always innermost. RemoteQueue is lock-free
-//   (atomic bitmaps), so InterruptSink::raise may post into it with
-//   Hypervisor::lock held. No lock is ever held across VM entry.
+// Lock order (the whole hypervisor, outermost first; see vmx/README.md):
+//   Hypervisor::lock -> the EPT lock (vmx/hw, overlays: the core places the
+//   hypercall page under its lock) -> the log lock (the serial sink, always
+//   innermost). Nothing takes them the other way round. RemoteQueue is
+//   lock-free (atomic bitmaps), so InterruptSink::raise may post into it
+//   with Hypervisor::lock held. No lock is ever held across VM entry.
 #pragma once
 
 #include <stddef.h>

@@ -62,8 +62,15 @@ constexpr uint64_t make_result(Status s, uint32_t reps_completed = 0) {
   return static_cast<uint64_t>(s) | (static_cast<uint64_t>(reps_completed & 0xFFF) << 32);
 }
 
-// ---- Synthetic MSRs (TLFS appendix "Synthetic MSRs").
+// ---- Synthetic MSRs (TLFS appendix "Synthetic MSRs"). The hypervisor owns
+// the whole range 0x40000000-0x400000FF; an MSR in it that a partition may
+// not use (or that does not exist) is #GP.
 namespace msr {
+inline constexpr uint32_t kFirst = 0x40000000;
+inline constexpr uint32_t kLast = 0x400000FF;
+constexpr bool is_synthetic(uint32_t m) {
+  return m >= kFirst && m <= kLast;
+}
 inline constexpr uint32_t kGuestOsId = 0x40000000;
 inline constexpr uint32_t kHypercall = 0x40000001;
 inline constexpr uint32_t kVpIndex = 0x40000002;
@@ -78,6 +85,31 @@ inline constexpr uint32_t kEom = 0x40000084;
 inline constexpr uint32_t kSint0 = 0x40000090;
 inline constexpr uint32_t kSint15 = 0x4000009F;
 }  // namespace msr
+
+// HV_X64_MSR_HYPERCALL (TLFS 3.13): 63:12 GPA page number of the hypercall
+// page, 11:2 reserved, 1 locked (further writes are ignored), 0 enable.
+namespace hypercall_msr {
+inline constexpr uint64_t kEnable = 1ull << 0;
+inline constexpr uint64_t kLocked = 1ull << 1;
+inline constexpr uint64_t kReserved = 0xFFCull;
+inline constexpr uint64_t kPageMask = ~0xFFFull;
+}  // namespace hypercall_msr
+
+// HV_X64_MSR_VP_ASSIST_PAGE: 63:12 GPA page number, 11:1 reserved, 0 enable.
+namespace vp_assist_msr {
+inline constexpr uint64_t kEnable = 1ull << 0;
+inline constexpr uint64_t kReserved = 0xFFEull;
+}  // namespace vp_assist_msr
+
+// SCONTROL bit 0 enables the SynIC; SIMP and SIEFP hold a GPA page number
+// in 63:12 and an enable bit 0 (TLFS 11.8).
+namespace synic_msr {
+inline constexpr uint64_t kScontrolEnable = 1ull << 0;
+inline constexpr uint64_t kPageEnable = 1ull << 0;
+inline constexpr uint64_t kPageMask = ~0xFFFull;
+}  // namespace synic_msr
+
+inline constexpr uint32_t kSintCount = 16;  // SINT0..SINT15 per VP
 
 namespace sint_bits {
 inline constexpr uint64_t kVectorMask = 0xFF;
@@ -187,9 +219,10 @@ struct DisconnectPortInput {  // HvCallDisconnectPort 0x5B
 static_assert(sizeof(DisconnectPortInput) == 16);
 
 inline constexpr uint32_t kConnectionIdMask = 0x00FFFFFF;  // 31:24 reserved
-inline constexpr uint64_t kPartitionSelf = ~0ull;          // HV_PARTITION_ID_SELF
-inline constexpr uint32_t kAnyVp = 0xFFFFFFFFu;            // HV_ANY_VP
-inline constexpr uint32_t kMessageBuffersPerPort = 16;     // TLFS: 16 guest message buffers
+// The one definition of both: the core compares typed ids with .value().
+inline constexpr uint64_t kPartitionSelf = ~0ull;       // HV_PARTITION_ID_SELF
+inline constexpr uint32_t kAnyVp = 0xFFFFFFFFu;         // HV_ANY_VP
+inline constexpr uint32_t kMessageBuffersPerPort = 16;  // TLFS: 16 guest message buffers
 
 // ---- CPUID (TLFS "Feature and Interface Discovery").
 namespace cpuid {

@@ -52,10 +52,6 @@ using ConnectionId = Strong<struct ConnectionIdTag, uint32_t>;
 // A SINT number 0..15 (TLFS 11.8). Construct only through checked helpers.
 using SintIndex = Strong<struct SintIndexTag, uint8_t>;
 
-inline constexpr uint32_t kSintCount = 16;
-inline constexpr VpIndex kAnyVp{0xFFFFFFFFu};        // HV_ANY_VP
-inline constexpr PartitionId kSelfPartition{~0ull};  // HV_PARTITION_ID_SELF
-
 template <typename T, size_t N>
 constexpr size_t array_size(const T (&)[N]) {
   return N;

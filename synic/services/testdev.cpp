@@ -1,7 +1,8 @@
 #include "synic/services/testdev.hpp"
 
-#include "kernel/hypervisor.hpp"
 #include "kernel/base/log.hpp"
+#include "kernel/hypervisor.hpp"
+#include "synic/delivery.hpp"
 #include "synic/messaging.hpp"
 
 namespace microhv {
@@ -15,10 +16,8 @@ TestDevice::Route* TestDevice::find_route(uint8_t vp, uint8_t sint) {
 
 bool TestDevice::raise_sint(uint8_t vp_index, uint8_t sint) {
   Vp* vp = guest_.vp(VpIndex(vp_index));
-  if (vp == nullptr || sint >= kSintCount) return false;
-  // Like a SINT raised by the hypervisor itself: nothing when masked.
-  if (vp->synic.masked(sint)) return true;
-  guest_.interrupts().raise(vp->index(), vp->synic.vector(sint), vp->synic.auto_eoi(sint));
+  if (vp == nullptr || sint >= tlfs::kSintCount) return false;
+  synic_raise(*vp, sint);  // like any SINT the hypervisor raises: nothing when masked
   return true;
 }
 
@@ -50,30 +49,22 @@ bool TestDevice::write(uint32_t value) {
         return false;
       }
       return true;
-    case Control::kMsgConnCreate: {
-      PortSpec spec{
-          PortId(kMessagePortBase | conn), tlfs::PortType::kMessage, sint, VpIndex(vp), 0, 0};
-      status = create_port(guest_, spec, &guest_);
-      if (status == tlfs::Status::kSuccess) {
-        status = connect_port(guest_, ConnectionId(conn), guest_, spec.id, spec.type);
-        if (status != tlfs::Status::kSuccess) delete_port(guest_, spec.id);
-      }
+    case Control::kMsgConnCreate:
+      status = create_connected_port(
+          guest_,
+          {PortId(kMessagePortBase | conn), tlfs::PortType::kMessage, sint, VpIndex(vp), 0, 0},
+          guest_, ConnectionId(conn));
       break;
-    }
     case Control::kMsgConnDestroy:
       disconnect_port(guest_, ConnectionId(conn));
       status = delete_port(guest_, PortId(kMessagePortBase | conn));
       break;
-    case Control::kEvtConnCreate: {
-      PortSpec spec{
-          PortId(kEventPortBase | conn), tlfs::PortType::kEvent, sint, VpIndex(vp), conn, 1};
-      status = create_port(guest_, spec, &guest_);
-      if (status == tlfs::Status::kSuccess) {
-        status = connect_port(guest_, ConnectionId(conn), guest_, spec.id, spec.type);
-        if (status != tlfs::Status::kSuccess) delete_port(guest_, spec.id);
-      }
+    case Control::kEvtConnCreate:
+      status = create_connected_port(
+          guest_,
+          {PortId(kEventPortBase | conn), tlfs::PortType::kEvent, sint, VpIndex(vp), conn, 1},
+          guest_, ConnectionId(conn));
       break;
-    }
     case Control::kEvtConnDestroy:
       disconnect_port(guest_, ConnectionId(conn));
       status = delete_port(guest_, PortId(kEventPortBase | conn));

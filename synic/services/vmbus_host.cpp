@@ -1,7 +1,7 @@
 #include "synic/services/vmbus_host.hpp"
 
-#include "kernel/hypervisor.hpp"
 #include "kernel/base/log.hpp"
+#include "kernel/hypervisor.hpp"
 #include "synic/messaging.hpp"
 
 namespace microhv {
@@ -71,10 +71,9 @@ bool VmbusHost::reply_to(uint32_t vp, uint32_t sint) {
     delete_port(*guest_, PortId(kReplyPort));
     reply_port_ = false;
   }
-  PortSpec spec{PortId(kReplyPort), tlfs::PortType::kMessage, sint, VpIndex(vp), 0, 0};
-  if (create_port(*guest_, spec, host_) != tlfs::Status::kSuccess ||
-      connect_port(*host_, ConnectionId(kReplyConnection), *guest_, spec.id, spec.type) !=
-          tlfs::Status::kSuccess) {
+  const PortSpec spec{PortId(kReplyPort), tlfs::PortType::kMessage, sint, VpIndex(vp), 0, 0};
+  if (create_connected_port(*guest_, spec, *host_, ConnectionId(kReplyConnection)) !=
+      tlfs::Status::kSuccess) {
     return false;
   }
   reply_port_ = true;

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "hypercall/hypercall.hpp"
+#include "hypercall/msr.hpp"
 #include "kernel/hypervisor.hpp"
-#include "synic/msr.hpp"
 #include "tests/unit/fakes.hpp"
 
 using namespace microhv;
@@ -70,11 +70,13 @@ struct Setup {
   FlatMemory memory;
   CountingInterrupts irqs;
   test::FakeClock clock;
+  test::FakeOverlays overlays;
   Partition* partition;
   Vp* vp;
 
   Setup() {
-    partition = hv->create_partition({PartitionId(1), 1, kFullFeatures}, memory, irqs, clock);
+    partition =
+        hv->create_partition({PartitionId(1), 1, kFullFeatures}, memory, irqs, clock, overlays);
     vp = partition->vp(VpIndex(0));
     write_synthetic_msr(*vp, tlfs::msr::kSimp, kSim | 1);
     write_synthetic_msr(*vp, tlfs::msr::kSiefp, kSief | 1);

@@ -11,8 +11,8 @@
 
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
+#include "hypercall/msr.hpp"
 #include "kernel/hypervisor.hpp"
-#include "synic/msr.hpp"
 #include "synic/services/vmbus_host.hpp"
 #include "tests/unit/fakes.hpp"
 
@@ -79,11 +79,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   memory.hole_end = 28 * kPageSize;
   test::FakeInterrupts irqs;
   test::FakeClock clock;
+  test::FakeOverlays overlays;
   Reader in{data, size};
   PartitionFeatures features = kFullFeatures;
   features.privileges &= in.take<uint8_t>() | 0xFFFFFF0Fu;  // sometimes drop privileges
   Partition* partition =
-      hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock);
+      hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock, overlays);
   // The VMBus host listens on connections 1 and 4, which the structured
   // post below reaches.
   VmbusHost vmbus;

@@ -1,6 +1,7 @@
 // Host stand-ins for the hardware interfaces of the core: guest memory that
-// records every write, an interrupt sink that records every request, and a
-// clock the test sets. Shared by the unit tests, the fuzzer and the benchmark.
+// records every write, an interrupt sink that records every request, a clock
+// the test sets, and overlays that record where the core put them. Shared by
+// the unit tests, the fuzzer and the benchmark.
 #pragma once
 
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "kernel/platform/clock.hpp"
 #include "kernel/platform/guest_memory.hpp"
 #include "kernel/platform/interrupts.hpp"
+#include "kernel/platform/overlays.hpp"
 
 namespace microhv::test {
 
@@ -84,6 +86,40 @@ class FakeClock final : public ReferenceClock {
  public:
   uint64_t now_100ns() override { return now; }
   uint64_t now = 0;
+};
+
+// Overlays as the core drives them: each one's page contents, where it is
+// placed (kNowhere: not), and every place/remove call in order.
+class FakeOverlays final : public GuestPhysicalOverlays {
+ public:
+  static constexpr uint64_t kNowhere = ~0ull;
+  FakeOverlays() {
+    for (uint64_t& a : at) a = kNowhere;
+  }
+  bool write(OverlayId id, uint32_t offset, const void* data, uint32_t len) override {
+    auto i = static_cast<size_t>(id);
+    if (i >= kOverlayCount || offset > kPageSize || len > kPageSize - offset) return false;
+    std::memcpy(&page[i][offset], data, len);
+    return true;
+  }
+  OverlayStatus place(OverlayId id, Gpa gpa) override {
+    calls.push_back({id, gpa.value()});
+    if (gpa.value() >= refuse_from) return OverlayStatus::kRefused;
+    at[static_cast<size_t>(id)] = gpa.value();
+    return OverlayStatus::kPlaced;
+  }
+  void remove(OverlayId id) override {
+    calls.push_back({id, kNowhere});
+    at[static_cast<size_t>(id)] = kNowhere;
+  }
+  struct Call {
+    OverlayId id;
+    uint64_t gpa;  // kNowhere: remove
+  };
+  uint8_t page[kOverlayCount][kPageSize] = {};
+  uint64_t at[kOverlayCount];
+  std::vector<Call> calls;
+  uint64_t refuse_from = ~0ull;  // place() refuses GPAs from here on
 };
 
 }  // namespace microhv::test

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "hypercall/hypercall.hpp"
+#include "hypercall/msr.hpp"
 #include "kernel/hypervisor.hpp"
-#include "synic/msr.hpp"
 #include "tests/unit/fakes.hpp"
 
 namespace microhv::test {
@@ -41,7 +41,8 @@ struct Guest {
       shared = owned.get();
     }
     hv = shared;
-    partition = hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock);
+    partition =
+        hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays);
   }
 
   Vp& vp(uint32_t i) { return *partition->vp(VpIndex(i)); }
@@ -141,6 +142,7 @@ struct Guest {
   FakeMemory memory;
   FakeInterrupts irqs;
   FakeClock clock;
+  FakeOverlays overlays;
   Partition* partition;
 };
 

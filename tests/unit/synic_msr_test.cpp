@@ -12,24 +12,64 @@ TEST_CASE("MSR: GUEST_OS_ID is partition-wide, 0 at reset, read/write") {
   CHECK(g.rdmsr(1, msr::kGuestOsId) == 0x8100000000000001ull);
 }
 
+namespace {
+constexpr uint64_t kNowhere = FakeOverlays::kNowhere;
+uint64_t hypercall_page_at(const Guest& g) {
+  return g.overlays.at[static_cast<size_t>(OverlayId::kHypercallPage)];
+}
+}  // namespace
+
 TEST_CASE("MSR: HYPERCALL cannot be enabled while GUEST_OS_ID is 0") {
   Guest g(1);
   REQUIRE(g.wrmsr(0, msr::kHypercall, 0x5000 | 1) == MsrResult::kOk);
   CHECK(g.rdmsr(0, msr::kHypercall) == 0x5000);
-  CHECK_FALSE(g.partition->hypercall_page_enabled());
+  CHECK(g.overlays.calls.empty());  // no hypercall page anywhere
   REQUIRE(g.wrmsr(0, msr::kGuestOsId, 1) == MsrResult::kOk);
   REQUIRE(g.wrmsr(0, msr::kHypercall, 0x5000 | 1) == MsrResult::kOk);
   CHECK(g.rdmsr(0, msr::kHypercall) == 0x5001);
-  CHECK(g.partition->hypercall_page_enabled());
-  CHECK(g.partition->hypercall_page() == Gpa(0x5000));
+  CHECK(hypercall_page_at(g) == 0x5000);
 }
 
-TEST_CASE("MSR: writing GUEST_OS_ID 0 disables the hypercall page") {
+TEST_CASE(
+    "MSR: the hypercall page is an overlay holding VMCALL; RET, the RAM underneath untouched") {
+  Guest g(1);
+  g.memory.store<uint32_t>(0x5000, 0x11223344);  // guest data where the page goes
+  REQUIRE(g.wrmsr(0, msr::kGuestOsId, 1) == MsrResult::kOk);
+  REQUIRE(g.wrmsr(0, msr::kHypercall, 0x5000 | 1) == MsrResult::kOk);
+  REQUIRE(g.overlays.calls.size() == 1);
+  CHECK(g.overlays.calls[0].id == OverlayId::kHypercallPage);
+  CHECK(g.overlays.calls[0].gpa == 0x5000);
+  // TLFS 3.13: the hypervisor puts the calling sequence there; on Intel
+  // VMCALL (0F 01 C1) and RET (C3). The rest traps (INT3, CC).
+  const uint8_t* page = g.overlays.page[static_cast<size_t>(OverlayId::kHypercallPage)];
+  CHECK(page[0] == 0x0F);
+  CHECK(page[1] == 0x01);
+  CHECK(page[2] == 0xC1);
+  CHECK(page[3] == 0xC3);
+  for (uint32_t i = 4; i < kPageSize; ++i) REQUIRE(page[i] == 0xCC);
+  CHECK(g.memory.load<uint32_t>(0x5000) == 0x11223344);
+  CHECK(g.memory.writes.empty());
+}
+
+TEST_CASE("MSR: the hypercall page follows the MSR: moved, disabled, and gone with GUEST_OS_ID 0") {
   Guest g(1);
   REQUIRE(g.wrmsr(0, msr::kGuestOsId, 1) == MsrResult::kOk);
   REQUIRE(g.wrmsr(0, msr::kHypercall, 0x5001) == MsrResult::kOk);
-  REQUIRE(g.wrmsr(0, msr::kGuestOsId, 0) == MsrResult::kOk);
-  CHECK_FALSE(g.partition->hypercall_page_enabled());
+  CHECK(hypercall_page_at(g) == 0x5000);
+  REQUIRE(g.wrmsr(0, msr::kHypercall, 0x5001) == MsrResult::kOk);  // the same: nothing moves
+  CHECK(g.overlays.calls.size() == 1);
+  REQUIRE(g.wrmsr(0, msr::kHypercall, 0x9001) == MsrResult::kOk);
+  CHECK(hypercall_page_at(g) == 0x9000);
+  REQUIRE(g.wrmsr(0, msr::kHypercall, 0x9000) == MsrResult::kOk);  // enable bit clear
+  CHECK(hypercall_page_at(g) == kNowhere);
+  REQUIRE(g.wrmsr(0, msr::kHypercall, 0x7001) == MsrResult::kOk);
+  CHECK(hypercall_page_at(g) == 0x7000);
+  REQUIRE(g.wrmsr(0, msr::kGuestOsId, 0) == MsrResult::kOk);  // TLFS 3.13: disables it
+  CHECK(hypercall_page_at(g) == kNowhere);
+  CHECK((g.rdmsr(0, msr::kHypercall) & 1) == 0);
+  REQUIRE(g.overlays.calls.size() == 5);
+  CHECK(g.overlays.calls[2].gpa == kNowhere);
+  CHECK(g.overlays.calls[4].gpa == kNowhere);
 }
 
 TEST_CASE("MSR: HYPERCALL reserved bits 11:2 are #GP; a locked HYPERCALL ignores writes") {
@@ -37,9 +77,12 @@ TEST_CASE("MSR: HYPERCALL reserved bits 11:2 are #GP; a locked HYPERCALL ignores
   REQUIRE(g.wrmsr(0, msr::kGuestOsId, 1) == MsrResult::kOk);
   CHECK(g.wrmsr(0, msr::kHypercall, 0x5000 | (1 << 2)) == MsrResult::kGp);
   CHECK(g.wrmsr(0, msr::kHypercall, 0x5000 | (1 << 11)) == MsrResult::kGp);
+  CHECK(g.overlays.calls.empty());
   REQUIRE(g.wrmsr(0, msr::kHypercall, 0x5000 | 3) == MsrResult::kOk);  // enable + lock
   REQUIRE(g.wrmsr(0, msr::kHypercall, 0x9000 | 1) == MsrResult::kOk);
   CHECK(g.rdmsr(0, msr::kHypercall) == 0x5003);
+  CHECK(hypercall_page_at(g) == 0x5000);
+  CHECK(g.overlays.calls.size() == 1);
 }
 
 TEST_CASE("MSR: VP_INDEX is unique per VP and read-only") {

@@ -17,9 +17,10 @@
 // overlay page, the core (Hypervisor, one partition with one VP per CPU).
 //
 // Locks (see also vmx/smp.hpp and kernel/hypervisor.hpp), outermost first:
-//   Host::ept_lock       EPT changes (hypercall overlay); never nested with
 //   Hypervisor::lock     the core's one lock (hypercalls, SynIC MSRs, testdev,
-//                        VMBus host; InterruptSink::raise runs under it)
+//                        VMBus host; InterruptSink::raise and the overlay
+//                        calls run under it)
+//   Host::ept_lock       EPT changes (overlays), taken inside it
 //   g_log_lock           the serial sink; innermost, taken with a bound
 // Neither ept_lock nor Hypervisor::lock is ever held across VM entry (both
 // are scoped to the handler that takes them); RemoteQueue is lock-free.
@@ -34,9 +35,9 @@
 #include "arch/x86.hpp"
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
+#include "hypercall/msr.hpp"
 #include "kernel/base/log.hpp"
 #include "kernel/hypervisor.hpp"
-#include "synic/msr.hpp"
 #include "synic/services/testdev.hpp"
 #include "synic/services/vmbus_host.hpp"
 #include "vmx/controls.hpp"
@@ -113,7 +114,6 @@ struct VcpuFrame {
 static_assert(__builtin_offsetof(VcpuFrame, host_stack_top) == 128);
 static_assert(__builtin_offsetof(VcpuFrame, remote) == 136);
 
-void update_hypercall_overlay();
 struct Vcpu;
 void forward_testdev_write(Vcpu& v, uint32_t value);
 
@@ -128,11 +128,7 @@ class CoreGlue final : public HvCore {
     return read_synthetic_msr(*vp, msr, value);
   }
   MsrResult write_msr(uint32_t msr, uint64_t value) override {
-    const MsrResult r = write_synthetic_msr(*vp, msr, value);
-    if (r == MsrResult::kOk && (msr == tlfs::msr::kHypercall || msr == tlfs::msr::kGuestOsId)) {
-      update_hypercall_overlay();
-    }
-    return r;
+    return write_synthetic_msr(*vp, msr, value);
   }
   HypercallOutcome hypercall(const HypercallRegs& regs) override {
     return handle_hypercall(*vp, regs);
@@ -320,6 +316,15 @@ class HwInterrupts final : public InterruptSink {
   void raise(VpIndex vp, uint8_t vector, bool auto_eoi) override;
 };
 
+// The guest-physical overlays the core places (kernel/platform/overlays.hpp):
+// microhv-owned pages mapped read+execute in EPT over the guest's RAM.
+class EptOverlays final : public GuestPhysicalOverlays {
+ public:
+  bool write(OverlayId id, uint32_t offset, const void* data, uint32_t len) override;
+  OverlayStatus place(OverlayId id, Gpa gpa) override;
+  void remove(OverlayId id) override;
+};
+
 class TscClock final : public ReferenceClock {
  public:
   uint64_t tsc0 = 0, hz = 1;
@@ -341,6 +346,7 @@ struct Host {
   HwGuestMemory memory;
   HwInterrupts interrupts;
   TscClock clock;
+  EptOverlays overlays;
   Hypervisor hv;
   VmbusHost vmbus;
   alignas(TestDevice) unsigned char testdev_storage[sizeof(TestDevice)];
@@ -445,32 +451,43 @@ void shoot_down_ept(Vcpu& self) {
   }
 }
 
-// The hypercall page (TLFS 3.13) is an overlay: a microhv page holding
-// `vmcall; ret`, mapped read+execute at the GPA the guest chose. Guest
-// writes to it exit (EPT violation) and get #GP; the RAM underneath is
-// untouched and comes back when the overlay moves or is disabled. The EPT is
-// shared by all VPs: changes are serialised by ept_lock and every CPU
-// invalidates before its next entry. The MSR value is read under ept_lock,
-// after the core updated it, so the last writer's update wins.
-void update_hypercall_overlay() {
+// The hypercall page (TLFS 3.13) is an overlay: a microhv page, mapped
+// read+execute at the GPA the core chose. Guest writes to it exit (EPT
+// violation) and get #GP; the RAM underneath is untouched and comes back
+// when the overlay moves or is removed. The EPT is shared by all VPs:
+// changes are serialised by ept_lock and every CPU invalidates before its
+// next entry. The core calls these under Hypervisor::lock, which is taken
+// before ept_lock, never after.
+bool EptOverlays::write(OverlayId id, uint32_t offset, const void* data, uint32_t len) {
+  if (id != OverlayId::kHypercallPage || offset > kPageSize || len > kPageSize - offset) {
+    return false;
+  }
+  __builtin_memcpy(reinterpret_cast<uint8_t*>(g_info->overlay_page) + offset, data, len);
+  return true;
+}
+
+// Maps the overlay at `want` (~0: nowhere), restoring the identity mapping
+// where it was.
+OverlayStatus move_hypercall_overlay(uint64_t want) {
   Host& h = *g_host;
   Vcpu& self = *current_vcpu();
   LockGuard guard(h.ept_lock);
-  const uint64_t msr = __atomic_load_n(&h.partition->hypercall_msr, __ATOMIC_ACQUIRE);
-  const uint64_t want = (msr & 1) != 0 ? (msr & ~kPageMask) : ~0ull;
-  if (want == h.overlay_gpa) return;
+  if (want == h.overlay_gpa) return OverlayStatus::kPlaced;
   const uint64_t old = h.overlay_gpa;
   if (old != ~0ull) h.ept.map(old, old, kPageSize, identity_attr(old));
   uint64_t now = want;
+  OverlayStatus status = OverlayStatus::kPlaced;
   if (want != ~0ull) {
     if (identity_attr(want).perms == 0) {
       log::error("hypercall page at GPA 0x%llx refused: microhv memory\n",
                  static_cast<unsigned long long>(want));
       now = ~0ull;
+      status = OverlayStatus::kRefused;
     } else if (!h.ept.map(want, g_info->overlay_page, kPageSize,
                           MapAttr{kPermR | kPermX, arch::MemType::kWb})) {
       log::error("hypercall page at GPA 0x%llx: EPT map failed\n",
                  static_cast<unsigned long long>(want));
+      status = OverlayStatus::kFailed;
     }
   }
   __atomic_store_n(&h.overlay_gpa, now, __ATOMIC_RELEASE);
@@ -482,6 +499,16 @@ void update_hypercall_overlay() {
     log::info("hypercall page: overlay at GPA 0x%llx removed\n",
               static_cast<unsigned long long>(old));
   }
+  return status;
+}
+
+OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
+  if (id != OverlayId::kHypercallPage) return OverlayStatus::kRefused;
+  return move_hypercall_overlay(gpa.page_base().value());
+}
+
+void EptOverlays::remove(OverlayId id) {
+  if (id == OverlayId::kHypercallPage) move_hypercall_overlay(~0ull);
 }
 
 // ---------------------------------------------------------------- local APIC
@@ -1178,7 +1205,7 @@ void create_partition(LaunchInfo* info) {
   // One VP now (the BSP's); each AP adds its own at its first VM exit, so
   // the VP count is always the number of CPUs running as VPs.
   const PartitionConfig config{kGuestPartition, 1, kFullFeatures};
-  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock);
+  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
   if (h.partition == nullptr) return;
   Vcpu& v = h.vcpus[0];
   v.core.vp = h.partition->vp(VpIndex(0));
@@ -1412,14 +1439,6 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
       h.apic_page = ~0ull;
     }
   }
-
-  // The hypercall overlay page: vmcall; ret, then int3 padding.
-  auto* overlay = reinterpret_cast<uint8_t*>(info->overlay_page);
-  for (uint32_t i = 0; i < kPageSize; ++i) overlay[i] = 0xCC;
-  overlay[0] = 0x0F;
-  overlay[1] = 0x01;
-  overlay[2] = 0xC1;
-  overlay[3] = 0xC3;
 
   create_partition(info);
   if (v.vp == nullptr) {

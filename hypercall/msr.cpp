@@ -1,0 +1,128 @@
+#include "hypercall/msr.hpp"
+
+#include "kernel/hypervisor.hpp"
+
+namespace microhv {
+namespace {
+
+namespace msr = tlfs::msr;
+namespace cpuid = tlfs::cpuid;
+namespace hypercall_msr = tlfs::hypercall_msr;
+
+// Which CPUID 0x40000003.EAX bit makes an MSR exist for the guest.
+uint32_t access_bit(uint32_t m) {
+  if (m == msr::kGuestOsId || m == msr::kHypercall) return cpuid::kAccessHypercallMsrs;
+  // Linux 6.1 writes VP_ASSIST_PAGE on every CPU whether or not it is
+  // advertised (hv_cpu_init, a plain wrmsrl); a #GP there is a kernel warning.
+  // microhv stores it and offers no assist features, so CPUID keeps the APIC
+  // access bit clear.
+  if (m == msr::kVpAssistPage) return cpuid::kAccessHypercallMsrs;
+  if (m == msr::kVpIndex) return cpuid::kAccessVpIndex;
+  if (m == msr::kTimeRefCount) return cpuid::kAccessPartitionRefCounter;
+  if (is_synic_msr(m)) return cpuid::kAccessSynicRegs;
+  return 0;  // not implemented: #GP
+}
+
+bool accessible(const Vp& vp, uint32_t m) {
+  const uint32_t bit = access_bit(m);
+  return bit != 0 && vp.partition().has_msr_access(bit);
+}
+
+// The hypercall page (TLFS 3.13) holds the calling sequence the guest CALLs:
+// on Intel VMCALL; RET. The rest of the page is INT3, so a stray jump into it
+// traps instead of running whatever follows.
+constexpr uint8_t kHypercallCode[] = {0x0F, 0x01, 0xC1, 0xC3};
+constexpr uint8_t kInt3 = 0xCC;
+
+void fill_hypercall_page(GuestPhysicalOverlays& overlays) {
+  uint8_t line[256];
+  for (uint8_t& b : line) b = kInt3;
+  for (uint32_t off = 0; off < kPageSize; off += sizeof(line)) {
+    overlays.write(OverlayId::kHypercallPage, off, line, sizeof(line));
+  }
+  overlays.write(OverlayId::kHypercallPage, 0, kHypercallCode, sizeof(kHypercallCode));
+}
+
+// The overlay follows the MSR: placed at its page while enabled, moved when
+// the page changes, removed when disabled. The guest RAM underneath is never
+// written. Runs under Hypervisor::lock, so concurrent writers are
+// serialised and the last one's value is what is mapped.
+void follow_hypercall_msr(Partition& p, uint64_t old_msr) {
+  const uint64_t now = p.hypercall_msr;
+  const bool was_on = (old_msr & hypercall_msr::kEnable) != 0;
+  const bool is_on = (now & hypercall_msr::kEnable) != 0;
+  const Gpa page(now & hypercall_msr::kPageMask);
+  if (is_on) {
+    if (was_on && Gpa(old_msr & hypercall_msr::kPageMask) == page) return;
+    fill_hypercall_page(p.overlays());
+    p.overlays().place(OverlayId::kHypercallPage, page);  // a refusal is the back end's to log
+  } else if (was_on) {
+    p.overlays().remove(OverlayId::kHypercallPage);
+  }
+}
+
+MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
+  Partition& partition = vp.partition();
+  const uint64_t old_hypercall = partition.hypercall_msr;
+  switch (m) {
+    case msr::kGuestOsId:
+      partition.guest_os_id = value;
+      // Clearing the OS id disables the hypercall page (TLFS 3.13).
+      if (value == 0) partition.hypercall_msr &= ~hypercall_msr::kEnable;
+      follow_hypercall_msr(partition, old_hypercall);
+      return MsrResult::kOk;
+    case msr::kHypercall:
+      if ((value & hypercall_msr::kReserved) != 0) return MsrResult::kGp;
+      if ((old_hypercall & hypercall_msr::kLocked) != 0) return MsrResult::kOk;  // ignored
+      // The page cannot be enabled before the guest identifies itself.
+      if (partition.guest_os_id == 0) value &= ~hypercall_msr::kEnable;
+      partition.hypercall_msr = value;
+      follow_hypercall_msr(partition, old_hypercall);
+      return MsrResult::kOk;
+    case msr::kVpAssistPage:
+      if ((value & tlfs::vp_assist_msr::kReserved) != 0) return MsrResult::kGp;
+      vp.vp_assist_page = value;
+      return MsrResult::kOk;
+    default:
+      return MsrResult::kGp;  // VP_INDEX and TIME_REF_COUNT are read-only
+  }
+}
+
+}  // namespace
+
+MsrResult read_synthetic_msr(Vp& vp, uint32_t m, uint64_t* value) {
+  if (!msr::is_synthetic(m)) return MsrResult::kNotSynthetic;
+  if (!accessible(vp, m)) return MsrResult::kGp;
+  if (is_synic_msr(m)) return synic_read_msr(vp, m, value);
+  Partition& partition = vp.partition();
+  LockGuard guard(partition.hypervisor().lock);
+  switch (m) {
+    case msr::kGuestOsId:
+      *value = partition.guest_os_id;
+      return MsrResult::kOk;
+    case msr::kHypercall:
+      *value = partition.hypercall_msr;
+      return MsrResult::kOk;
+    case msr::kVpIndex:
+      *value = vp.index().value();
+      return MsrResult::kOk;
+    case msr::kVpAssistPage:
+      *value = vp.vp_assist_page;
+      return MsrResult::kOk;
+    case msr::kTimeRefCount:
+      *value = partition.clock().now_100ns();
+      return MsrResult::kOk;
+    default:
+      return MsrResult::kGp;  // access_bit() admits no other
+  }
+}
+
+MsrResult write_synthetic_msr(Vp& vp, uint32_t m, uint64_t value) {
+  if (!msr::is_synthetic(m)) return MsrResult::kNotSynthetic;
+  if (!accessible(vp, m)) return MsrResult::kGp;
+  if (is_synic_msr(m)) return synic_write_msr(vp, m, value);
+  LockGuard guard(vp.partition().hypervisor().lock);
+  return write_locked(vp, m, value);
+}
+
+}  // namespace microhv
