@@ -86,6 +86,14 @@ inline uint64_t rdtsc() {
   return (static_cast<uint64_t>(hi) << 32) | lo;
 }
 
+// This CPU's local APIC id: the x2APIC id from CPUID 0xB when the leaf
+// exists, else the 8-bit initial APIC id in CPUID.1:EBX[31:24] (SDM Vol. 3A
+// 10.4.6).
+inline uint32_t local_apic_id() {
+  if (cpuid(0).eax >= 0xB && cpuid(0xB, 0).ebx != 0) return cpuid(0xB, 0).edx;
+  return cpuid(1).ebx >> 24;
+}
+
 inline uint8_t inb(uint16_t port) {
   uint8_t v;
   asm volatile("inb %w1, %b0" : "=a"(v) : "Nd"(port) : "memory");

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "arch/x86.hpp"
+
 namespace microhv::arch {
 
 struct __attribute__((packed)) DescriptorTableRegister {
@@ -51,8 +53,6 @@ struct SegmentState {
   uint32_t access;  // VMCS access-rights format; bit 16 = unusable
 };
 
-inline constexpr uint32_t kAccessUnusable = 1u << 16;
-
 // Decodes the descriptor `selector` names in the GDT (`gdt` = the table,
 // `limit` = GDTR.limit). A null selector, one beyond the limit, an LDT
 // selector or a not-present descriptor yields an unusable segment. System
@@ -60,7 +60,7 @@ inline constexpr uint32_t kAccessUnusable = 1u << 16;
 // qword, as in 64-bit mode. For usable code/data segments the accessed bit
 // is set, as the processor does when it loads them.
 constexpr SegmentState decode_segment(const uint64_t* gdt, uint16_t gdt_limit, uint16_t selector) {
-  SegmentState s{selector, 0, 0, kAccessUnusable};
+  SegmentState s{selector, 0, 0, access::kUnusable};
   const uint16_t index = selector >> 3;
   if ((selector & 0xFFFC) == 0 || (selector & 4) != 0 ||
       static_cast<uint32_t>(index) * 8 + 7 > gdt_limit)

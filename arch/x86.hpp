@@ -38,7 +38,9 @@ inline constexpr uint64_t kLma = 1ull << 10;  // long mode active
 }  // namespace efer
 
 namespace rflags {
+inline constexpr uint64_t kCf = 1ull << 0;
 inline constexpr uint64_t kFixed1 = 1ull << 1;  // always 1
+inline constexpr uint64_t kZf = 1ull << 6;
 inline constexpr uint64_t kIf = 1ull << 9;
 inline constexpr uint64_t kVm = 1ull << 17;  // virtual-8086 mode
 }  // namespace rflags

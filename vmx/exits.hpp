@@ -20,6 +20,7 @@
 #include "vmx/controls.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/smp.hpp"
+#include "vmx/vmcs_access.hpp"
 
 namespace microhv::vmx {
 
@@ -32,15 +33,6 @@ struct GuestRegs {
   uint64_t& gpr(unsigned index) { return (&rax)[index & 15]; }
 };
 static_assert(sizeof(GuestRegs) == 16 * 8);
-
-class VmcsAccess {
- public:
-  virtual uint64_t read(Field f) = 0;
-  virtual void write(Field f, uint64_t value) = 0;
-
- protected:
-  ~VmcsAccess() = default;
-};
 
 class CpuServices {
  public:

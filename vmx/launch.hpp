@@ -15,6 +15,16 @@ namespace microhv::vmx {
 
 inline constexpr uint32_t kMaxRegions = 256;
 
+// What the host side returns to microhv_virtualize when a CPU cannot be
+// virtualized: UEFI status codes (UEFI spec Appendix D), spelled out here
+// because the host side does not include <efi.h>. 0 is never returned: on
+// success the host side does not return at all.
+namespace host_status {
+inline constexpr uint64_t kUnsupported = 0x8000000000000003ull;  // EFI_UNSUPPORTED
+inline constexpr uint64_t kNotReady = 0x8000000000000006ull;     // EFI_NOT_READY
+inline constexpr uint64_t kDeviceError = 0x8000000000000007ull;  // EFI_DEVICE_ERROR
+}  // namespace host_status
+
 struct GuestStart {
   uint64_t cr0, cr3, cr4, dr7;
   uint64_t efer, pat, debugctl, sysenter_cs, sysenter_esp, sysenter_eip, fs_base, gs_base;
@@ -30,7 +40,7 @@ struct LaunchInfo;
 // region, VMCS, exit frame and I/O bitmap A, and the firmware state captured
 // on that CPU.
 struct CpuLaunch {
-  // Written by microhv_virtualize (vmx/entry.S): offsets 0, 8, 16 are fixed.
+  // Written by microhv_virtualize (vmx/hw/entry.S): offsets 0, 8, 16 are fixed.
   uint64_t guest_rsp;
   uint64_t guest_rip;
   uint64_t guest_rflags;
@@ -71,7 +81,7 @@ struct LaunchInfo {
 }  // namespace microhv::vmx
 
 extern "C" {
-// vmx/entry.S. Saves the callee-saved registers and RFLAGS on the current
+// vmx/hw/entry.S. Saves the callee-saved registers and RFLAGS on the current
 // (firmware) stack, records where the guest resumes into `cpu`, disables
 // interrupts, switches to `host_cr3` and `host_rsp` and calls `entry(cpu)`
 // (the host side in the resident copy). On success `entry` never returns: the
@@ -81,7 +91,7 @@ extern "C" {
 uint64_t microhv_virtualize(microhv::vmx::CpuLaunch* cpu,
                             uint64_t (*entry)(microhv::vmx::CpuLaunch*), uint64_t host_cr3,
                             uint64_t host_rsp);
-// The host side (vmx/host_hw.cpp), called through their addresses in the
+// The host side (vmx/hw/root.cpp), called through their addresses in the
 // copy: the BSP's (which also sets up everything shared) and an AP's.
 uint64_t microhv_host_entry(microhv::vmx::CpuLaunch* cpu);
 uint64_t microhv_ap_host_entry(microhv::vmx::CpuLaunch* cpu);

@@ -50,7 +50,7 @@ RemoteQueue::Drained RemoteQueue::drain() {
   return d;
 }
 
-IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic,
+IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const ApicId* vp_apic,
                        uint32_t vp_count, uint32_t self, bool natives) {
   IcrDecision d;
   if ((low & icr::kDeliveryModeMask) != icr::kInit) return d;
@@ -80,7 +80,7 @@ IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t*
         break;
       }
       for (uint32_t vp = 0; vp < vp_count && vp < 64; ++vp) {
-        if (vp_apic[vp] == dest) d.vps = 1ull << vp;
+        if (vp_apic[vp] == ApicId(dest)) d.vps = 1ull << vp;
       }
       if (d.vps == 0) return d;  // a CPU that is not a VP: send it
       break;

@@ -129,7 +129,7 @@ struct IcrDecision {
 // VP; `self`: the sender's VP; `natives`: some CPU runs without microhv.
 // Logical destination mode is passed through (not used for INIT by OVMF or
 // Linux).
-IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const uint32_t* vp_apic,
+IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const ApicId* vp_apic,
                        uint32_t vp_count, uint32_t self, bool natives);
 
 // Visits the set bits of a 256-bit vector bitmap, lowest first.

@@ -6,9 +6,9 @@
 #include "arch/serial.hpp"
 #include "boot/efi/acpi_install.hpp"
 #include "boot/efi/next_stage.hpp"
+#include "boot/efi/takeover.hpp"
 #include "boot/efi/vmx_detect.hpp"
 #include "kernel/base/log.hpp"
-#include "boot/efi/takeover.hpp"
 
 #ifndef MICROHV_VERSION
 #error "MICROHV_VERSION must be defined by the build"
@@ -31,13 +31,13 @@ EFI_STATUS return_to_firmware(EFI_STATUS status) {
 extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   using namespace microhv;
   serial::init();
-  log::set_sink(serial::write);
+  log::set_sink([](void*, const char* text, size_t len) { serial::write(text, len); });
   serial::write(kBanner, sizeof(kBanner) - 1);
 
   if (!boot::detect_vmx()) return return_to_firmware(EFI_UNSUPPORTED);
   Config config;
   boot::read_config(image, st, &config);
-  EFI_STATUS status = vmx::start(image, st, config);
+  EFI_STATUS status = boot::take_over(image, st, config);
   if (EFI_ERROR(status)) return return_to_firmware(status);
   // The VMBus device (and, where the firmware has no ACPI at all, the tables
   // an OS needs to find its CPUs) for whatever boots next. 0: every CPU MP

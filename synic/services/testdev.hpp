@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "kernel/base/log.hpp"
 #include "kernel/partition.hpp"
 
 namespace microhv {
@@ -39,9 +40,12 @@ class TestDevice {
 
   explicit TestDevice(Partition& guest) : guest_(guest) {}
 
-  // A 32-bit OUT to kIoPort. Returns false (and logs why) when the command
-  // was refused; the guest sees nothing either way, as with QEMU's device.
+  // A 32-bit OUT to kIoPort. Returns false (and logs why, rate-limited) when
+  // the command was refused; the guest sees nothing either way, as with
+  // QEMU's device.
   bool write(uint32_t value);
+  // The same, from VP `from`'s OUT instruction; the first one is logged.
+  bool write_from(VpIndex from, uint32_t value);
 
  private:
   struct Route {
@@ -56,6 +60,8 @@ class TestDevice {
 
   Partition& guest_;
   Route routes_[kMaxRoutes];
+  log::RateLimit first_write_{1};
+  log::RateLimit refusals_{16};
 };
 
 }  // namespace microhv

@@ -20,6 +20,7 @@ constexpr uint64_t kGdt[] = {
     0x00000000FFFFFFFFull,  // 0x48: upper base 0xFFFFFFFF
 };
 constexpr uint16_t kLimit = sizeof(kGdt) - 1;
+constexpr uint32_t kAccessUnusable = 1u << 16;  // VMCS access rights bit 16 (SDM Table 25-2)
 }  // namespace
 
 TEST_CASE("descriptors: code and data segments in VMCS access-rights format") {

@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "tests/unit/fake_vmcs.hpp"
 #include "tests/unit/fakes.hpp"
 #include "vmx/exits.hpp"
 
@@ -11,16 +12,6 @@ using namespace microhv;
 using namespace microhv::vmx;
 
 namespace {
-
-class FakeVmcs final : public VmcsAccess {
- public:
-  uint64_t read(Field f) override {
-    auto it = fields.find(f);
-    return it == fields.end() ? 0 : it->second;
-  }
-  void write(Field f, uint64_t v) override { fields[f] = v; }
-  std::map<Field, uint64_t> fields;
-};
 
 class FakeCpu final : public CpuServices {
  public:
@@ -125,7 +116,7 @@ VmxCapabilities caps() {
 
 struct Rig {
   GuestRegs regs{};
-  FakeVmcs vmcs;
+  test::FakeVmcs vmcs;
   FakeCpu cpu;
   FakeCore core;
   PendingEvents events;

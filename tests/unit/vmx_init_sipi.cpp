@@ -2,8 +2,8 @@
 // (SDM Vol. 3A Table 9-1) and where a SIPI starts the AP.
 #include <catch2/catch.hpp>
 
-#include "vmx/init_sipi.hpp"
 #include "arch/vmx/vmcs.hpp"
+#include "vmx/init_sipi.hpp"
 
 using namespace microhv::vmx;
 

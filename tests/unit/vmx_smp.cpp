@@ -128,7 +128,8 @@ TEST_CASE("smp: no vector and no kick is lost under contention") {
 }
 
 TEST_CASE("smp: which INIT IPIs microhv emulates") {
-  const uint32_t apic[] = {0, 1, 4, 6};  // VP n has APIC id apic[n]
+  const microhv::ApicId apic[] = {microhv::ApicId(0), microhv::ApicId(1), microhv::ApicId(4),
+                                  microhv::ApicId(6)};  // VP n has APIC id apic[n]
   const uint32_t kInitAssert = icr::kInit | icr::kAssert;
 
   // Not INIT: sent as written (SIPI, fixed, NMI).

@@ -1,4 +1,4 @@
-// VMX instructions (inline asm). Target-only: include from *_hw.cpp only.
+// VMX instructions (inline asm). Target-only: included from vmx/hw/ only.
 // Every wrapper reports VMsucceed / VMfailInvalid (CF=1) / VMfailValid
 // (ZF=1, error number in VM_INSTRUCTION_ERROR) and callers check it.
 #pragma once
@@ -59,30 +59,27 @@ inline VmxStatus vmread(Field f, uint64_t* value) {
   return status_from_flags(cf, zf);
 }
 
-struct alignas(16) InveptDescriptor {
-  uint64_t eptp, reserved;
-};
-struct alignas(16) InvvpidDescriptor {
-  uint64_t vpid, linear_address;
+// INVEPT and INVVPID take a type in a register and a 16-byte descriptor in
+// memory: INVEPT {EPTP, 0}, INVVPID {VPID, linear address} (SDM Vol. 3C
+// 30.3). One wrapper for both.
+enum class Invalidation : uint8_t { kEpt, kVpid };
+struct alignas(16) InvalidationDescriptor {
+  uint64_t first, second;
 };
 
-inline VmxStatus invept(uint64_t type, uint64_t eptp) {
-  InveptDescriptor d{eptp, 0};
+inline VmxStatus invalidate(Invalidation what, uint64_t type, InvalidationDescriptor d) {
   bool cf, zf;
-  asm volatile("invept %[d], %[t]"
-               : "=@ccc"(cf), "=@ccz"(zf)
-               : [d] "m"(d), [t] "r"(type)
-               : "memory");
-  return status_from_flags(cf, zf);
-}
-
-inline VmxStatus invvpid(uint64_t type, uint16_t vpid) {
-  InvvpidDescriptor d{vpid, 0};
-  bool cf, zf;
-  asm volatile("invvpid %[d], %[t]"
-               : "=@ccc"(cf), "=@ccz"(zf)
-               : [d] "m"(d), [t] "r"(type)
-               : "memory");
+  if (what == Invalidation::kEpt) {
+    asm volatile("invept %[d], %[t]"
+                 : "=@ccc"(cf), "=@ccz"(zf)
+                 : [d] "m"(d), [t] "r"(type)
+                 : "memory");
+  } else {
+    asm volatile("invvpid %[d], %[t]"
+                 : "=@ccc"(cf), "=@ccz"(zf)
+                 : [d] "m"(d), [t] "r"(type)
+                 : "memory");
+  }
   return status_from_flags(cf, zf);
 }
 

@@ -1,0 +1,291 @@
+// The exit loop: what every VM exit goes through on the host side. entry.S
+// saves the guest GPRs and calls microhv_vmexit, which hands the exit to the
+// portable handlers (vmx/exits.cpp decides), moves RIP when told, and
+// prepares the next entry: inbox drain, EPT invalidation, event injection.
+#include "arch/cpu.hpp"
+#include "arch/serial.hpp"
+#include "arch/vmx/vmcs_names.hpp"
+#include "arch/x86.hpp"
+#include "vmx/hw/host.hpp"
+
+namespace microhv::vmx::hw {
+namespace {}  // namespace
+
+void dump_registers(const GuestRegs& r) {
+  log::info("  rax=%016llx rcx=%016llx rdx=%016llx rbx=%016llx\n", (unsigned long long)r.rax,
+            (unsigned long long)r.rcx, (unsigned long long)r.rdx, (unsigned long long)r.rbx);
+  log::info("  rsp=%016llx rbp=%016llx rsi=%016llx rdi=%016llx\n", (unsigned long long)r.rsp,
+            (unsigned long long)r.rbp, (unsigned long long)r.rsi, (unsigned long long)r.rdi);
+  log::info("  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n", (unsigned long long)r.r8,
+            (unsigned long long)r.r9, (unsigned long long)r.r10, (unsigned long long)r.r11);
+  log::info("  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n", (unsigned long long)r.r12,
+            (unsigned long long)r.r13, (unsigned long long)r.r14, (unsigned long long)r.r15);
+}
+
+namespace {
+
+// Runs with host interrupts off right before every VM entry (and again from
+// microhv_reenter when entry.S finds the inbox non-empty at the last
+// moment): takes what other CPUs posted, invalidates EPT if another CPU
+// changed it, picks the event to inject, and publishes the activity state
+// the guest enters with (senders drop SINTs for a wait-for-SIPI VP).
+void prepare_entry(Vcpu& v) {
+  Host& h = *v.host;
+  VmcsAccess& vmcs = v.vmcs;
+  const uint64_t gen = __atomic_load_n(&h.ept_generation, __ATOMIC_ACQUIRE);
+  if (gen != v.ept_seen) {
+    v.ept_seen = gen;
+    invalidate_ept(h);
+  }
+  if (v.frame->remote.take_init()) {
+    // An INIT IPI another VP (or this one) sent: reset now, like the INIT
+    // exit would; nothing may be injected into wait-for-SIPI.
+    apply_init_state(vmcs, h.cpu, h.caps, v.bsp, v.frame->regs, v.events);
+    v.injection_armed = false;
+    vmcs.write(Field::kEntryInterruptionInfo, 0);
+    ++v.inits_received;
+  }
+  uint32_t act = static_cast<uint32_t>(vmcs.read(Field::kGuestActivityState));
+  const RemoteQueue::Drained in = v.frame->remote.drain();
+  if (in.any) {
+    if (remote_delivery(act) == RemoteDelivery::kQueue) {
+      for_each_vector(in.auto_eoi, [&](uint8_t vec) { v.events.queue_interrupt(vec); });
+      for_each_vector(in.apic, [&](uint8_t vec) { send_self_ipi(v, vec); });
+    } else if (__atomic_fetch_add(&v.dropped_for_sipi, 1, __ATOMIC_RELAXED) == 0) {
+      log::info("cpu %u: SINT vectors queued for VP %u dropped: it waits for SIPI\n", v.processor,
+                v.index);
+    }
+    v.events.nmis += in.nmis;
+    v.genuine_nmis += in.nmis;
+  }
+  uint32_t intr = static_cast<uint32_t>(vmcs.read(Field::kGuestInterruptibility));
+  if ((intr & interruptibility::kBlockingBySmi) != 0) {
+    // Never set outside SMM, where microhv never runs a guest (SDM 27.3.4);
+    // Bochs 2.7 reports it after wait-for-SIPI, and VM entry would fail.
+    intr &= ~interruptibility::kBlockingBySmi;
+    vmcs.write(Field::kGuestInterruptibility, intr);
+  }
+  bool window;
+  if (!v.injection_armed) {
+    const GuestInterruptState s{vmcs.read(Field::kGuestRflags), intr, act};
+    const InjectionDecision d = decide_injection(v.events, s);
+    if (d.inject) {
+      uint32_t info = d.intr_info;
+      // With unrestricted guest in real mode no error code may be delivered.
+      if ((vmcs.read(Field::kGuestCr0) & arch::cr0::kPe) == 0) {
+        info &= ~intr_info::kDeliverErrorCode;
+      }
+      vmcs.write(Field::kEntryInterruptionInfo, info);
+      if ((info & intr_info::kDeliverErrorCode) != 0) {
+        vmcs.write(Field::kEntryExceptionErrorCode, d.error_code);
+      }
+      vmcs.write(Field::kEntryInstructionLength, d.instruction_length);
+      if (d.wake) {
+        vmcs.write(Field::kGuestActivityState, activity::kActive);
+        act = activity::kActive;
+      }
+      v.injection_armed = true;
+    } else {
+      vmcs.write(Field::kEntryInterruptionInfo, 0);
+    }
+    window = d.interrupt_window;
+  } else {
+    // An event is already armed for this entry (re-entry path): keep it and
+    // ask for a window for whatever else is pending.
+    window = v.events.any_interrupt();
+  }
+  // NMI-window exiting (virtual NMIs): an NMI waiting for the guest's IRET.
+  const bool nmi_window =
+      v.events.nmis > 0 && act != activity::kWaitForSipi && act != activity::kShutdown;
+  uint32_t want = window ? (v.proc_controls | proc::kInterruptWindowExiting)
+                         : (v.proc_controls & ~proc::kInterruptWindowExiting);
+  want = nmi_window ? (want | proc::kNmiWindowExiting) : (want & ~proc::kNmiWindowExiting);
+  if (want != v.proc_controls) {
+    vmcs.write(Field::kProcControls, want);
+    v.proc_controls = want;
+  }
+  __atomic_store_n(&v.frame->remote.activity, act, __ATOMIC_RELEASE);
+}
+
+// NMIs are blocked after an NMI-caused VM exit until an IRET or the next VM
+// entry (and Bochs 2.7 leaves them blocked across VM entries after NMI and
+// SIPI exits). An IRET to the next instruction unblocks them now, so the
+// next kick reaches this CPU in the host (host_nmi) or in the guest.
+void unblock_host_nmis() {
+  uint64_t ss = 0, cs = 0;
+  asm volatile("mov %%ss, %0" : "=r"(ss));
+  asm volatile("mov %%cs, %0" : "=r"(cs));
+  asm volatile(
+      "mov %%rsp, %%rax\n\t"
+      "pushq %[ss]\n\t"
+      "pushq %%rax\n\t"
+      "pushfq\n\t"
+      "pushq %[cs]\n\t"
+      "leaq 1f(%%rip), %%rax\n\t"
+      "pushq %%rax\n\t"
+      "iretq\n"
+      "1:"
+      :
+      : [ss] "r"(ss), [cs] "r"(cs)
+      : "rax", "memory", "cc");
+}
+
+// RIP past the exiting instruction; that also ends an STI/MOV-SS shadow.
+void advance_rip(VmcsAccess& vmcs) {
+  const uint64_t rip = vmcs.read(Field::kGuestRip) + vmcs.read(Field::kExitInstructionLength);
+  vmcs.write(Field::kGuestRip, rip);
+  const uint64_t intr = vmcs.read(Field::kGuestInterruptibility);
+  if ((intr & (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) != 0) {
+    vmcs.write(Field::kGuestInterruptibility,
+               intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti |
+                                             interruptibility::kBlockingByMovSs));
+  }
+}
+
+// The first VM exit on a CPU proves its VMLAUNCH worked: an AP becomes a VP
+// of the partition only now (VP index = its slot, which is the next one
+// because APs are brought up one at a time), so vp_count always equals the
+// number of CPUs running as VPs.
+void first_exit(Vcpu& v, const GuestRegs* regs) {
+  Host& h = *v.host;
+  v.launched = true;
+  bool ok = v.vp != nullptr;
+  uint32_t count = 0;
+  if (!ok) {
+    LockGuard guard(h.hv.lock);
+    count = h.partition->vp_count();
+    if (count == v.index && h.partition->set_vp_count(v.index + 1)) {
+      Vp* vp = h.partition->vp(VpIndex(v.index));
+      v.core.attach(*vp, h.testdev);
+      __atomic_store_n(&v.vp, vp, __ATOMIC_RELEASE);
+      ok = true;
+    }
+  }
+  if (!ok) {
+    log::error("cpu %u: cannot become VP %u (the partition has %u VPs)\n", v.processor, v.index,
+               count);
+    stop_guest(v, "no VP for this CPU", regs);
+  }
+  log::info("cpu %u: VMLAUNCH ok, VP %u (APIC ID %u)\n", v.processor, v.index, v.apic_id.value());
+}
+
+void log_exit_events(Vcpu& v, const ExitContext& ctx) {
+  if (ctx.kicked && ++v.kicks == 1) {
+    log::info("cpu %u: first kick taken (NMI exit); VP %u drains its inbox before entry\n",
+              v.processor, v.index);
+  }
+  if (ctx.reason == exit_reason::kExceptionOrNmi && !ctx.kicked && ctx.stop_reason == nullptr) {
+    if (++v.genuine_nmis == 1) {
+      log::info("cpu %u: genuine NMI: re-injected into the guest\n", v.processor);
+    }
+  }
+  if (ctx.reason == exit_reason::kInit) ++v.inits;  // logged at the SIPI: INIT must be handled fast
+  if (ctx.reason == exit_reason::kSipi && ++v.sipis == 1) {
+    log::info(
+        "cpu %u: INIT/SIPI: VP %u restarted in real mode at 0x%llx (SIPI vector 0x%llx; %llu INIT "
+        "exit(s) so far; later restarts are not logged)\n",
+        v.processor, v.index, (unsigned long long)((ctx.qualification & 0xFF) << 12),
+        (unsigned long long)(ctx.qualification & 0xFF), (unsigned long long)v.inits);
+  }
+  if (ctx.reason == exit_reason::kInit && v.last_reason == exit_reason::kSipi &&
+      !v.stale_init_warned) {
+    // An INIT exit right after the SIPI exit, before the AP ran: Bochs 2.7
+    // keeps a delivered INIT pending (stlintel/Bochs#11, fixed later), so
+    // an AP that took INIT while running never gets past its SIPI there.
+    // APs that halt with interrupts off are parked in wait-for-SIPI, where
+    // INIT is blocked, which avoids this for the usual INIT-SIPI-SIPI.
+    v.stale_init_warned = true;
+    log::error(
+        "cpu %u: INIT again at the SIPI start (a pending INIT the CPU did not consume: Bochs 2.7 "
+        "bug); VP %u waits for another SIPI\n",
+        v.processor, v.index);
+  }
+}
+
+}  // namespace
+
+[[noreturn]] void halt_forever() {
+  serial::flush();
+  for (;;) {
+    arch::cli();
+    arch::hlt();
+  }
+}
+
+[[noreturn]] void stop_guest(const Vcpu& v, const char* why, const GuestRegs* regs) {
+  log::error("guest stopped on cpu %u (VP %u): %s\n", v.processor, v.index, why);
+  if (regs != nullptr) dump_registers(*regs);
+  dump_vmcs();
+  log::error("guest stopped: %s (microhv halts cpu %u; other CPUs go on)\n", why, v.processor);
+  halt_forever();
+}
+
+}  // namespace microhv::vmx::hw
+
+using namespace microhv;
+using namespace microhv::vmx;
+using namespace microhv::vmx::hw;
+
+extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
+  Vcpu& v = *current_vcpu();
+  Host& h = *v.host;
+  VmcsAccess& vmcs = v.vmcs;
+  ++v.exits;
+  v.injection_armed = false;  // a VM exit invalidates the VM-entry event fields
+  if (!v.launched) first_exit(v, regs);
+  regs->rsp = vmcs.read(Field::kGuestRsp);
+  const uint32_t raw = static_cast<uint32_t>(vmcs.read(Field::kExitReason));
+  const uint32_t reason = exit_reason::basic(raw);
+  const uint64_t qualification = vmcs.read(Field::kExitQualification);
+  if ((raw & exit_reason::kEntryFailureBit) != 0) {
+    log::error("VM entry failed: exit reason %u (%s), qualification 0x%llx\n", reason,
+               exit_reason_name(reason), (unsigned long long)qualification);
+    stop_guest(v, "VM entry failed (see bochs.log / the VMCS dump for the failing check)", regs);
+  }
+  v.events.record_idt_vectoring(static_cast<uint32_t>(vmcs.read(Field::kIdtVectoringInfo)),
+                                static_cast<uint32_t>(vmcs.read(Field::kIdtVectoringErrorCode)),
+                                static_cast<uint32_t>(vmcs.read(Field::kExitInstructionLength)));
+
+  ExitContext ctx{reason, qualification, *regs, vmcs, h.cpu, v.core, v.events, h.caps};
+  ctx.hidden_base = h.info.pool_base;
+  ctx.hidden_size = h.info.pool_size;
+  ctx.overlay_gpa = __atomic_load_n(&h.overlay_gpa, __ATOMIC_ACQUIRE);
+  ctx.remote = &v.frame->remote;
+  ctx.bsp = v.bsp;
+  ctx.testdev = h.info.testdev;
+  ctx.apic_page = h.apic_page;
+  ctx.memory = &h.memory;
+  const ExitAction action = dispatch_exit(ctx);
+  log_exit_events(v, ctx);
+  if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
+  v.last_reason = reason;
+  switch (action) {
+    case ExitAction::kStop:
+      log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",
+                 reason, exit_reason_name(reason), (unsigned long long)qualification,
+                 (unsigned long long)vmcs.read(Field::kGuestRip));
+      stop_guest(v, ctx.stop_reason != nullptr ? ctx.stop_reason : "unhandled exit", regs);
+    case ExitAction::kAdvance:
+      advance_rip(vmcs);
+      break;
+    case ExitAction::kRetry:
+      break;
+  }
+  vmcs.write(Field::kGuestRsp, regs->rsp);
+  prepare_entry(v);
+  return regs;
+}
+
+// entry.S found the inbox non-empty right before VMRESUME: drain it again.
+// No exit happened, so there is nothing to handle and RSP/RIP stay as they are.
+extern "C" GuestRegs* microhv_reenter(GuestRegs* regs) {
+  prepare_entry(*current_vcpu());
+  return regs;
+}
+
+extern "C" void microhv_vmresume_failed(GuestRegs* regs, uint64_t rflags) {
+  const VmxStatus s =
+      status_from_flags((rflags & arch::rflags::kCf) != 0, (rflags & arch::rflags::kZf) != 0);
+  report_vmx_failure("VMRESUME", s);
+  stop_guest(*current_vcpu(), "VMRESUME failed", regs);
+}

@@ -1,0 +1,52 @@
+#include "vmx/hw/memory.hpp"
+
+#include "arch/cpu.hpp"
+#include "kernel/base/log.hpp"
+
+namespace microhv::vmx::hw {
+
+Hpa PoolAllocator::alloc_page() {
+  if (info_.alloc_next + kPageSize > info_.alloc_end) {
+    log::error("out of page-table pages\n");
+    return Hpa(0);
+  }
+  const uint64_t p = info_.alloc_next;
+  info_.alloc_next += kPageSize;
+  auto* q = reinterpret_cast<uint64_t*>(p);
+  for (unsigned i = 0; i < 512; ++i) q[i] = 0;
+  return Hpa(p);
+}
+
+bool HwGuestMemory::is_ram(Gpa gpa, uint64_t len) const {
+  return range_is_guest_ram(layout, gpa.value(), len);
+}
+
+bool HwGuestMemory::read(Gpa gpa, void* dst, uint64_t len) {
+  if (!is_ram(gpa, len)) return false;
+  __builtin_memcpy(dst, reinterpret_cast<const void*>(gpa.value()), len);
+  return true;
+}
+
+bool HwGuestMemory::write(Gpa gpa, const void* src, uint64_t len) {
+  if (!is_ram(gpa, len)) return false;
+  __builtin_memcpy(reinterpret_cast<void*>(gpa.value()), src, len);
+  return true;
+}
+
+bool HwGuestMemory::fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) {
+  if ((gpa.value() & 7) != 0 || !is_ram(gpa, 8)) return false;
+  *old = __atomic_fetch_or(reinterpret_cast<uint64_t*>(gpa.value()), bits, __ATOMIC_SEQ_CST);
+  return true;
+}
+
+void TscClock::start(uint64_t tsc_hz) {
+  tsc0_ = arch::rdtsc();
+  hz_ = tsc_hz != 0 ? tsc_hz : 1000000000ull;
+}
+
+uint64_t TscClock::now_100ns() {
+  const uint64_t d = arch::rdtsc() - tsc0_;
+  return (d / hz_) * 10000000ull + ((d % hz_) * 10000000ull) / hz_;
+}
+
+}  // namespace microhv::vmx::hw

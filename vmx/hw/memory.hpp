@@ -1,0 +1,54 @@
+// Memory as the host sees it: everything is identity-mapped (the host page
+// tables map [0, limit) one to one), so a host-physical address is a
+// pointer. Page-table pages come from the tail of microhv's pool; guest
+// memory is reached through the EPT layout, which refuses what the guest
+// does not own. Also the TSC-based reference clock.
+#pragma once
+
+#include "kernel/platform/clock.hpp"
+#include "kernel/platform/guest_memory.hpp"
+#include "vmx/ept.hpp"
+#include "vmx/launch.hpp"
+#include "vmx/page_tables.hpp"
+
+namespace microhv::vmx::hw {
+
+class IdentityPhys final : public PhysAccess {
+ public:
+  uint64_t* table(Hpa page) override { return reinterpret_cast<uint64_t*>(page.value()); }
+};
+
+// Zeroed pages from [info.alloc_next, info.alloc_end). Only the BSP's set-up
+// and overlay moves (under the EPT lock) allocate.
+class PoolAllocator final : public PageAllocator {
+ public:
+  explicit PoolAllocator(LaunchInfo& info) : info_(info) {}
+  Hpa alloc_page() override;
+
+ private:
+  LaunchInfo& info_;
+};
+
+// GuestMemory on the identity map, refusing anything that is not guest RAM
+// (microhv's memory and MMIO included).
+class HwGuestMemory final : public GuestMemory {
+ public:
+  EptLayout layout{};
+  bool is_ram(Gpa gpa, uint64_t len) const override;
+  bool read(Gpa gpa, void* dst, uint64_t len) override;
+  bool write(Gpa gpa, const void* src, uint64_t len) override;
+  bool fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) override;
+};
+
+// TIME_REF_COUNT: 100 ns units since the partition started, from the TSC
+// (frequency measured by the EFI side).
+class TscClock final : public ReferenceClock {
+ public:
+  void start(uint64_t tsc_hz);
+  uint64_t now_100ns() override;
+
+ private:
+  uint64_t tsc0_ = 0, hz_ = 1;
+};
+
+}  // namespace microhv::vmx::hw

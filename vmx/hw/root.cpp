@@ -1,0 +1,176 @@
+// The composition root of the host side: the one place that builds the
+// shared host state and wires the hypervisor together. It holds the only
+// static storage of the back end (the Host); everything else gets
+// references handed down from here, and each CPU finds its Vcpu (and
+// through it the Host) via its GS base.
+//
+// microhv_host_entry runs on the BSP, in the resident copy, on microhv's own
+// stack and page tables: it builds the Host, the guest's EPT, the guest
+// partition and microhv's services (the VMBus host, the test device), then
+// launches the firmware as the guest on this CPU. microhv_ap_host_entry runs
+// on each AP later (the BSP is a guest by then) and only launches.
+#include <new>
+
+#include "arch/apic.hpp"
+#include "arch/cpu.hpp"
+#include "vmx/hw/cpu_setup.hpp"
+#include "vmx/hw/host.hpp"
+#include "vmx/hw/launch.hpp"
+
+namespace microhv::vmx::hw {
+namespace {
+
+constexpr PartitionId kGuestPartition{1};
+constexpr PartitionId kVmbusPartition{2};
+
+// The back end's only static storage. Global constructors never run in
+// microhv: the Host is built with placement new by microhv_host_entry.
+alignas(Host) unsigned char g_host_storage[sizeof(Host)];
+Host* g_host = nullptr;  // set once the BSP built it; read by microhv_ap_host_entry only
+
+// EPT/VPID features microhv cannot do without, and the optional ones.
+bool adopt_capabilities(Host& h) {
+  h.caps = read_capabilities();
+  log_capabilities(h.caps);
+  const uint64_t cap = h.caps.ept_vpid_cap;
+  if ((cap & ept_cap::kPageWalk4) == 0 || (cap & ept_cap::kInvept) == 0 ||
+      (cap & (ept_cap::kInveptSingle | ept_cap::kInveptAll)) == 0 ||
+      (cap & ept_cap::kInvvpid) == 0) {
+    log::error("EPT/VPID capabilities 0x%llx lack 4-level walks, INVEPT or INVVPID\n",
+               (unsigned long long)cap);
+    return false;
+  }
+  h.invept_type =
+      (cap & ept_cap::kInveptSingle) != 0 ? invept_type::kSingleContext : invept_type::kAllContexts;
+  h.invvpid_type = (cap & ept_cap::kInvvpidSingle) != 0 ? invvpid_type::kSingleContext
+                                                        : invvpid_type::kAllContexts;
+  const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
+  h.mtf =
+      control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
+  return true;
+}
+
+// The guest's EPT: an identity map of everything except microhv's memory,
+// and the local APIC page read-only so that guest writes to it exit and an
+// INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
+bool build_ept(Host& h) {
+  const LaunchInfo& info = h.info;
+  h.memory.layout =
+      EptLayout{info.regions, info.region_count, info.ept_limit, info.pool_base, info.pool_size};
+  if (!h.ept.init() || !build_guest_ept(h.ept, h.memory.layout)) {
+    log::error("building EPT failed\n");
+    return false;
+  }
+  h.eptp = make_eptp(h.ept.root().value(), h.caps.ept_vpid_cap);
+  log::info(
+      "EPT: identity map of [0, 0x%llx) in %llu tables, microhv's 0x%llx..0x%llx not present, EPTP "
+      "0x%llx\n",
+      (unsigned long long)info.ept_limit, (unsigned long long)h.ept.tables_allocated(),
+      (unsigned long long)info.pool_base, (unsigned long long)(info.pool_base + info.pool_size - 1),
+      (unsigned long long)h.eptp);
+
+  const uint64_t base = apic_base();
+  if ((base & arch::apic::base::kEnable) == 0) return true;
+  h.apic_page = base & arch::apic::base::kPageMask & ((1ull << info.phys_addr_bits) - 1);
+  if (h.apic_page < info.ept_limit &&
+      h.ept.map(h.apic_page, h.apic_page, kPageSize, identity_attr(h, h.apic_page))) {
+    log::info(
+        "EPT: local APIC page 0x%llx read-only: guest xAPIC writes are emulated; x2APIC ICR "
+        "writes exit (MSR bitmap)\n",
+        (unsigned long long)h.apic_page);
+  } else {
+    log::error(
+        "EPT: cannot map the local APIC page 0x%llx read-only: INIT IPIs are sent as written\n",
+        (unsigned long long)h.apic_page);
+    h.apic_page = ~0ull;
+  }
+  return true;
+}
+
+// The guest partition on the platform the Host implements, with one VP now
+// (the BSP's; each AP adds its own at its first VM exit, so the VP count is
+// always the number of CPUs running as VPs), and microhv's services
+// attached to it. Returns the BSP's VP, or nullptr.
+Vp* create_guest(Host& h) {
+  h.clock.start(h.info.tsc_hz);
+  const PartitionConfig config{kGuestPartition, 1, kFullFeatures};
+  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
+  if (h.partition == nullptr) return nullptr;
+  // The built-in VMBus host: a service partition with connections 4 and 1
+  // in the guest partition, so a Linux guest's hv_vmbus can negotiate. Its
+  // log lines go to the same serial sink.
+  if (h.vmbus.attach(h.hv, *h.partition, kVmbusPartition)) {
+    log::info("vmbus: VMBus host attached: service partition %llu, guest connections %u and %u\n",
+              static_cast<unsigned long long>(kVmbusPartition.value()), vmbus::kConnectionIdV5,
+              vmbus::kConnectionIdLegacy);
+  } else {
+    log::error("vmbus: attaching the VMBus host to partition %llu failed\n",
+               static_cast<unsigned long long>(kGuestPartition.value()));
+  }
+  if (h.info.testdev) {
+    h.testdev = new (h.testdev_storage) TestDevice(*h.partition);
+    log::info(
+        "testdev: on: 32-bit OUT to port 0x%x goes to the test device (I/O bitmap), other accesses "
+        "pass through\n",
+        TestDevice::kIoPort);
+  }
+  return h.partition->vp(VpIndex(0));
+}
+
+}  // namespace
+}  // namespace microhv::vmx::hw
+
+using namespace microhv;
+using namespace microhv::vmx;
+using namespace microhv::vmx::hw;
+
+// The BSP: everything shared, then its own VMX.
+extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
+  LaunchInfo& info = *reinterpret_cast<LaunchInfo*>(cpu->info);
+  Host& h = *new (g_host_storage) Host(info);
+  // This copy's own sink: the loaded image's code goes away when efi_main
+  // returns to the firmware.
+  log::set_sink(&SerialLog::write, &h.log);
+  h.cpu_count = info.cpu_count;
+  Vcpu& v = h.vcpus[0];
+
+  setup_cpu_locals(h, v, *cpu);
+  load_host_descriptors(v, *cpu);
+  log::info(
+      "host: resident at 0x%llx (%llu KiB), own CR3 0x%llx, GDT 0x%llx, TSS selector 0x%x, IDT "
+      "0x%llx; %u CPU slot(s)\n",
+      (unsigned long long)info.pool_base, (unsigned long long)(info.pool_size >> 10),
+      (unsigned long long)info.host_cr3, (unsigned long long)cpu->gdt_page, v.host_tr,
+      (unsigned long long)cpu->idt_page, h.cpu_count);
+
+  if (!adopt_capabilities(h)) {
+    restore_firmware_descriptors(*cpu);
+    return host_status::kUnsupported;
+  }
+  if (!build_ept(h)) {
+    restore_firmware_descriptors(*cpu);
+    return host_status::kDeviceError;
+  }
+  Vp* vp = create_guest(h);
+  if (vp == nullptr) {
+    log::error("creating the root partition failed\n");
+    restore_firmware_descriptors(*cpu);
+    return host_status::kDeviceError;
+  }
+  v.core.attach(*vp, h.testdev);
+  __atomic_store_n(&v.vp, vp, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_host, &h, __ATOMIC_RELEASE);
+  return launch_this_cpu(v, *cpu);
+}
+
+// An AP, started by the BSP (then already a guest) through MP services.
+extern "C" uint64_t microhv_ap_host_entry(CpuLaunch* cpu) {
+  Host* h = __atomic_load_n(&g_host, __ATOMIC_ACQUIRE);
+  if (h == nullptr || cpu->index == 0 || cpu->index >= h->cpu_count) {
+    return host_status::kNotReady;
+  }
+  Vcpu& v = h->vcpus[cpu->index];
+  setup_cpu_locals(*h, v, *cpu);
+  load_host_descriptors(v, *cpu);
+  return launch_this_cpu(v, *cpu);
+}
