@@ -28,7 +28,7 @@ struct Port {
   Partition* owner = nullptr;
   PortId id{0};
   tlfs::PortType type = tlfs::PortType::kMessage;
-  uint8_t target_sint = 0;
+  SintIndex target_sint{0};
   VpIndex target_vp{0};  // may be tlfs::kAnyVp
   uint16_t base_flag = 0;
   uint16_t flag_count = 0;

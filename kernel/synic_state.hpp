@@ -5,10 +5,17 @@
 #pragma once
 
 #include "hypercall/tlfs/tlfs.hpp"
+#include "kernel/base/optional.hpp"
 #include "kernel/base/types.hpp"
 #include "kernel/message.hpp"
 
 namespace microhv {
+
+// The checked way to name a SINT: nothing for n >= 16.
+constexpr Optional<SintIndex> sint_index(uint32_t n) {
+  if (n >= tlfs::kSintCount) return kNone;
+  return SintIndex(static_cast<uint8_t>(n));
+}
 
 struct MessageQueue {  // intrusive FIFO of MessageBuffer indices (kernel/ports.hpp)
   uint16_t head = kNoBuffer;
@@ -34,9 +41,12 @@ struct SynicState {
   bool sief_enabled() const { return (siefp & tlfs::synic_msr::kPageEnable) != 0; }
   Gpa sim_page() const { return Gpa(simp & tlfs::synic_msr::kPageMask); }
   Gpa sief_page() const { return Gpa(siefp & tlfs::synic_msr::kPageMask); }
-  bool masked(uint32_t n) const { return (sint[n] & tlfs::sint_bits::kMasked) != 0; }
-  bool auto_eoi(uint32_t n) const { return (sint[n] & tlfs::sint_bits::kAutoEoi) != 0; }
-  uint8_t vector(uint32_t n) const { return static_cast<uint8_t>(sint[n]); }
+  uint64_t sint_msr(SintIndex n) const { return sint[n.value()]; }
+  bool masked(SintIndex n) const { return (sint_msr(n) & tlfs::sint_bits::kMasked) != 0; }
+  bool auto_eoi(SintIndex n) const { return (sint_msr(n) & tlfs::sint_bits::kAutoEoi) != 0; }
+  uint8_t vector(SintIndex n) const { return static_cast<uint8_t>(sint_msr(n)); }
+  MessageQueue& queue_of(SintIndex n) { return queue[n.value()]; }
+  const MessageQueue& queue_of(SintIndex n) const { return queue[n.value()]; }
 };
 
 }  // namespace microhv

@@ -10,8 +10,12 @@ namespace {
 constexpr uint64_t kPendingBitInHeader = uint64_t{tlfs::kMessageFlagPending}
                                          << (8 * tlfs::kMessageFlagsOffset);
 
-Gpa slot_of(const SynicState& s, uint32_t sint) {
-  return s.sim_page() + sint * tlfs::kMessageSize;
+Gpa slot_of(const SynicState& s, SintIndex sint) {
+  return s.sim_page() + uint64_t{sint.value()} * tlfs::kMessageSize;
+}
+
+uint16_t bit_of(SintIndex sint) {
+  return static_cast<uint16_t>(1u << sint.value());
 }
 
 // The header goes in last so a guest polling MessageType never sees a type
@@ -42,9 +46,9 @@ bool slot_is_free(GuestMemory& memory, Gpa slot, bool* free) {
   return true;
 }
 
-void enqueue(SynicState& s, uint32_t sint, PortTable& table, uint16_t index) {
-  MessageQueue& q = s.queue[sint];
-  __atomic_fetch_or(&s.queued_sints, static_cast<uint16_t>(1u << sint), __ATOMIC_RELEASE);
+void enqueue(SynicState& s, SintIndex sint, PortTable& table, uint16_t index) {
+  MessageQueue& q = s.queue_of(sint);
+  __atomic_fetch_or(&s.queued_sints, bit_of(sint), __ATOMIC_RELEASE);
   table.buffer(index)->next = kNoBuffer;
   if (q.empty()) {
     q.head = index;
@@ -57,7 +61,7 @@ void enqueue(SynicState& s, uint32_t sint, PortTable& table, uint16_t index) {
 
 }  // namespace
 
-void synic_raise(Vp& vp, uint32_t sint) {
+void synic_raise(Vp& vp, SintIndex sint) {
   const SynicState& s = vp.synic;
   // A masked SINT still receives messages in its slot; only the interrupt is
   // suppressed, and it is not remembered (TLFS 11.8.4: edge semantics).
@@ -76,10 +80,10 @@ bool synic_can_take_events(Vp& vp) {
          vp.partition().memory().is_ram(s.sief_page(), kPageSize);
 }
 
-tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, Port& port,
+tlfs::Status synic_post(Vp& vp, SintIndex sint, const OutgoingMessage& message, Port& port,
                         PortTable& table) {
   GuestMemory& memory = vp.partition().memory();
-  MessageQueue& q = vp.synic.queue[sint];
+  MessageQueue& q = vp.synic.queue_of(sint);
   Gpa slot = slot_of(vp.synic, sint);
   bool free = false;
   if (q.empty() && slot_is_free(memory, slot, &free) && free &&
@@ -101,9 +105,8 @@ tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, P
   return tlfs::Status::kSuccess;
 }
 
-void synic_drain(Vp& vp, uint32_t sint) {
-  if (sint >= tlfs::kSintCount) return;
-  MessageQueue& q = vp.synic.queue[sint];
+void synic_drain(Vp& vp, SintIndex sint) {
+  MessageQueue& q = vp.synic.queue_of(sint);
   if (q.empty() || !synic_can_take_messages(vp)) return;
   GuestMemory& memory = vp.partition().memory();
   PortTable& table = vp.partition().hypervisor().ports;
@@ -129,7 +132,7 @@ void synic_drain(Vp& vp, uint32_t sint) {
   q.head = buffer->next;
   if (q.head == kNoBuffer) {
     q.tail = kNoBuffer;
-    __atomic_fetch_and(&vp.synic.queued_sints, static_cast<uint16_t>(~(1u << sint)),
+    __atomic_fetch_and(&vp.synic.queued_sints, static_cast<uint16_t>(~bit_of(sint)),
                        __ATOMIC_RELEASE);
   }
   --q.length;
@@ -139,15 +142,15 @@ void synic_drain(Vp& vp, uint32_t sint) {
 
 void synic_drain_all(Vp& vp) {
   for (uint32_t pending = vp.synic.queued_sints; pending != 0; pending &= pending - 1) {
-    synic_drain(vp, static_cast<uint32_t>(__builtin_ctz(pending)));
+    synic_drain(vp, SintIndex(static_cast<uint8_t>(__builtin_ctz(pending))));
   }
 }
 
-tlfs::Status synic_set_event_flag(Vp& vp, uint32_t sint, uint32_t flag) {
-  if (sint >= tlfs::kSintCount || flag >= tlfs::kFlagsPerSint)
-    return tlfs::Status::kInvalidParameter;
+tlfs::Status synic_set_event_flag(Vp& vp, SintIndex sint, uint32_t flag) {
+  if (flag >= tlfs::kFlagsPerSint) return tlfs::Status::kInvalidParameter;
   if (!synic_can_take_events(vp)) return tlfs::Status::kInvalidSynicState;
-  Gpa word = vp.synic.sief_page() + sint * (tlfs::kFlagsPerSint / 8) + (flag / 64) * 8;
+  Gpa word =
+      vp.synic.sief_page() + uint64_t{sint.value()} * (tlfs::kFlagsPerSint / 8) + (flag / 64) * 8;
   uint64_t bit = uint64_t{1} << (flag % 64);
   uint64_t old = 0;
   if (!vp.partition().memory().fetch_or_u64(word, bit, &old)) {

@@ -17,23 +17,23 @@ bool synic_can_take_events(Vp& vp);
 // Raises SINT `sint` of `vp` the way every SynIC interrupt is raised: the
 // SINT's vector, with its AutoEOI flag, through the partition's
 // InterruptSink; nothing when the SINT is masked (TLFS 11.8.4: edge
-// semantics, not remembered). sint < 16.
-void synic_raise(Vp& vp, uint32_t sint);
+// semantics, not remembered).
+void synic_raise(Vp& vp, SintIndex sint);
 
 // Puts `message` into SINT `sint`'s SIM slot of `vp` if the slot is free and
 // nothing is queued ahead of it; otherwise queues it in one of `port`'s
 // buffers and sets MessagePending. INSUFFICIENT_BUFFERS only when the port has
-// no free buffer. Precondition: synic_can_take_messages(vp), sint < 16.
-tlfs::Status synic_post(Vp& vp, uint32_t sint, const OutgoingMessage& message, Port& port,
+// no free buffer. Precondition: synic_can_take_messages(vp).
+tlfs::Status synic_post(Vp& vp, SintIndex sint, const OutgoingMessage& message, Port& port,
                         PortTable& table);
 
 // Delivers the head of SINT `sint`'s queue if its slot is free, else makes
 // sure MessagePending is set in the occupied slot.
-void synic_drain(Vp& vp, uint32_t sint);
+void synic_drain(Vp& vp, SintIndex sint);
 void synic_drain_all(Vp& vp);
 
 // Sets flag `flag` of SINT `sint` in the SIEF page atomically and raises the
 // SINT only on a 0 -> 1 transition (TLFS 11.10.2).
-tlfs::Status synic_set_event_flag(Vp& vp, uint32_t sint, uint32_t flag);
+tlfs::Status synic_set_event_flag(Vp& vp, SintIndex sint, uint32_t flag);
 
 }  // namespace microhv

@@ -48,7 +48,7 @@ Vp* choose_target_vp(Port& port, CanTake can_take, bool prefer_free_slot, Status
   for (uint32_t i = 0; i < owner.vp_count(); ++i) {
     Vp* vp = owner.vp(VpIndex(i));
     if (!can_take(*vp)) continue;
-    if (!prefer_free_slot || vp->synic.queue[port.target_sint].empty()) return vp;
+    if (!prefer_free_slot || vp->synic.queue_of(port.target_sint).empty()) return vp;
     if (fallback == nullptr) fallback = vp;
   }
   if (fallback == nullptr) *status = Status::kInvalidSynicState;
@@ -90,9 +90,8 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
     return Status::kInvalidParameter;  // monitor ports are not implemented
   }
   // SINT 0 is left to the hypervisor's own messages.
-  if (spec.target_sint == 0 || spec.target_sint >= tlfs::kSintCount) {
-    return Status::kInvalidParameter;
-  }
+  const Optional<SintIndex> sint = sint_index(spec.target_sint);
+  if (!sint || sint.value() == SintIndex(0)) return Status::kInvalidParameter;
   bool events = spec.type == tlfs::PortType::kEvent;
   if (!events && (spec.base_flag != 0 || spec.flag_count != 0)) return Status::kInvalidParameter;
   if (events &&
@@ -112,7 +111,7 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
   port->owner = &owner;
   port->id = spec.id;
   port->type = spec.type;
-  port->target_sint = static_cast<uint8_t>(spec.target_sint);
+  port->target_sint = sint.value();
   port->target_vp = spec.target_vp;
   port->base_flag = spec.base_flag;
   port->flag_count = spec.flag_count;

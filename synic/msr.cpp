@@ -13,12 +13,12 @@ bool is_sint(uint32_t m) {
   return m >= msr::kSint0 && m <= msr::kSint15;
 }
 
-MsrResult write_sint(Vp& vp, uint32_t sint, uint64_t value) {
+MsrResult write_sint(Vp& vp, SintIndex sint, uint64_t value) {
   // A vector below 16 cannot be delivered; the TLFS makes unmasking such a
   // SINT a #GP. Bits outside vector/masked/AutoEOI/polling are reserved.
   if ((value & ~bits::kWritable) != 0) return MsrResult::kGp;
   if ((value & bits::kMasked) == 0 && (value & bits::kVectorMask) < 16) return MsrResult::kGp;
-  vp.synic.sint[sint] = value;
+  vp.synic.sint[sint.value()] = value;
   return MsrResult::kOk;
 }
 
@@ -42,7 +42,8 @@ MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
       synic_drain_all(vp);
       return MsrResult::kOk;
     default:
-      if (is_sint(m)) return write_sint(vp, m - msr::kSint0, value);
+      if (is_sint(m))
+        return write_sint(vp, SintIndex(static_cast<uint8_t>(m - msr::kSint0)), value);
       return MsrResult::kGp;
   }
 }
@@ -97,7 +98,8 @@ void synic_end_of_message(Vp& vp) {
 
 void synic_end_of_interrupt(Vp& vp, uint8_t vector) {
   LockGuard guard(vp.partition().hypervisor().lock);
-  for (uint32_t sint = 0; sint < tlfs::kSintCount; ++sint) {
+  for (uint32_t n = 0; n < tlfs::kSintCount; ++n) {
+    const SintIndex sint(static_cast<uint8_t>(n));
     if (!vp.synic.auto_eoi(sint) && vp.synic.vector(sint) == vector) synic_drain(vp, sint);
   }
 }

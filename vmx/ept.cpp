@@ -8,7 +8,7 @@ uint32_t normalize_regions(MemRegion* r, uint32_t count) {
     const MemRegion x = r[i];
     uint32_t j = i;
     while (j > 0 &&
-           (r[j - 1].base > x.base || (r[j - 1].base == x.base && r[j - 1].ram && !x.ram))) {
+           (x.base < r[j - 1].base || (r[j - 1].base == x.base && r[j - 1].ram && !x.ram))) {
       r[j] = r[j - 1];
       --j;
     }
@@ -19,21 +19,21 @@ uint32_t normalize_regions(MemRegion* r, uint32_t count) {
     if (r[i].size == 0) continue;
     if (out > 0) {
       MemRegion& last = r[out - 1];
-      const uint64_t last_end = last.base + last.size;
-      if (r[i].base <= last_end && r[i].ram == last.ram) {
-        const uint64_t end = r[i].base + r[i].size;
-        if (end > last_end) last.size = end - last.base;
+      const uint64_t last_end = last.end();
+      const uint64_t base = r[i].base.value();
+      if (base <= last_end && r[i].ram == last.ram) {
+        if (r[i].end() > last_end) last.size = r[i].end() - last.base.value();
         continue;
       }
-      if (r[i].base < last_end) {
+      if (base < last_end) {
         // Overlap of different kinds: RAM keeps the overlap.
-        const uint64_t end = r[i].base + r[i].size;
+        const uint64_t end = r[i].end();
         if (last.ram) {
           if (end <= last_end) continue;
           r[i].size = end - last_end;
-          r[i].base = last_end;
+          r[i].base = Hpa(last_end);
         } else {
-          last.size = r[i].base - last.base;
+          last.size = base - last.base.value();
           if (last.size == 0) --out;
         }
       }
@@ -46,7 +46,7 @@ uint32_t normalize_regions(MemRegion* r, uint32_t count) {
 uint64_t identity_limit(const MemRegion* regions, uint32_t count, unsigned phys_addr_bits) {
   uint64_t top = 4ull << 30;
   for (uint32_t i = 0; i < count; ++i) {
-    const uint64_t end = regions[i].base + regions[i].size;
+    const uint64_t end = regions[i].end();
     if (end > top) top = end;
   }
   top = (top + arch::kPageSize1G - 1) & ~(arch::kPageSize1G - 1);
@@ -60,29 +60,32 @@ uint64_t identity_limit(const MemRegion* regions, uint32_t count, unsigned phys_
 bool build_guest_ept(PageTables& pt, const EptLayout& layout) {
   constexpr MapAttr kMmio{kPermRwx, arch::MemType::kUc};
   constexpr MapAttr kRam{kPermRwx, arch::MemType::kWb};
-  if (!pt.map(0, 0, layout.limit, kMmio)) return false;
+  if (!pt.map(Gpa(0), Hpa(0), layout.limit, kMmio)) return false;
   for (uint32_t i = 0; i < layout.region_count; ++i) {
     const MemRegion& r = layout.regions[i];
-    if (!r.ram || r.base >= layout.limit) continue;
-    const uint64_t base = r.base & ~(arch::kPageSize4K - 1);
-    uint64_t end = (r.base + r.size + arch::kPageSize4K - 1) & ~(arch::kPageSize4K - 1);
+    if (!r.ram || r.base.value() >= layout.limit) continue;
+    const uint64_t base = r.base.value() & ~(arch::kPageSize4K - 1);
+    uint64_t end = (r.end() + arch::kPageSize4K - 1) & ~(arch::kPageSize4K - 1);
     if (end > layout.limit) end = layout.limit;
-    if (!pt.map(base, base, end - base, kRam)) return false;
+    if (!pt.map(Gpa(base), Hpa(base), end - base, kRam)) return false;
   }
-  if (layout.hidden_size != 0 && !pt.unmap(layout.hidden_base, layout.hidden_size)) return false;
+  if (layout.hidden_size != 0 && !pt.unmap(Gpa(layout.hidden_base.value()), layout.hidden_size)) {
+    return false;
+  }
   return true;
 }
 
-bool range_is_guest_ram(const EptLayout& layout, uint64_t gpa, uint64_t len) {
-  if (len == 0 || gpa + len < gpa) return false;
-  const uint64_t end = gpa + len;
-  if (layout.hidden_size != 0 && gpa < layout.hidden_base + layout.hidden_size &&
-      end > layout.hidden_base) {
+bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len) {
+  const uint64_t start = gpa.value();
+  if (len == 0 || start + len < start) return false;
+  const uint64_t end = start + len;
+  const uint64_t hidden = layout.hidden_base.value();
+  if (layout.hidden_size != 0 && start < hidden + layout.hidden_size && end > hidden) {
     return false;
   }
   for (uint32_t i = 0; i < layout.region_count; ++i) {
     const MemRegion& r = layout.regions[i];
-    if (r.ram && gpa >= r.base && end <= r.base + r.size) return true;
+    if (r.ram && start >= r.base.value() && end <= r.end()) return true;
   }
   return false;
 }

@@ -1,9 +1,17 @@
 // The guest-physical memory layout microhv gives the (single, root-like)
-// guest: an identity map of all physical memory through EPT, write-back for
-// RAM and uncached for everything else (with EPT the guest's MTRRs are
-// ignored, so the EPT memory type must carry what the MTRRs said), except
-// microhv's own memory, which is not present at all. Overlay pages (the
-// hypercall page) are mapped read+execute onto microhv-owned frames.
+// guest: an identity map of all physical memory through EPT (guest-physical
+// address x is host-physical address x), except microhv's own memory, which
+// is not present at all. Overlay pages (the hypercall page) are mapped
+// read+execute onto microhv-owned frames.
+//
+// Memory types: with EPT the guest's MTRRs are not used for its accesses
+// (SDM Vol. 3C 29.3.7: the EPT memory type takes their place, combined with
+// the guest's PAT), so EPT must say what is cacheable. microhv decides it
+// from the UEFI memory map, not from the MTRRs: every region the firmware
+// reports as RAM (any RAM type) is write-back, everything else -- MMIO,
+// reserved ranges, holes -- is uncached. A firmware whose MTRRs make part of
+// its RAM uncacheable, or some MMIO write-combining, is not followed (see
+// README.md, "Limits").
 // Portable: builds through PageTables; tests use fake memory.
 #pragma once
 
@@ -13,11 +21,18 @@
 
 namespace microhv::vmx {
 
+// A range of the firmware's memory map (host-physical).
 struct MemRegion {
-  uint64_t base;
+  Hpa base;
   uint64_t size;
   bool ram;  // write-back system RAM (any firmware RAM type); else MMIO/reserved
+  uint64_t end() const { return base.value() + size; }
 };
+
+// EPT is an identity map: the same number in both address spaces.
+constexpr Hpa identity_hpa(Gpa gpa) {
+  return Hpa(gpa.value());
+}
 
 // Sorts `regions` by base and merges adjacent/overlapping ones of the same
 // kind (RAM wins where RAM and non-RAM overlap). Returns the new count.
@@ -26,9 +41,12 @@ uint32_t normalize_regions(MemRegion* regions, uint32_t count);
 struct EptLayout {
   const MemRegion* regions;  // normalized
   uint32_t region_count;
-  uint64_t limit;        // identity-map [0, limit): at least 4 GiB, at most 2^MAXPHYADDR
-  uint64_t hidden_base;  // microhv's memory: not present in EPT
+  uint64_t limit;   // identity-map [0, limit): at least 4 GiB, at most 2^MAXPHYADDR
+  Hpa hidden_base;  // microhv's memory: not present in EPT
   uint64_t hidden_size;
+  bool hides(Hpa hpa) const {
+    return hpa.value() >= hidden_base.value() && hpa.value() - hidden_base.value() < hidden_size;
+  }
 };
 
 // Builds the identity map into `pt` (already init()ed, EPT format).
@@ -41,6 +59,6 @@ uint64_t identity_limit(const MemRegion* regions, uint32_t count, unsigned phys_
 
 // Guest RAM check for GuestMemory: [gpa, gpa+len) inside RAM regions and not
 // touching the hidden range. len 0 is false.
-bool range_is_guest_ram(const EptLayout& layout, uint64_t gpa, uint64_t len);
+bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len);
 
 }  // namespace microhv::vmx

@@ -3,6 +3,12 @@
 // these). Each handler file holds one concern: control registers
 // (exit_cr.cpp), guest memory accesses that fault in EPT (exit_memory.cpp),
 // INIT and SIPI (exit_init.cpp), port I/O (exit_io.cpp).
+//
+// VMCS access in a handler: read() below returns false when the VMREAD
+// failed (the VmcsAccess implementation reported it); the handler then
+// returns vmcs_failed(c) at once, before it acted on anything. write()
+// records a failed VMWRITE; dispatch_exit stops the guest after a handler
+// that hit one.
 #pragma once
 
 #include "vmx/exits.hpp"
@@ -27,15 +33,28 @@ inline ExitAction stop(ExitContext& c, const char* why) {
   return ExitAction::kStop;
 }
 
+[[nodiscard]] inline bool read(ExitContext& c, Field f, uint64_t* value) {
+  if (c.vmcs.read(f, value)) return true;
+  c.vmcs_failed = true;
+  return false;
+}
+inline void write(ExitContext& c, Field f, uint64_t value) {
+  if (!c.vmcs.write(f, value)) c.vmcs_failed = true;
+}
+inline ExitAction vmcs_failed(ExitContext& c) {
+  c.vmcs_failed = true;
+  return stop(c, "a VMREAD or VMWRITE failed (the error above names the field)");
+}
+
 // A control register as the guest sees it: its own bits where microhv does
 // not own them (the real register), the read shadow where it does (the
 // guest/host mask). Bits outside the mask never exit when the guest changes
 // them, so the shadow alone is stale for them (e.g. CR4.OSXSAVE, PAE, PCIDE).
-uint64_t visible_cr0(ExitContext& c);
-uint64_t visible_cr4(ExitContext& c);
+[[nodiscard]] bool visible_cr0(ExitContext& c, uint64_t* value);
+[[nodiscard]] bool visible_cr4(ExitContext& c, uint64_t* value);
 
 // CPL from SS.DPL (SDM Vol. 3A 5.5).
-uint32_t guest_cpl(ExitContext& c);
+[[nodiscard]] bool guest_cpl(ExitContext& c, uint32_t* cpl);
 
 ExitAction on_cr_access(ExitContext& c);      // exit_cr.cpp
 ExitAction on_ept_violation(ExitContext& c);  // exit_memory.cpp

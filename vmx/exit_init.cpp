@@ -1,62 +1,67 @@
+// ---- INIT (3) and SIPI (4): see vmx/init_sipi.hpp. INIT leaves the guest
+// in real mode (unrestricted guest), waiting for SIPI unless it is the BSP;
+// the SIPI starts it at vector * 4096. Whatever was pending for the old
+// context (exception, NMI, SINT vectors) is dropped with it.
 #include "vmx/exit_handlers.hpp"
 #include "vmx/init_sipi.hpp"
 
 namespace microhv::vmx {
 namespace {
 
-// ---- INIT (3) and SIPI (4): see vmx/init_sipi.hpp. INIT leaves the guest
-// in real mode (unrestricted guest), waiting for SIPI unless it is the BSP;
-// the SIPI starts it at vector * 4096. Whatever was pending for the old
-// context (exception, NMI, SINT vectors) is dropped with it.
-void write_segment(VmcsAccess& vmcs, Field sel, const RealModeSegment& s) {
-  write_guest_segment(vmcs, sel, s.selector, s.base, s.limit, s.access);
+void write_segment(VmcsWriter& w, Field selector_field, const RealModeSegment& s) {
+  w.segment(selector_field, s.selector, s.base, s.limit, s.access);
 }
 
 }  // namespace
 
 // The processor state after INIT (SDM Table 9-1), into the VMCS.
-void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp,
+bool apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp,
                       GuestRegs& regs, PendingEvents& events) {
-  const ResetState s = init_state(vmcs.read(Field::kCr0ReadShadow), cpu.cpuid(1, 0).eax, bsp);
+  uint64_t old_cr0 = 0, entry = 0;
+  if (!vmcs.read(Field::kCr0ReadShadow, &old_cr0) || !vmcs.read(Field::kEntryControls, &entry)) {
+    return false;
+  }
+  const ResetState s = init_state(old_cr0, cpu.cpuid(1, 0).eax, bsp);
   regs = GuestRegs{};
   regs.rdx = s.rdx;
   regs.rsp = s.rsp;  // the back end writes regs.rsp into the VMCS
-  vmcs.write(Field::kCr0ReadShadow, s.cr0);
-  vmcs.write(Field::kGuestCr0, guest_cr0(caps, s.cr0, true));
-  vmcs.write(Field::kCr4ReadShadow, s.cr4);
-  vmcs.write(Field::kGuestCr4, s.cr4 | caps.cr4_fixed0);
-  vmcs.write(Field::kGuestCr3, s.cr3);
-  vmcs.write(Field::kGuestEfer, s.efer);
-  vmcs.write(Field::kEntryControls,
-             vmcs.read(Field::kEntryControls) & ~static_cast<uint64_t>(entry_ctl::kIa32eModeGuest));
-  write_segment(vmcs, Field::kGuestCsSel, s.cs);
+  VmcsWriter w(vmcs);
+  w(Field::kCr0ReadShadow, s.cr0);
+  w(Field::kGuestCr0, guest_cr0(caps, s.cr0, true));
+  w(Field::kCr4ReadShadow, s.cr4);
+  w(Field::kGuestCr4, s.cr4 | caps.cr4_fixed0);
+  w(Field::kGuestCr3, s.cr3);
+  w(Field::kGuestEfer, s.efer);
+  w(Field::kEntryControls, entry & ~static_cast<uint64_t>(entry_ctl::kIa32eModeGuest));
+  write_segment(w, Field::kGuestCsSel, s.cs);
   constexpr Field kDataSegments[] = {Field::kGuestEsSel, Field::kGuestSsSel, Field::kGuestDsSel,
                                      Field::kGuestFsSel, Field::kGuestGsSel};
-  for (Field f : kDataSegments) write_segment(vmcs, f, s.data);
-  write_segment(vmcs, Field::kGuestLdtrSel, s.ldtr);
-  write_segment(vmcs, Field::kGuestTrSel, s.tr);
-  vmcs.write(Field::kGuestGdtrBase, s.gdtr_base);
-  vmcs.write(Field::kGuestGdtrLimit, s.gdtr_limit);
-  vmcs.write(Field::kGuestIdtrBase, s.idtr_base);
-  vmcs.write(Field::kGuestIdtrLimit, s.idtr_limit);
-  vmcs.write(Field::kGuestRip, s.rip);
-  vmcs.write(Field::kGuestRsp, s.rsp);
-  vmcs.write(Field::kGuestRflags, s.rflags);
-  vmcs.write(Field::kGuestDr7, s.dr7);
-  vmcs.write(Field::kGuestDebugctl, 0);
-  vmcs.write(Field::kGuestSysenterCs, 0);
-  vmcs.write(Field::kGuestSysenterEsp, 0);
-  vmcs.write(Field::kGuestSysenterEip, 0);
-  vmcs.write(Field::kGuestInterruptibility, 0);
-  vmcs.write(Field::kGuestPendingDebug, 0);
-  vmcs.write(Field::kGuestActivityState, s.activity);
+  for (Field f : kDataSegments) write_segment(w, f, s.data);
+  write_segment(w, Field::kGuestLdtrSel, s.ldtr);
+  write_segment(w, Field::kGuestTrSel, s.tr);
+  w(Field::kGuestGdtrBase, s.gdtr_base);
+  w(Field::kGuestGdtrLimit, s.gdtr_limit);
+  w(Field::kGuestIdtrBase, s.idtr_base);
+  w(Field::kGuestIdtrLimit, s.idtr_limit);
+  w(Field::kGuestRip, s.rip);
+  w(Field::kGuestRsp, s.rsp);
+  w(Field::kGuestRflags, s.rflags);
+  w(Field::kGuestDr7, s.dr7);
+  w(Field::kGuestDebugctl, 0);
+  w(Field::kGuestSysenterCs, 0);
+  w(Field::kGuestSysenterEsp, 0);
+  w(Field::kGuestSysenterEip, 0);
+  w(Field::kGuestInterruptibility, 0);
+  w(Field::kGuestPendingDebug, 0);
+  w(Field::kGuestActivityState, s.activity);
   cpu.reset_debug_registers();
   events = PendingEvents{};
+  return w.ok();
 }
 
 ExitAction on_init(ExitContext& c) {
   c.init_or_sipi = true;
-  apply_init_state(c.vmcs, c.cpu, c.caps, c.bsp, c.regs, c.events);
+  if (!apply_init_state(c.vmcs, c.cpu, c.caps, c.bsp, c.regs, c.events)) return vmcs_failed(c);
   return ExitAction::kRetry;
 }
 
@@ -65,16 +70,18 @@ ExitAction on_init(ExitContext& c) {
 // The AP starts from the INIT state either way.
 ExitAction on_sipi(ExitContext& c) {
   c.init_or_sipi = true;
-  apply_init_state(c.vmcs, c.cpu, c.caps, c.bsp, c.regs, c.events);
-  write_segment(c.vmcs, Field::kGuestCsSel,
+  if (!apply_init_state(c.vmcs, c.cpu, c.caps, c.bsp, c.regs, c.events)) return vmcs_failed(c);
+  VmcsWriter w(c.vmcs);
+  write_segment(w, Field::kGuestCsSel,
                 sipi_code_segment(static_cast<uint8_t>(c.qualification & 0xFF)));
-  c.vmcs.write(Field::kGuestRip, kSipiRip);
-  c.vmcs.write(Field::kGuestActivityState, activity::kActive);
+  w(Field::kGuestRip, kSipiRip);
+  w(Field::kGuestActivityState, activity::kActive);
   // The processor starts fresh: whatever the exit recorded as blocked while
   // it waited for SIPI (Bochs reports SMI and NMI blocking there; SMI
   // blocking outside SMM fails VM entry) does not carry over.
-  c.vmcs.write(Field::kGuestInterruptibility, 0);
-  c.vmcs.write(Field::kGuestPendingDebug, 0);
+  w(Field::kGuestInterruptibility, 0);
+  w(Field::kGuestPendingDebug, 0);
+  if (!w.ok()) return vmcs_failed(c);
   return ExitAction::kRetry;
 }
 

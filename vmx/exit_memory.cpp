@@ -21,17 +21,20 @@ namespace access = arch::access;
 // an STI/MOV-SS shadow. VM exits for EPT violations report no instruction
 // length, hence the decoding.
 ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
-  const uint64_t efer = c.vmcs.read(Field::kGuestEfer);
-  const uint32_t cs_access = static_cast<uint32_t>(c.vmcs.read(Field::kGuestCsAccess));
+  uint64_t efer = 0, cs_access = 0, rip = 0, cs_base = 0, cr0 = 0, cr3 = 0, cr4 = 0, intr = 0;
+  if (!read(c, Field::kGuestEfer, &efer) || !read(c, Field::kGuestCsAccess, &cs_access) ||
+      !read(c, Field::kGuestRip, &rip) || !read(c, Field::kGuestCsBase, &cs_base) ||
+      !read(c, Field::kGuestCr0, &cr0) || !read(c, Field::kGuestCr3, &cr3) ||
+      !read(c, Field::kGuestCr4, &cr4) || !read(c, Field::kGuestInterruptibility, &intr)) {
+    return vmcs_failed(c);
+  }
   const CodeSize size = ((efer & efer::kLma) != 0 && (cs_access & access::kLong) != 0)
                             ? CodeSize::k64
                         : (cs_access & access::kDefault32) != 0 ? CodeSize::k32
                                                                 : CodeSize::k16;
-  const uint64_t rip = c.vmcs.read(Field::kGuestRip);
-  uint64_t linear = c.vmcs.read(Field::kGuestCsBase) + rip;
+  uint64_t linear = cs_base + rip;
   if (size != CodeSize::k64) linear &= 0xFFFFFFFFull;
-  const GuestPaging paging{c.vmcs.read(Field::kGuestCr0), c.vmcs.read(Field::kGuestCr3),
-                           c.vmcs.read(Field::kGuestCr4), efer};
+  const GuestPaging paging{cr0, cr3, cr4, efer};
   uint8_t bytes[15] = {};
   const uint32_t got =
       c.memory != nullptr ? fetch_guest_bytes(*c.memory, paging, linear, bytes, sizeof(bytes)) : 0;
@@ -39,8 +42,7 @@ ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
   if (!d.ok || d.width != 4 || (offset & 3) != 0) {
     log::error(
         "local APIC page: write to offset 0x%x at RIP 0x%llx by an instruction microhv cannot "
-        "emulate (%u "
-        "bytes fetched: %02x %02x %02x %02x %02x %02x)\n",
+        "emulate (%u bytes fetched: %02x %02x %02x %02x %02x %02x)\n",
         offset, static_cast<unsigned long long>(rip), got, bytes[0], bytes[1], bytes[2], bytes[3],
         bytes[4], bytes[5]);
     return stop(c, "unsupported write to the local APIC page");
@@ -55,13 +57,10 @@ ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
     c.regs.gpr(d.reg) = old;  // a 32-bit register write clears bits 63:32
   }
   c.cpu.apic_write(offset, value);
-  c.vmcs.write(Field::kGuestRip, rip + d.length);
-  const uint64_t intr = c.vmcs.read(Field::kGuestInterruptibility);
-  if ((intr & (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) != 0) {
-    c.vmcs.write(Field::kGuestInterruptibility,
-                 intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti |
-                                               interruptibility::kBlockingByMovSs));
-  }
+  write(c, Field::kGuestRip, rip + d.length);
+  constexpr uint64_t kShadows =
+      interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs;
+  if ((intr & kShadows) != 0) write(c, Field::kGuestInterruptibility, intr & ~kShadows);
   return ExitAction::kRetry;
 }
 
@@ -71,29 +70,33 @@ ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
 // the hypercall overlay. It gets #GP(0) at the faulting instruction and
 // never sees the data.
 ExitAction on_ept_violation(ExitContext& c) {
-  const uint64_t gpa = c.vmcs.read(Field::kGuestPhysicalAddress);
-  if (c.apic_page != ~0ull && (gpa & ~0xFFFull) == c.apic_page && (c.qualification & 2) != 0) {
-    return emulate_apic_write(c, static_cast<uint32_t>(gpa & 0xFFF));
+  uint64_t raw_gpa = 0, rip = 0;
+  if (!read(c, Field::kGuestPhysicalAddress, &raw_gpa) || !read(c, Field::kGuestRip, &rip)) {
+    return vmcs_failed(c);
   }
-  const uint64_t rip = c.vmcs.read(Field::kGuestRip);
-  const char* what = (c.qualification & 2)   ? "write"
-                     : (c.qualification & 4) ? "instruction fetch"
-                                             : "read";
-  const bool hidden =
-      c.hidden_size != 0 && gpa >= c.hidden_base && gpa - c.hidden_base < c.hidden_size;
-  const bool overlay = (gpa & ~0xFFFull) == c.overlay_gpa;
+  const Gpa gpa(raw_gpa);
+  const bool write_access = (c.qualification & 2) != 0;
+  if (c.apic_page && gpa.page_base() == c.apic_page.value() && write_access) {
+    return emulate_apic_write(c, static_cast<uint32_t>(gpa.page_offset()));
+  }
+  const char* what = write_access ? "write" : (c.qualification & 4) ? "instruction fetch" : "read";
+  const bool hidden = c.hidden != nullptr && c.hidden->hides(identity_hpa(gpa));
+  const bool overlay = c.overlay_page && gpa.page_base() == c.overlay_page.value();
   if (!hidden && !overlay) {
     log::error(
         "EPT violation: guest %s of GPA 0x%llx at RIP 0x%llx (qualification 0x%llx) outside "
-        "microhv's "
-        "memory\n",
-        what, static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(rip),
+        "microhv's memory\n",
+        what, static_cast<unsigned long long>(gpa.value()), static_cast<unsigned long long>(rip),
         static_cast<unsigned long long>(c.qualification));
     return stop(c, "EPT violation outside microhv's memory");
   }
-  log::info("EPT: guest %s of GPA 0x%llx at RIP 0x%llx denied (%s); injecting #GP(0)\n", what,
-            static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(rip),
-            hidden ? "microhv memory" : "hypercall page is read+execute");
+  if (c.denied_log == nullptr || c.denied_log->allow()) {
+    log::info(
+        "EPT: guest %s of GPA 0x%llx at RIP 0x%llx denied (%s); injecting #GP(0) (at most 16 such "
+        "lines are logged)\n",
+        what, static_cast<unsigned long long>(gpa.value()), static_cast<unsigned long long>(rip),
+        hidden ? "microhv memory" : "hypercall page is read+execute");
+  }
   return inject_gp(c);
 }
 

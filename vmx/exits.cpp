@@ -59,11 +59,16 @@ ExitAction on_wrmsr(ExitContext& c) {
 
 // ---- VMCALL (18): the hypercall ABI belongs to the core.
 ExitAction on_vmcall(ExitContext& c) {
+  uint64_t cr0 = 0, rflags = 0, efer = 0, cs_access = 0;
+  uint32_t cpl = 0;
+  if (!read(c, Field::kGuestCr0, &cr0) || !read(c, Field::kGuestRflags, &rflags) ||
+      !read(c, Field::kGuestEfer, &efer) || !read(c, Field::kGuestCsAccess, &cs_access) ||
+      !guest_cpl(c, &cpl)) {
+    return vmcs_failed(c);
+  }
   HypercallRegs in{};
-  in.mode = guest_cpu_mode(c.vmcs.read(Field::kGuestCr0), c.vmcs.read(Field::kGuestRflags),
-                           c.vmcs.read(Field::kGuestEfer),
-                           static_cast<uint32_t>(c.vmcs.read(Field::kGuestCsAccess)));
-  in.cpl = static_cast<uint8_t>(guest_cpl(c));
+  in.mode = guest_cpu_mode(cr0, rflags, efer, static_cast<uint32_t>(cs_access));
+  in.cpl = static_cast<uint8_t>(cpl);
   in.rax = c.regs.rax;
   in.rbx = c.regs.rbx;
   in.rcx = c.regs.rcx;
@@ -79,8 +84,11 @@ ExitAction on_vmcall(ExitContext& c) {
 
 // ---- XSETBV (55): validated, then executed for the guest.
 ExitAction on_xsetbv(ExitContext& c) {
-  if ((visible_cr4(c) & arch::cr4::kOsxsave) == 0) return inject_ud(c);
-  if (guest_cpl(c) != 0) return inject_gp(c);
+  uint64_t cr4 = 0;
+  uint32_t cpl = 0;
+  if (!visible_cr4(c, &cr4) || !guest_cpl(c, &cpl)) return vmcs_failed(c);
+  if ((cr4 & arch::cr4::kOsxsave) == 0) return inject_ud(c);
+  if (cpl != 0) return inject_gp(c);
   const uint32_t index = static_cast<uint32_t>(c.regs.rcx);
   const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
   const CpuidRegs d = c.cpu.cpuid(0xD, 0);
@@ -113,7 +121,9 @@ ExitAction on_triple_fault(ExitContext& c) {
 // the guest and is injected back. NMI exits happen between instructions:
 // RIP stays.
 ExitAction on_exception_or_nmi(ExitContext& c) {
-  const uint32_t info = static_cast<uint32_t>(c.vmcs.read(Field::kExitInterruptionInfo));
+  uint64_t raw_info = 0;
+  if (!read(c, Field::kExitInterruptionInfo, &raw_info)) return vmcs_failed(c);
+  const uint32_t info = static_cast<uint32_t>(raw_info);
   const auto type = static_cast<EventType>((info & intr_info::kTypeMask) >> intr_info::kTypeShift);
   if ((info & intr_info::kValid) == 0 || type != EventType::kNmi) {
     return stop(c, "exception exit although the exception bitmap is 0");
@@ -186,8 +196,11 @@ constexpr Table kTable;
 
 }  // namespace
 
-uint32_t guest_cpl(ExitContext& c) {
-  return access::dpl(static_cast<uint32_t>(c.vmcs.read(Field::kGuestSsAccess)));
+bool guest_cpl(ExitContext& c, uint32_t* cpl) {
+  uint64_t ss_access = 0;
+  if (!read(c, Field::kGuestSsAccess, &ss_access)) return false;
+  *cpl = access::dpl(static_cast<uint32_t>(ss_access));
+  return true;
 }
 
 CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs r) {
@@ -223,11 +236,12 @@ ExitHandler exit_handler(uint32_t reason) {
 
 ExitAction dispatch_exit(ExitContext& ctx) {
   const ExitHandler h = exit_handler(ctx.reason);
-  if (h == nullptr) {
-    ctx.stop_reason = "no handler for this exit reason";
-    return ExitAction::kStop;
-  }
-  return h(ctx);
+  if (h == nullptr) return stop(ctx, "no handler for this exit reason");
+  const ExitAction action = h(ctx);
+  // A VMWRITE the handler made failed: the guest state is not what the
+  // handler meant it to be, so the guest cannot go on.
+  if (ctx.vmcs_failed && action != ExitAction::kStop) return vmcs_failed(ctx);
+  return action;
 }
 
 }  // namespace microhv::vmx

@@ -15,9 +15,12 @@
 #include "hypercall/cpuid.hpp"
 #include "hypercall/hypercall.hpp"
 #include "hypercall/msr.hpp"
+#include "kernel/base/log.hpp"
+#include "kernel/base/optional.hpp"
 #include "kernel/platform/guest_memory.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/controls.hpp"
+#include "vmx/ept.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/vmcs_access.hpp"
@@ -92,10 +95,12 @@ struct ExitContext {
   HvCore& core;
   PendingEvents& events;
   const VmxCapabilities& caps;  // CR fixed bits for CR-access emulation
-  // microhv's own memory (not present in EPT) and the hypercall overlay page
-  // (read+execute), for clear reporting of guest accesses to them.
-  uint64_t hidden_base = 0, hidden_size = 0;
-  uint64_t overlay_gpa = ~0ull;
+  // microhv's own memory (not present in EPT: the layout's hidden range) and
+  // the hypercall overlay page (read+execute), for clear reporting of guest
+  // accesses to them; at most a few such lines are logged (denied_log).
+  const EptLayout* hidden = nullptr;
+  Optional<Gpa> overlay_page{};
+  log::RateLimit* denied_log = nullptr;
   // This VP's inbox (vmx/smp.hpp): an NMI exit asks it whether the NMI was
   // a kick from another CPU or a genuine NMI. nullptr: every NMI is genuine.
   RemoteQueue* remote = nullptr;
@@ -106,10 +111,12 @@ struct ExitContext {
   bool testdev = false;
   // The xAPIC page (guest-physical, ~0 = none) that EPT maps read-only, and
   // the guest memory to fetch the writing instruction from.
-  uint64_t apic_page = ~0ull;
+  Optional<Gpa> apic_page{};
   GuestMemory* memory = nullptr;
   // Set by handlers that want a one-line reason printed on kStop.
   const char* stop_reason = nullptr;
+  // A VMREAD or VMWRITE failed during this exit (vmx/exit_handlers.hpp).
+  bool vmcs_failed = false;
   // Set by handlers, read by the back end for its log.
   bool kicked = false;        // the exit was a kick NMI
   bool init_or_sipi = false;  // the exit was INIT or SIPI
@@ -151,9 +158,10 @@ constexpr IoRoute route_io(const IoAccess& a, bool testdev) {
 
 // The register state after INIT (vmx/init_sipi.hpp) written into the VMCS
 // and `regs`; pending events are dropped. Used for INIT exits, SIPI exits
-// and INITs microhv emulates for IPIs between VPs.
-void apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps, bool bsp,
-                      GuestRegs& regs, PendingEvents& events);
+// and INITs microhv emulates for IPIs between VPs. False when a VMREAD or
+// VMWRITE failed (reported; the VP cannot go on).
+[[nodiscard]] bool apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps,
+                                    bool bsp, GuestRegs& regs, PendingEvents& events);
 
 // Pieces exposed for tests.
 CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs native);

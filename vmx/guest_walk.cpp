@@ -10,15 +10,13 @@ constexpr uint64_t kPresent = arch::pte::kPresent;
 constexpr uint64_t kLarge = arch::pte::kLarge;
 constexpr uint64_t kAddr52 = arch::kPteAddrMask;
 
-bool read_entry(GuestMemory& m, uint64_t gpa, uint64_t* e, uint32_t size) {
+bool read_entry(GuestMemory& m, uint64_t table_gpa, uint64_t* e, uint32_t size) {
   *e = 0;
-  return m.read(Gpa(gpa), e, size);
+  return m.read(Gpa(table_gpa), e, size);
 }
 
-}  // namespace
-
-bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t linear,
-                              uint64_t* gpa) {
+// The walk itself, on raw numbers: paging-structure entries hold them.
+bool walk(GuestMemory& m, const GuestPaging& p, uint64_t linear, uint64_t* gpa) {
   if ((p.cr0 & arch::cr0::kPg) == 0) {
     *gpa = linear & 0xFFFFFFFFull;  // no paging: linear addresses are 32 bits
     if ((p.efer & arch::efer::kLma) != 0) *gpa = linear;
@@ -70,16 +68,25 @@ bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t lin
   return true;
 }
 
+}  // namespace
+
+bool guest_linear_to_physical(GuestMemory& m, const GuestPaging& p, uint64_t linear, Gpa* gpa) {
+  uint64_t result = 0;
+  if (!walk(m, p, linear, &result)) return false;
+  *gpa = Gpa(result);
+  return true;
+}
+
 uint32_t fetch_guest_bytes(GuestMemory& m, const GuestPaging& p, uint64_t linear, uint8_t* out,
                            uint32_t len) {
   uint32_t done = 0;
   while (done < len) {
     const uint64_t at = linear + done;
-    uint64_t gpa = 0;
+    Gpa gpa(0);
     if (!guest_linear_to_physical(m, p, at, &gpa)) break;
     uint32_t chunk = static_cast<uint32_t>(0x1000 - (at & 0xFFF));
     if (chunk > len - done) chunk = len - done;
-    if (!m.read(Gpa(gpa), out + done, chunk)) break;
+    if (!m.read(gpa, out + done, chunk)) break;
     done += chunk;
   }
   return done;

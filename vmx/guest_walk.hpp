@@ -20,8 +20,7 @@ struct GuestPaging {
 
 // Guest-linear -> guest-physical. False when a level is not present or a
 // table is not guest RAM.
-bool guest_linear_to_physical(GuestMemory& memory, const GuestPaging& p, uint64_t linear,
-                              uint64_t* gpa);
+bool guest_linear_to_physical(GuestMemory& memory, const GuestPaging& p, uint64_t linear, Gpa* gpa);
 
 // Reads up to `len` bytes at `linear`; returns how many could be read (the
 // fetch stops at the first untranslatable page).

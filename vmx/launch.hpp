@@ -47,7 +47,7 @@ struct CpuLaunch {
   uint64_t info;       // LaunchInfo* (identity-mapped in the host)
   uint32_t index;      // VP index
   uint32_t processor;  // EFI MP services processor number
-  uint32_t apic_id;    // from MP services (x2APIC id), checked on the CPU itself
+  ApicId apic_id;      // from MP services (x2APIC id), checked on the CPU itself
   uint64_t host_stack_top, ist_stack_top;
   uint64_t gdt_page, idt_page, tss_page, vmxon_page, vmcs_page, frame_page, io_bitmap_a;
   GuestStart guest;
@@ -71,7 +71,7 @@ struct LaunchInfo {
   // Enabled processors microhv does not try to virtualize (beyond kMaxCpus,
   // or not healthy): INIT broadcasts reach them for real.
   uint32_t native_count;
-  uint32_t native_apic_ids[kMaxCpus];
+  ApicId native_apic_ids[kMaxCpus];
   uint64_t ept_limit;
   uint32_t region_count;
   MemRegion regions[kMaxRegions];

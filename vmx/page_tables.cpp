@@ -13,7 +13,7 @@ PageTables::PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phy
 
 bool PageTables::init() {
   root_ = alloc_.alloc_page();
-  if (root_.value() == 0) return false;
+  if (!root_) return false;
   ++tables_;
   return true;
 }
@@ -56,15 +56,15 @@ MapAttr PageTables::decode_attr(uint64_t e) const {
 
 // Returns the entry for `va` at `target_level`, creating tables and
 // splitting large pages above it. nullptr when out of pages.
-uint64_t* PageTables::descend(uint64_t va, unsigned target_level) {
-  uint64_t* table = phys_.table(root_);
+uint64_t* PageTables::descend(uint64_t in, unsigned target_level) {
+  uint64_t* table = phys_.table(root_.value());
   for (unsigned level = 4; level > target_level; --level) {
-    uint64_t& e = table[table_index(va, level)];
+    uint64_t& e = table[table_index(in, level)];
     if (!is_present(e) || is_leaf(e, level)) {
-      const Hpa next = alloc_.alloc_page();
-      if (next.value() == 0) return nullptr;
+      const Optional<Hpa> next = alloc_.alloc_page();
+      if (!next) return nullptr;
       ++tables_;
-      uint64_t* sub = phys_.table(next);
+      uint64_t* sub = phys_.table(next.value());
       if (is_present(e)) {
         // Split: the new table maps exactly what the large page mapped.
         const uint64_t base = e & kPteAddrMask & ~(level_page_size(level) - 1);
@@ -73,18 +73,18 @@ uint64_t* PageTables::descend(uint64_t va, unsigned target_level) {
         for (unsigned i = 0; i < kEntriesPerTable; ++i)
           sub[i] = encode_leaf(base + i * step, attr, level - 1);
       }
-      e = encode_table(next);  // one store: the table is complete before it is visible
+      e = encode_table(next.value());  // one store: the table is complete before it is visible
     }
     table = phys_.table(Hpa(e & kPteAddrMask));
   }
-  return &table[table_index(va, target_level)];
+  return &table[table_index(in, target_level)];
 }
 
-bool PageTables::map(uint64_t va, uint64_t pa, uint64_t size, MapAttr attr) {
-  if (root_.value() == 0 || ((va | pa | size) & (kPageSize4K - 1)) != 0) return false;
+bool PageTables::map(uint64_t in, Hpa out, uint64_t size, MapAttr attr) {
+  if (!root_ || ((in | out.value() | size) & (kPageSize4K - 1)) != 0) return false;
   uint64_t done = 0;
   while (done < size) {
-    const uint64_t v = va + done, p = pa + done, left = size - done;
+    const uint64_t v = in + done, p = out.value() + done, left = size - done;
     unsigned level = max_leaf_level_;
     while (level > 1) {
       const uint64_t ps = level_page_size(level);
@@ -100,17 +100,17 @@ bool PageTables::map(uint64_t va, uint64_t pa, uint64_t size, MapAttr attr) {
   return true;
 }
 
-bool PageTables::translate(uint64_t va, Translation* out) {
-  if (root_.value() == 0) return false;
-  uint64_t* table = phys_.table(root_);
+bool PageTables::translate(uint64_t in, Translation* result) {
+  if (!root_) return false;
+  uint64_t* table = phys_.table(root_.value());
   for (unsigned level = 4; level >= 1; --level) {
-    const uint64_t e = table[table_index(va, level)];
+    const uint64_t e = table[table_index(in, level)];
     if (!is_present(e)) return false;
     if (level <= 3 && is_leaf(e, level)) {
       const uint64_t ps = level_page_size(level);
-      out->pa = (e & kPteAddrMask & ~(ps - 1)) | (va & (ps - 1));
-      out->attr = decode_attr(e);
-      out->level = level;
+      result->out = Hpa((e & kPteAddrMask & ~(ps - 1)) | (in & (ps - 1)));
+      result->attr = decode_attr(e);
+      result->level = level;
       return true;
     }
     table = phys_.table(Hpa(e & kPteAddrMask));

@@ -13,14 +13,15 @@
 #include <stdint.h>
 
 #include "arch/paging.hpp"
+#include "kernel/base/optional.hpp"
 #include "kernel/base/types.hpp"
 
 namespace microhv::vmx {
 
 class PageAllocator {
  public:
-  // A zeroed, 4 KiB-aligned page, or Hpa(0) when exhausted.
-  virtual Hpa alloc_page() = 0;
+  // A zeroed, 4 KiB-aligned page; nothing when exhausted.
+  virtual Optional<Hpa> alloc_page() = 0;
 
  protected:
   ~PageAllocator() = default;
@@ -56,22 +57,32 @@ class PageTables {
 
   // Allocates the root (PML4). False when out of pages.
   bool init();
-  Hpa root() const { return root_; }
+  // The PML4 (valid once init() succeeded).
+  Hpa root() const { return root_.value_or(Hpa(0)); }
 
-  // Maps [va, va+size) to [pa, pa+size) with the largest pages that fit,
+  // The input address of a translation is guest-physical for EPT and
+  // host-linear for host paging; the output is always host-physical. The
+  // Gpa overloads are the EPT's.
+  //
+  // Maps [in, in+size) to [out, out+size) with the largest pages that fit,
   // splitting existing large pages where a range starts or ends inside one.
   // 4 KiB granularity; false on misalignment or when out of pages (the
   // tables stay valid but the range may be partly mapped).
-  bool map(uint64_t va, uint64_t pa, uint64_t size, MapAttr attr);
-  bool unmap(uint64_t va, uint64_t size) { return map(va, va, size, kNotPresent); }
+  bool map(uint64_t in, Hpa out, uint64_t size, MapAttr attr);
+  bool map(Gpa in, Hpa out, uint64_t size, MapAttr attr) {
+    return map(in.value(), out, size, attr);
+  }
+  bool unmap(uint64_t in, uint64_t size) { return map(in, Hpa(0), size, kNotPresent); }
+  bool unmap(Gpa in, uint64_t size) { return unmap(in.value(), size); }
 
-  // Walks the tables. False when `va` is not present.
+  // Walks the tables. False when `in` is not present.
   struct Translation {
-    uint64_t pa;
+    Hpa out;
     MapAttr attr;
     unsigned level;  // leaf level: 1 = 4K, 2 = 2M, 3 = 1G
   };
-  bool translate(uint64_t va, Translation* out);
+  bool translate(uint64_t in, Translation* result);
+  bool translate(Gpa in, Translation* result) { return translate(in.value(), result); }
 
   uint64_t tables_allocated() const { return tables_; }
 
@@ -81,13 +92,13 @@ class PageTables {
   bool is_present(uint64_t e) const;
   bool is_leaf(uint64_t e, unsigned level) const;
   MapAttr decode_attr(uint64_t e) const;
-  uint64_t* descend(uint64_t va, unsigned target_level);
+  uint64_t* descend(uint64_t in, unsigned target_level);
 
   TableFormat format_;
   PageAllocator& alloc_;
   PhysAccess& phys_;
   unsigned max_leaf_level_;
-  Hpa root_{0};
+  Optional<Hpa> root_;
   uint64_t tables_ = 0;
 };
 

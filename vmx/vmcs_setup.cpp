@@ -6,86 +6,86 @@
 namespace microhv::vmx {
 namespace {
 
-void write_controls(VmcsAccess& vmcs, const VmcsSetup& s) {
+void write_controls(VmcsWriter& w, const VmcsSetup& s) {
   const ControlSet& ctl = s.controls;
-  vmcs.write(Field::kPinControls, ctl.pin.value);
-  vmcs.write(Field::kProcControls, ctl.proc.value);
-  vmcs.write(Field::kProcControls2, ctl.proc2.value);
-  vmcs.write(Field::kExitControls, ctl.exit.value);
-  vmcs.write(Field::kEntryControls, ctl.entry.value);
-  vmcs.write(Field::kExceptionBitmap, 0);
-  vmcs.write(Field::kPfErrorCodeMask, 0);
-  vmcs.write(Field::kPfErrorCodeMatch, 0);
-  vmcs.write(Field::kCr3TargetCount, 0);
-  vmcs.write(Field::kExitMsrStoreCount, 0);
-  vmcs.write(Field::kExitMsrLoadCount, 0);
-  vmcs.write(Field::kEntryMsrLoadCount, 0);
-  vmcs.write(Field::kEntryInterruptionInfo, 0);
-  vmcs.write(Field::kMsrBitmap, s.msr_bitmap);
-  vmcs.write(Field::kIoBitmapA, s.io_bitmap_a);
-  vmcs.write(Field::kIoBitmapB, s.io_bitmap_b);
-  vmcs.write(Field::kEptPointer, s.eptp);
-  vmcs.write(Field::kVpid, s.vpid);
-  vmcs.write(Field::kVmcsLinkPointer, ~0ull);  // no shadow VMCS (SDM 26.3.1.5)
+  w(Field::kPinControls, ctl.pin.value);
+  w(Field::kProcControls, ctl.proc.value);
+  w(Field::kProcControls2, ctl.proc2.value);
+  w(Field::kExitControls, ctl.exit.value);
+  w(Field::kEntryControls, ctl.entry.value);
+  w(Field::kExceptionBitmap, 0);
+  w(Field::kPfErrorCodeMask, 0);
+  w(Field::kPfErrorCodeMatch, 0);
+  w(Field::kCr3TargetCount, 0);
+  w(Field::kExitMsrStoreCount, 0);
+  w(Field::kExitMsrLoadCount, 0);
+  w(Field::kEntryMsrLoadCount, 0);
+  w(Field::kEntryInterruptionInfo, 0);
+  w(Field::kMsrBitmap, s.msr_bitmap);
+  w(Field::kIoBitmapA, s.io_bitmap_a);
+  w(Field::kIoBitmapB, s.io_bitmap_b);
+  w(Field::kEptPointer, s.eptp);
+  w(Field::kVpid, s.vpid);
+  w(Field::kVmcsLinkPointer, ~0ull);  // no shadow VMCS (SDM 26.3.1.5)
   // CR0/CR4: microhv owns the VMX fixed bits; the guest reads its own values.
-  vmcs.write(Field::kCr0Mask, guest_cr0_mask(s.caps, true));
-  vmcs.write(Field::kCr0ReadShadow, s.guest.cr0);
-  vmcs.write(Field::kCr4Mask, guest_cr4_mask(s.caps));
-  vmcs.write(Field::kCr4ReadShadow, s.guest.cr4);
+  w(Field::kCr0Mask, guest_cr0_mask(s.caps, true));
+  w(Field::kCr0ReadShadow, s.guest.cr0);
+  w(Field::kCr4Mask, guest_cr4_mask(s.caps));
+  w(Field::kCr4ReadShadow, s.guest.cr4);
 }
 
-void write_host_state(VmcsAccess& vmcs, const HostState& h) {
-  vmcs.write(Field::kHostCr0, h.cr0);
-  vmcs.write(Field::kHostCr3, h.cr3);
-  vmcs.write(Field::kHostCr4, h.cr4);
-  vmcs.write(Field::kHostCsSel, h.cs);
-  vmcs.write(Field::kHostSsSel, 0);
-  vmcs.write(Field::kHostDsSel, 0);
-  vmcs.write(Field::kHostEsSel, 0);
-  vmcs.write(Field::kHostFsSel, 0);
-  vmcs.write(Field::kHostGsSel, 0);
-  vmcs.write(Field::kHostTrSel, h.tr);
-  vmcs.write(Field::kHostFsBase, 0);
-  vmcs.write(Field::kHostGsBase, h.gs_base);
-  vmcs.write(Field::kHostTrBase, h.tr_base);
-  vmcs.write(Field::kHostGdtrBase, h.gdtr_base);
-  vmcs.write(Field::kHostIdtrBase, h.idtr_base);
-  vmcs.write(Field::kHostSysenterCs, 0);
-  vmcs.write(Field::kHostSysenterEsp, 0);
-  vmcs.write(Field::kHostSysenterEip, 0);
-  vmcs.write(Field::kHostEfer, h.efer);
-  vmcs.write(Field::kHostPat, h.pat);
-  vmcs.write(Field::kHostRsp, h.rsp);
-  vmcs.write(Field::kHostRip, h.rip);
+void write_host_state(VmcsWriter& w, const HostState& h) {
+  w(Field::kHostCr0, h.cr0);
+  w(Field::kHostCr3, h.cr3);
+  w(Field::kHostCr4, h.cr4);
+  w(Field::kHostCsSel, h.cs);
+  w(Field::kHostSsSel, 0);
+  w(Field::kHostDsSel, 0);
+  w(Field::kHostEsSel, 0);
+  w(Field::kHostFsSel, 0);
+  w(Field::kHostGsSel, 0);
+  w(Field::kHostTrSel, h.tr);
+  w(Field::kHostFsBase, 0);
+  w(Field::kHostGsBase, h.gs_base);
+  w(Field::kHostTrBase, h.tr_base);
+  w(Field::kHostGdtrBase, h.gdtr_base);
+  w(Field::kHostIdtrBase, h.idtr_base);
+  w(Field::kHostSysenterCs, 0);
+  w(Field::kHostSysenterEsp, 0);
+  w(Field::kHostSysenterEip, 0);
+  w(Field::kHostEfer, h.efer);
+  w(Field::kHostPat, h.pat);
+  w(Field::kHostRsp, h.rsp);
+  w(Field::kHostRip, h.rip);
 }
 
-void write_segment(VmcsAccess& vmcs, Field selector_field, const arch::SegmentState& s) {
-  write_guest_segment(vmcs, selector_field, s.selector, s.base, s.limit, s.access);
+void write_segment(VmcsWriter& w, Field selector_field, const arch::SegmentState& s) {
+  w.segment(selector_field, s.selector, s.base, s.limit, s.access);
 }
 
 // The firmware on this CPU exactly as it was in microhv_virtualize.
-void write_guest_state(VmcsAccess& vmcs, const VmcsSetup& s) {
+void write_guest_state(VmcsWriter& w, const VmcsSetup& s) {
   const GuestStart& g = s.guest;
-  vmcs.write(Field::kGuestCr0, guest_cr0(s.caps, g.cr0, true));
-  vmcs.write(Field::kGuestCr3, g.cr3);
-  vmcs.write(Field::kGuestCr4, g.cr4 | s.caps.cr4_fixed0);
-  vmcs.write(Field::kGuestDr7, g.dr7);
-  vmcs.write(Field::kGuestRsp, s.guest_rsp);
-  vmcs.write(Field::kGuestRip, s.guest_rip);
-  vmcs.write(Field::kGuestRflags, s.guest_rflags);
-  vmcs.write(Field::kGuestEfer, g.efer);
-  vmcs.write(Field::kGuestPat, g.pat);
-  vmcs.write(Field::kGuestDebugctl, g.debugctl);
-  vmcs.write(Field::kGuestSysenterCs, g.sysenter_cs);
-  vmcs.write(Field::kGuestSysenterEsp, g.sysenter_esp);
-  vmcs.write(Field::kGuestSysenterEip, g.sysenter_eip);
-  vmcs.write(Field::kGuestGdtrBase, g.gdtr_base);
-  vmcs.write(Field::kGuestGdtrLimit, g.gdtr_limit);
-  vmcs.write(Field::kGuestIdtrBase, g.idtr_base);
-  vmcs.write(Field::kGuestIdtrLimit, g.idtr_limit);
-  vmcs.write(Field::kGuestInterruptibility, 0);
-  vmcs.write(Field::kGuestActivityState, activity::kActive);
-  vmcs.write(Field::kGuestPendingDebug, 0);
+  w(Field::kGuestCr0, guest_cr0(s.caps, g.cr0, true));
+  w(Field::kGuestCr3, g.cr3);
+  w(Field::kGuestCr4, g.cr4 | s.caps.cr4_fixed0);
+  w(Field::kGuestDr7, g.dr7);
+  w(Field::kGuestRsp, s.guest_rsp);
+  w(Field::kGuestRip, s.guest_rip);
+  w(Field::kGuestRflags, s.guest_rflags);
+  w(Field::kGuestEfer, g.efer);
+  w(Field::kGuestPat, g.pat);
+  w(Field::kGuestDebugctl, g.debugctl);
+  w(Field::kGuestSysenterCs, g.sysenter_cs);
+  w(Field::kGuestSysenterEsp, g.sysenter_esp);
+  w(Field::kGuestSysenterEip, g.sysenter_eip);
+  w(Field::kGuestGdtrBase, g.gdtr_base);
+  w(Field::kGuestGdtrLimit, g.gdtr_limit);
+  w(Field::kGuestIdtrBase, g.idtr_base);
+  w(Field::kGuestIdtrLimit, g.idtr_limit);
+  w(Field::kGuestInterruptibility, 0);
+  w(Field::kGuestActivityState, activity::kActive);
+  w(Field::kGuestPendingDebug, 0);
 
   // 64-bit FS/GS bases live in MSRs, not in the descriptors.
   struct {
@@ -100,7 +100,7 @@ void write_guest_state(VmcsAccess& vmcs, const VmcsSetup& s) {
   for (const auto& seg : segments) {
     arch::SegmentState state = arch::decode_segment(s.guest_gdt, g.gdtr_limit, seg.selector);
     if (seg.base_msr != nullptr) state.base = *seg.base_msr;
-    write_segment(vmcs, seg.field, state);
+    write_segment(w, seg.field, state);
   }
   // TR must be usable for VM entry (SDM 26.3.1.2). The firmware runs with
   // TR = 0 (no TSS): give the guest an equivalent busy 64-bit TSS of its own
@@ -112,15 +112,17 @@ void write_guest_state(VmcsAccess& vmcs, const VmcsSetup& s) {
                             access::kPresent | access::kTypeBusyTss64};
   }
   tr.access = (tr.access & ~access::kTypeMask) | access::kTypeBusyTss64;
-  write_segment(vmcs, Field::kGuestTrSel, tr);
+  write_segment(w, Field::kGuestTrSel, tr);
 }
 
 }  // namespace
 
-void write_initial_vmcs(VmcsAccess& vmcs, const VmcsSetup& s) {
-  write_controls(vmcs, s);
-  write_host_state(vmcs, s.host);
-  write_guest_state(vmcs, s);
+bool write_initial_vmcs(VmcsAccess& vmcs, const VmcsSetup& s) {
+  VmcsWriter w(vmcs);
+  write_controls(w, s);
+  write_host_state(w, s.host);
+  write_guest_state(w, s);
+  return w.ok();
 }
 
 }  // namespace microhv::vmx

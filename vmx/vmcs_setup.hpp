@@ -44,7 +44,8 @@ constexpr uint16_t vpid_of(uint32_t vp_index) {
   return static_cast<uint16_t>(1 + vp_index);
 }
 
-// Writes every field microhv's VMs depend on into the current VMCS.
-void write_initial_vmcs(VmcsAccess& vmcs, const VmcsSetup& s);
+// Writes every field microhv's VMs depend on into the current VMCS. False
+// when a VMWRITE failed (each failure is reported by the VmcsAccess).
+[[nodiscard]] bool write_initial_vmcs(VmcsAccess& vmcs, const VmcsSetup& s);
 
 }  // namespace microhv::vmx

@@ -21,8 +21,8 @@ namespace {
 
 using vmx::CpuLaunch;
 using vmx::kMaxRegions;
-using vmx::LaunchInfo;
 using vmx::kPermRwx;
+using vmx::LaunchInfo;
 using vmx::MapAttr;
 using vmx::MemRegion;
 using vmx::PageAllocator;
@@ -50,8 +50,8 @@ struct Pool {
 class BumpAllocator final : public PageAllocator {
  public:
   explicit BumpAllocator(LaunchInfo* info) : info_(info) {}
-  Hpa alloc_page() override {
-    if (info_->alloc_next + kPageSize > info_->alloc_end) return Hpa(0);
+  Optional<Hpa> alloc_page() override {
+    if (info_->alloc_next + kPageSize > info_->alloc_end) return kNone;
     const uint64_t p = info_->alloc_next;
     info_->alloc_next += kPageSize;
     return Hpa(p);  // the pool is zeroed
@@ -103,7 +103,7 @@ EFI_STATUS read_memory_map(EFI_BOOT_SERVICES* bs, LaunchInfo* info) {
     const auto* d =
         reinterpret_cast<const EFI_MEMORY_DESCRIPTOR*>(static_cast<uint8_t*>(buf) + off);
     info->regions[n++] =
-        MemRegion{d->PhysicalStart, d->NumberOfPages * kPageSize, is_ram_type(d->Type)};
+        MemRegion{Hpa(d->PhysicalStart), d->NumberOfPages * kPageSize, is_ram_type(d->Type)};
   }
   bs->FreePool(buf);
   info->region_count = normalize_regions(info->regions, n);
@@ -203,7 +203,7 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   info->cpu_count = plan.count;
   info->native_count = plan.native_count;
   for (uint32_t i = 0; i < plan.native_count; ++i)
-    info->native_apic_ids[i] = plan.native_apic_ids[i];
+    info->native_apic_ids[i] = ApicId(plan.native_apic_ids[i]);
   // WRMSR to the x2APIC ICR exits (write bitmap for MSRs 0-0x1FFF at byte
   // 0x800), so INIT IPIs to VPs can be emulated.
   constexpr uint32_t kIcr = arch::apic::kX2apicIcrMsr;
@@ -213,7 +213,7 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
     c.info = reinterpret_cast<uint64_t>(info);
     c.index = i;
     c.processor = plan.cpu[i].processor;
-    c.apic_id = plan.cpu[i].apic_id;
+    c.apic_id = ApicId(plan.cpu[i].apic_id);
     c.host_stack_top = pool.take(kHostStackPages) + kHostStackPages * kPageSize;
     c.ist_stack_top = pool.take(kIstStackPages) + kIstStackPages * kPageSize;
     c.gdt_page = pool.take(1);
@@ -260,7 +260,8 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   BumpAllocator alloc(info);
   Identity phys;
   PageTables host(TableFormat::kHost, alloc, phys, info->page1g ? 3 : 2);
-  if (!host.init() || !host.map(0, 0, info->ept_limit, MapAttr{kPermRwx, arch::MemType::kWb})) {
+  if (!host.init() ||
+      !host.map(0, Hpa(0), info->ept_limit, MapAttr{kPermRwx, arch::MemType::kWb})) {
     log::error("vmx: building host page tables failed\n");
     bs->FreePages(base, pages);
     return EFI_OUT_OF_RESOURCES;

@@ -16,8 +16,9 @@ TestDevice::Route* TestDevice::find_route(uint8_t vp, uint8_t sint) {
 
 bool TestDevice::raise_sint(uint8_t vp_index, uint8_t sint) {
   Vp* vp = guest_.vp(VpIndex(vp_index));
-  if (vp == nullptr || sint >= tlfs::kSintCount) return false;
-  synic_raise(*vp, sint);  // like any SINT the hypervisor raises: nothing when masked
+  const Optional<SintIndex> index = sint_index(sint);
+  if (vp == nullptr || !index) return false;
+  synic_raise(*vp, index.value());  // like any SINT the hypervisor raises: nothing when masked
   return true;
 }
 
@@ -46,7 +47,8 @@ bool TestDevice::write(uint32_t value) {
           return true;
         }
       }
-      if (refusals_.allow()) log::error("testdev: no free SINT route for vp %u sint %u\n", vp, sint);
+      if (refusals_.allow())
+        log::error("testdev: no free SINT route for vp %u sint %u\n", vp, sint);
       return false;
     }
     case Control::kSintRouteDestroy:

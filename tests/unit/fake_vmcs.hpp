@@ -1,10 +1,12 @@
 // A VMCS in a map, for the portable VT-x code under test: every VMWRITE is
 // recorded (and counted per field), every VMREAD answered from what was
-// written.
+// written. Fields in `failing` make VMREAD/VMWRITE fail, as a field the CPU
+// does not support would.
 #pragma once
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <set>
 
 #include "vmx/vmcs_access.hpp"
 
@@ -12,14 +14,18 @@ namespace microhv::test {
 
 class FakeVmcs final : public vmx::VmcsAccess {
  public:
-  uint64_t read(vmx::Field f) override {
+  bool read(vmx::Field f, uint64_t* value) override {
     ++reads;
+    if (failing.count(f) != 0) return false;
     auto it = fields.find(f);
-    return it == fields.end() ? 0 : it->second;
+    *value = it == fields.end() ? 0 : it->second;
+    return true;
   }
-  void write(vmx::Field f, uint64_t v) override {
+  bool write(vmx::Field f, uint64_t v) override {
+    if (failing.count(f) != 0) return false;
     ++writes[f];
     fields[f] = v;
+    return true;
   }
   // The value written to `f`; fails the test when nothing was.
   uint64_t at(vmx::Field f) const {
@@ -31,6 +37,7 @@ class FakeVmcs final : public vmx::VmcsAccess {
 
   std::map<vmx::Field, uint64_t> fields;
   std::map<vmx::Field, int> writes;
+  std::set<vmx::Field> failing;
   int reads = 0;
 };
 

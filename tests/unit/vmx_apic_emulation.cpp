@@ -126,13 +126,13 @@ TEST_CASE("guest walk: 4-level paging with 4K, 2M and 1G pages, and page-crossin
   mem.store<uint64_t>(0x4000 + 0 * 8, 0x9000 | 3);         // 0x400000 -> 0x9000
   mem.store<uint64_t>(0x4000 + 1 * 8, 0xB000 | 3);         // 0x401000 -> 0xB000 (not contiguous)
   const GuestPaging p{0x80000011, 0x1000, 0x20, 0x500};    // PG, PAE, LME|LMA
-  uint64_t gpa = 0;
+  Gpa gpa(0);
   REQUIRE(guest_linear_to_physical(mem, p, 0x400123, &gpa));
-  CHECK(gpa == 0x9123);
+  CHECK(gpa == Gpa(0x9123));
   REQUIRE(guest_linear_to_physical(mem, p, 0x2ABCDE, &gpa));
-  CHECK(gpa == 0x2ABCDE);
+  CHECK(gpa == Gpa(0x2ABCDE));
   REQUIRE(guest_linear_to_physical(mem, p, 0x40012345, &gpa));
-  CHECK(gpa == 0x40012345);
+  CHECK(gpa == Gpa(0x40012345));
   CHECK_FALSE(guest_linear_to_physical(mem, p, 0x600000, &gpa));  // PD[3] not present
   CHECK_FALSE(guest_linear_to_physical(mem, p, 0x402000, &gpa));  // PT[2] not present
 
@@ -155,11 +155,11 @@ TEST_CASE("guest walk: PAE, 32-bit paging with 4M pages, and no paging") {
   mem.store<uint64_t>(0x2000 + 3 * 8, 0x600000 | 0x83);  // 2M page
   mem.store<uint64_t>(0x3000 + 5 * 8, 0x7000 | 3);
   const GuestPaging pae{0x80000011, 0x1000, 0x20, 0};
-  uint64_t gpa = 0;
+  Gpa gpa(0);
   REQUIRE(guest_linear_to_physical(mem, pae, 0x405010, &gpa));
-  CHECK(gpa == 0x7010);
+  CHECK(gpa == Gpa(0x7010));
   REQUIRE(guest_linear_to_physical(mem, pae, 0x612345, &gpa));
-  CHECK(gpa == 0x612345);
+  CHECK(gpa == Gpa(0x612345));
 
   // 32-bit: PD at 0x8000 with 4-byte entries; PDE[1] is a 4M page at 12 MiB, PDE[0] -> PT 0x9000.
   mem.store<uint32_t>(0x8000 + 1 * 4, 0xC00000 | 0x83);
@@ -167,11 +167,11 @@ TEST_CASE("guest walk: PAE, 32-bit paging with 4M pages, and no paging") {
   mem.store<uint32_t>(0x9000 + 3 * 4, 0xA000 | 3);
   const GuestPaging p32{0x80000011, 0x8000, 0x10 /* PSE */, 0};
   REQUIRE(guest_linear_to_physical(mem, p32, 0x3004, &gpa));
-  CHECK(gpa == 0xA004);
+  CHECK(gpa == Gpa(0xA004));
   REQUIRE(guest_linear_to_physical(mem, p32, 0x412345, &gpa));
-  CHECK(gpa == 0xC12345);
+  CHECK(gpa == Gpa(0xC12345));
 
   const GuestPaging real{0x10, 0, 0, 0};
   REQUIRE(guest_linear_to_physical(mem, real, 0x87010, &gpa));
-  CHECK(gpa == 0x87010);
+  CHECK(gpa == Gpa(0x87010));
 }

@@ -137,13 +137,12 @@ struct Rig {
   }
   ExitAction run(uint32_t reason, uint64_t qualification = 0) {
     ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, c};
-    ctx.hidden_base = 0xDEA9000;
-    ctx.hidden_size = 0x280000;
-    ctx.overlay_gpa = 0x5000;
+    ctx.hidden = &layout;
+    ctx.overlay_page = Gpa(0x5000);
     ctx.remote = with_remote ? &remote : nullptr;
     ctx.bsp = bsp;
     ctx.testdev = testdev;
-    ctx.apic_page = apic_page;
+    if (apic_page != ~0ull) ctx.apic_page = Gpa(apic_page);
     ctx.memory = memory;
     const ExitAction a = dispatch_exit(ctx);
     stop_reason = ctx.stop_reason;
@@ -154,6 +153,8 @@ struct Rig {
     return events.exception && events.exception_vector == vector;
   }
   const char* stop_reason = nullptr;
+  // microhv's memory as EPT hides it.
+  EptLayout layout{nullptr, 0, 4ull << 30, Hpa(0xDEA9000), 0x280000};
   RemoteQueue remote{};
   bool with_remote = true, bsp = false, testdev = false, kicked = false;
   uint64_t apic_page = ~0ull;
@@ -627,4 +628,44 @@ TEST_CASE(
   g.setup(rd);
   rd.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00300;
   CHECK(rd.run(exit_reason::kEptViolation, 0x1) == ExitAction::kStop);
+}
+
+TEST_CASE("exits: a failed VMREAD stops the guest before the handler acts on any value") {
+  // A VMREAD that fails returns no value; the handler must not go on with
+  // a made-up one (e.g. a hypercall decoded from CR0 = 0 would run in the
+  // wrong mode).
+  Rig call;
+  call.vmcs.failing.insert(Field::kGuestCr0);
+  call.regs.rcx = 0x1005C;
+  CHECK(call.run(exit_reason::kVmcall) == ExitAction::kStop);
+  CHECK(call.core.calls == 0);
+  CHECK_FALSE(call.events.exception);
+  CHECK(call.stop_reason != nullptr);
+
+  Rig xsetbv;
+  xsetbv.vmcs.failing.insert(Field::kCr4Mask);
+  xsetbv.regs.rax = 7;
+  CHECK(xsetbv.run(exit_reason::kXsetbv) == ExitAction::kStop);
+  CHECK(xsetbv.cpu.xcr0 == 0);
+  CHECK_FALSE(xsetbv.events.exception);
+
+  Rig ept;
+  ept.vmcs.failing.insert(Field::kGuestPhysicalAddress);
+  CHECK(ept.run(exit_reason::kEptViolation, 0x1) == ExitAction::kStop);
+  CHECK_FALSE(ept.events.exception);
+
+  Rig nmi;
+  nmi.vmcs.failing.insert(Field::kExitInterruptionInfo);
+  CHECK(nmi.run(exit_reason::kExceptionOrNmi) == ExitAction::kStop);
+  CHECK(nmi.events.nmis == 0);
+}
+
+TEST_CASE("exits: a failed VMWRITE stops the guest instead of resuming it half-changed") {
+  Rig r;
+  r.vmcs.failing.insert(Field::kCr0ReadShadow);
+  r.regs.rbx = 0x80000013;
+  CHECK(r.run(exit_reason::kCrAccess, 0x300 /* mov cr0, rbx */) == ExitAction::kStop);
+  Rig sipi;
+  sipi.vmcs.failing.insert(Field::kGuestCsBase);
+  CHECK(sipi.run(exit_reason::kSipi, 0x9A) == ExitAction::kStop);
 }

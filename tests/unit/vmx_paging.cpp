@@ -16,8 +16,8 @@ namespace {
 class FakePhys final : public PhysAccess, public PageAllocator {
  public:
   explicit FakePhys(size_t limit = 4096) : limit_(limit) {}
-  Hpa alloc_page() override {
-    if (pages.size() >= limit_) return Hpa(0);
+  Optional<Hpa> alloc_page() override {
+    if (pages.size() >= limit_) return kNone;
     const uint64_t hpa = 0x100000000ull + pages.size() * 4096;
     pages.emplace(hpa, std::vector<uint64_t>(512, 0));
     return Hpa(hpa);
@@ -42,11 +42,11 @@ TEST_CASE("page tables: identity map with 1 GiB pages uses one PDPT") {
   FakePhys mem;
   PageTables pt(TableFormat::kHost, mem, mem, 3);
   REQUIRE(pt.init());
-  REQUIRE(pt.map(0, 0, 4ull << 30, kWb));
+  REQUIRE(pt.map(0, Hpa(0), 4ull << 30, kWb));
   CHECK(pt.tables_allocated() == 2);  // PML4 + PDPT
   PageTables::Translation t{};
   REQUIRE(pt.translate(0x12345678, &t));
-  CHECK(t.pa == 0x12345678);
+  CHECK(t.out == Hpa(0x12345678));
   CHECK(t.level == 3);
   CHECK_FALSE(pt.translate(4ull << 30, &t));
   // Host format: present + writable + PS, no NX.
@@ -58,19 +58,19 @@ TEST_CASE("page tables: 2 MiB pages when 1 GiB pages are unsupported") {
   FakePhys mem;
   PageTables pt(TableFormat::kHost, mem, mem, 2);
   REQUIRE(pt.init());
-  REQUIRE(pt.map(0, 0, 1ull << 30, kWb));
+  REQUIRE(pt.map(0, Hpa(0), 1ull << 30, kWb));
   CHECK(pt.tables_allocated() == 3);  // PML4 + PDPT + 1 PD
   PageTables::Translation t{};
   REQUIRE(pt.translate(0x3FFFFFFF, &t));
   CHECK(t.level == 2);
-  CHECK(t.pa == 0x3FFFFFFF);
+  CHECK(t.out == Hpa(0x3FFFFFFF));
 }
 
 TEST_CASE("page tables: a 4 KiB hole splits large pages and keeps the rest mapped") {
   FakePhys mem;
   PageTables pt(TableFormat::kEpt, mem, mem, 3);
   REQUIRE(pt.init());
-  REQUIRE(pt.map(0, 0, 2ull << 30, kWb));
+  REQUIRE(pt.map(Gpa(0), Hpa(0), 2ull << 30, kWb));
   REQUIRE(pt.unmap(0x40201000, 0x1000));
   PageTables::Translation t{};
   CHECK_FALSE(pt.translate(0x40201000, &t));
@@ -79,7 +79,7 @@ TEST_CASE("page tables: a 4 KiB hole splits large pages and keeps the rest mappe
   CHECK(t.level == 1);
   CHECK(t.attr == kWb);
   REQUIRE(pt.translate(0x40202000, &t));
-  CHECK(t.pa == 0x40202000);
+  CHECK(t.out == Hpa(0x40202000));
   REQUIRE(pt.translate(0x40400000, &t));
   CHECK(t.level == 2);  // the neighbouring 2 MiB stayed large
   REQUIRE(pt.translate(0x0, &t));
@@ -92,11 +92,12 @@ TEST_CASE("page tables: EPT leaf encoding carries permissions and memory type") 
   FakePhys mem;
   PageTables pt(TableFormat::kEpt, mem, mem, 3);
   REQUIRE(pt.init());
-  REQUIRE(pt.map(0xFEE00000, 0xFEE00000, 0x1000, kUc));
-  REQUIRE(pt.map(0x5000, 0x7777000, 0x1000, MapAttr{kPermR | kPermX, arch::MemType::kWb}));
+  REQUIRE(pt.map(Gpa(0xFEE00000), Hpa(0xFEE00000), 0x1000, kUc));
+  REQUIRE(
+      pt.map(Gpa(0x5000), Hpa(0x7777000), 0x1000, MapAttr{kPermR | kPermX, arch::MemType::kWb}));
   PageTables::Translation t{};
   REQUIRE(pt.translate(0x5123, &t));
-  CHECK(t.pa == 0x7777123);
+  CHECK(t.out == Hpa(0x7777123));
   CHECK(t.attr.perms == (kPermR | kPermX));
   CHECK(t.attr.memtype == arch::MemType::kWb);
   REQUIRE(pt.translate(0xFEE00300, &t));
@@ -113,12 +114,12 @@ TEST_CASE("page tables: every table linked is complete (no half-built state)") {
   FakePhys mem;
   PageTables pt(TableFormat::kEpt, mem, mem, 3);
   REQUIRE(pt.init());
-  REQUIRE(pt.map(0, 0, 1ull << 30, kWb));
-  REQUIRE(pt.map(0x200000, 0x200000, 0x200000, kUc));  // forces a split to 2M
+  REQUIRE(pt.map(Gpa(0), Hpa(0), 1ull << 30, kWb));
+  REQUIRE(pt.map(Gpa(0x200000), Hpa(0x200000), 0x200000, kUc));  // forces a split to 2M
   PageTables::Translation t{};
   for (uint64_t a = 0; a < (1ull << 30); a += 0x200000) {
     REQUIRE(pt.translate(a, &t));
-    CHECK(t.pa == a);
+    CHECK(t.out == Hpa(a));
     CHECK(t.attr.memtype == (a == 0x200000 ? arch::MemType::kUc : arch::MemType::kWb));
   }
 }
@@ -127,38 +128,38 @@ TEST_CASE("page tables: misaligned requests and exhaustion are refused") {
   FakePhys mem(2);
   PageTables pt(TableFormat::kHost, mem, mem, 2);
   REQUIRE(pt.init());
-  CHECK_FALSE(pt.map(0x1001, 0x1001, 0x1000, kWb));
-  CHECK_FALSE(pt.map(0, 0, 0x1000, kWb));  // needs PDPT+PD+PT, only 1 page left
+  CHECK_FALSE(pt.map(0x1001, Hpa(0x1001), 0x1000, kWb));
+  CHECK_FALSE(pt.map(0, Hpa(0), 0x1000, kWb));  // needs PDPT+PD+PT, only 1 page left
 }
 
 TEST_CASE("EPT layout: regions are sorted and merged") {
-  MemRegion r[] = {{0x100000, 0x100000, true},
-                   {0, 0xA0000, true},
-                   {0x200000, 0x300000, true},
-                   {0xFFE00000, 0x200000, false},
-                   {0xA0000, 0x60000, false}};
+  MemRegion r[] = {{Hpa(0x100000), 0x100000, true},
+                   {Hpa(0), 0xA0000, true},
+                   {Hpa(0x200000), 0x300000, true},
+                   {Hpa(0xFFE00000), 0x200000, false},
+                   {Hpa(0xA0000), 0x60000, false}};
   const uint32_t n = normalize_regions(r, 5);
   REQUIRE(n == 4);
-  CHECK(r[0].base == 0);
-  CHECK(r[1].base == 0xA0000);
-  CHECK(r[2].base == 0x100000);
+  CHECK(r[0].base == Hpa(0));
+  CHECK(r[1].base == Hpa(0xA0000));
+  CHECK(r[2].base == Hpa(0x100000));
   CHECK(r[2].size == 0x400000);
   CHECK(r[2].ram);
-  CHECK(r[3].base == 0xFFE00000);
+  CHECK(r[3].base == Hpa(0xFFE00000));
 }
 
 TEST_CASE("EPT layout: identity limit is >= 4 GiB, covers RAM, respects MAXPHYADDR") {
-  MemRegion small[] = {{0, 256ull << 20, true}};
+  MemRegion small[] = {{Hpa(0), 256ull << 20, true}};
   CHECK(identity_limit(small, 1, 40) == (4ull << 30));
-  MemRegion big[] = {{0, (6ull << 30) + 5, true}};
+  MemRegion big[] = {{Hpa(0), (6ull << 30) + 5, true}};
   CHECK(identity_limit(big, 1, 40) == (7ull << 30));
   CHECK(identity_limit(big, 1, 32) == (4ull << 30));
 }
 
 TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
-  MemRegion r[] = {{0, 0xA0000, true}, {0x100000, 0xFF00000, true}};
+  MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
   const uint32_t n = normalize_regions(r, 2);
-  const EptLayout layout{r, n, 4ull << 30, 0xDEA9000, 0x280000};
+  const EptLayout layout{r, n, 4ull << 30, Hpa(0xDEA9000), 0x280000};
   FakePhys mem;
   PageTables pt(TableFormat::kEpt, mem, mem, 3);
   REQUIRE(pt.init());
@@ -179,11 +180,11 @@ TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
   REQUIRE(pt.translate(0xDEA9000 + 0x280000, &t));
   CHECK(t.attr == kWb);
   // Guest RAM for GuestMemory: not MMIO, not microhv, not straddling.
-  CHECK(range_is_guest_ram(layout, 0x1000, 0x1000));
-  CHECK_FALSE(range_is_guest_ram(layout, 0xB8000, 8));
-  CHECK_FALSE(range_is_guest_ram(layout, 0xDEA9000, 8));
-  CHECK_FALSE(range_is_guest_ram(layout, 0xDEA8FF8, 16));
-  CHECK_FALSE(range_is_guest_ram(layout, 0x9FFF8, 16));
-  CHECK_FALSE(range_is_guest_ram(layout, 0x1000, 0));
-  CHECK_FALSE(range_is_guest_ram(layout, ~0ull - 4, 8));
+  CHECK(range_is_guest_ram(layout, Gpa(0x1000), 0x1000));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0xB8000), 8));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0xDEA9000), 8));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0xDEA8FF8), 16));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0x9FFF8), 16));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0x1000), 0));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(~0ull - 4), 8));
 }

@@ -54,6 +54,7 @@ struct Setup {
   ControlSet controls{};
   GuestStart guest = firmware();
   microhv::test::FakeVmcs vmcs;
+  bool ok = false;
   Setup() {
     controls.pin.value = 0x28;
     controls.proc.value = 0xB6006172;
@@ -76,7 +77,7 @@ struct Setup {
     const VmcsSetup s{controls,          caps,       0x7F010000, 0x7F011000, 0x7F012000,
                       0x7F020000 | 0x1E, vpid_of(3), host,       guest,      0x3E90000,
                       0x3F00000,         0x202,      kGdt};
-    write_initial_vmcs(vmcs, s);
+    ok = write_initial_vmcs(vmcs, s);
   }
 };
 
@@ -84,6 +85,7 @@ struct Setup {
 
 TEST_CASE("VMCS set-up: every field is written once; nothing is read") {
   Setup s;
+  CHECK(s.ok);
   CHECK(s.vmcs.reads == 0);
   for (auto& [field, n] : s.vmcs.writes) {
     INFO("field 0x" << std::hex << encoding(field));

@@ -105,8 +105,7 @@ bool HwCpu::step_io_natively(uint16_t) {
   set_io_intercept(v.launch->io_bitmap_a, TestDevice::kIoPort, false);
   v.io_step = true;
   v.proc_controls |= proc::kMonitorTrapFlag;
-  v.vmcs.write(Field::kProcControls, v.proc_controls);
-  return true;
+  return v.vmcs.write(Field::kProcControls, v.proc_controls);
 }
 
 bool HwCpu::end_io_step() {
@@ -115,8 +114,7 @@ bool HwCpu::end_io_step() {
   if (v.host->info.testdev) set_io_intercept(v.launch->io_bitmap_a, TestDevice::kIoPort, true);
   v.io_step = false;
   v.proc_controls &= ~proc::kMonitorTrapFlag;
-  v.vmcs.write(Field::kProcControls, v.proc_controls);
-  return true;
+  return v.vmcs.write(Field::kProcControls, v.proc_controls);
 }
 
 // ---- The guest's local APIC. Writes to the xAPIC page and to the x2APIC

@@ -23,12 +23,12 @@ void setup_cpu_locals(Host& host, Vcpu& v, CpuLaunch& cpu) {
   v.bsp = (arch::rdmsr(arch::msr::kApicBase) & arch::apic::base::kBsp) != 0;
   // The APIC id as this CPU reports it; MP services' number is only a
   // cross-check.
-  const uint32_t apic_id = arch::local_apic_id();
+  const ApicId apic_id(arch::local_apic_id());
   if (apic_id != cpu.apic_id) {
     log::error("cpu %u: APIC ID %u, but MP services reported %u; using %u\n", cpu.processor,
-               apic_id, cpu.apic_id, apic_id);
+               apic_id.value(), cpu.apic_id.value(), apic_id.value());
   }
-  v.apic_id = ApicId(apic_id);
+  v.apic_id = apic_id;
   arch::wrmsr(arch::msr::kGsBase, reinterpret_cast<uint64_t>(&v.gs_self));
 }
 

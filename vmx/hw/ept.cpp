@@ -4,12 +4,12 @@
 
 namespace microhv::vmx::hw {
 
-MapAttr identity_attr(const Host& h, uint64_t gpa) {
+MapAttr identity_attr(const Host& h, Gpa gpa) {
   const EptLayout& layout = h.memory.layout;
-  if (gpa >= layout.hidden_base && gpa - layout.hidden_base < layout.hidden_size) {
-    return kNotPresent;
+  if (layout.hides(identity_hpa(gpa))) return kNotPresent;
+  if (h.apic_page && gpa.page_base() == h.apic_page.value()) {
+    return MapAttr{kPermR, arch::MemType::kUc};
   }
-  if ((gpa & ~kPageMask) == h.apic_page) return MapAttr{kPermR, arch::MemType::kUc};
   if (range_is_guest_ram(layout, gpa, kPageSize)) return MapAttr{kPermRwx, arch::MemType::kWb};
   return MapAttr{kPermRwx, arch::MemType::kUc};
 }
@@ -44,46 +44,50 @@ bool EptOverlays::write(OverlayId id, uint32_t offset, const void* data, uint32_
 
 OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
   if (id != OverlayId::kHypercallPage) return OverlayStatus::kRefused;
-  return move_hypercall_page(gpa.page_base().value());
+  return move_hypercall_page(gpa.page_base());
 }
 
 void EptOverlays::remove(OverlayId id) {
-  if (id == OverlayId::kHypercallPage) move_hypercall_page(~0ull);
+  if (id == OverlayId::kHypercallPage) move_hypercall_page(kNone);
 }
 
-// Maps the page at `want` (~0: nowhere), restoring the identity mapping
-// where it was.
-OverlayStatus EptOverlays::move_hypercall_page(uint64_t want) {
+// Maps the page at `want` (nothing: nowhere), restoring the identity
+// mapping where it was. Host::overlay_gpa holds the raw GPA (kNoOverlay:
+// none) because other CPUs read it without the lock.
+OverlayStatus EptOverlays::move_hypercall_page(Optional<Gpa> want) {
   Host& h = host_;
   Vcpu& self = *current_vcpu();
   LockGuard guard(h.ept_lock);
-  if (want == h.overlay_gpa) return OverlayStatus::kPlaced;
+  const uint64_t want_raw = want ? want.value().value() : Host::kNoOverlay;
+  if (want_raw == h.overlay_gpa) return OverlayStatus::kPlaced;
   const uint64_t old = h.overlay_gpa;
-  if (old != ~0ull) h.ept.map(old, old, kPageSize, identity_attr(h, old));
-  uint64_t now = want;
+  if (old != Host::kNoOverlay) {
+    h.ept.map(Gpa(old), identity_hpa(Gpa(old)), kPageSize, identity_attr(h, Gpa(old)));
+  }
+  uint64_t now = want_raw;
   OverlayStatus status = OverlayStatus::kPlaced;
-  if (want != ~0ull) {
-    if (identity_attr(h, want).perms == 0) {
+  if (want) {
+    if (identity_attr(h, want.value()).perms == 0) {
       if (refusals_.allow()) {
         log::error("hypercall page at GPA 0x%llx refused: microhv memory\n",
-                   static_cast<unsigned long long>(want));
+                   static_cast<unsigned long long>(want_raw));
       }
-      now = ~0ull;
+      now = Host::kNoOverlay;
       status = OverlayStatus::kRefused;
-    } else if (!h.ept.map(want, h.info.overlay_page, kPageSize,
+    } else if (!h.ept.map(want.value(), Hpa(h.info.overlay_page), kPageSize,
                           MapAttr{kPermR | kPermX, arch::MemType::kWb})) {
       log::error("hypercall page at GPA 0x%llx: EPT map failed\n",
-                 static_cast<unsigned long long>(want));
+                 static_cast<unsigned long long>(want_raw));
       status = OverlayStatus::kFailed;
     }
   }
   __atomic_store_n(&h.overlay_gpa, now, __ATOMIC_RELEASE);
   shoot_down_ept(h, self);
   if (!moves_logged_.allow()) return status;
-  if (now != ~0ull) {
+  if (now != Host::kNoOverlay) {
     log::info("hypercall page: overlay mapped read+execute at GPA 0x%llx\n",
               static_cast<unsigned long long>(now));
-  } else if (old != ~0ull) {
+  } else if (old != Host::kNoOverlay) {
     log::info("hypercall page: overlay at GPA 0x%llx removed\n",
               static_cast<unsigned long long>(old));
   }

@@ -15,7 +15,7 @@ struct Vcpu;
 // The identity mapping of the page at `gpa`: not present for microhv's
 // memory, read-only UC for the xAPIC page (writes exit and are emulated),
 // WB for RAM, UC for everything else.
-MapAttr identity_attr(const Host& h, uint64_t gpa);
+MapAttr identity_attr(const Host& h, Gpa gpa);
 
 // INVEPT for microhv's EPT on this CPU (single-context when supported).
 void invalidate_ept(const Host& h);
@@ -35,7 +35,7 @@ class EptOverlays final : public GuestPhysicalOverlays {
   void remove(OverlayId id) override;
 
  private:
-  OverlayStatus move_hypercall_page(uint64_t want);
+  OverlayStatus move_hypercall_page(Optional<Gpa> want);
   Host& host_;
   // A guest may move the page, or ask for a refused one, in a loop.
   log::RateLimit refusals_{8};

@@ -24,6 +24,19 @@ void dump_registers(const GuestRegs& r) {
 
 namespace {
 
+// The exit path's VMCS access: a VMREAD or VMWRITE that fails has been
+// reported (with its VM-instruction error) by HwVmcs; this VP's state is
+// then unknown, so its guest stops here instead of going on with a wrong
+// value.
+uint64_t must_read(Vcpu& v, Field f) {
+  uint64_t value = 0;
+  if (!v.vmcs.read(f, &value)) stop_guest(v, "VMREAD failed on the exit path", &v.frame->regs);
+  return value;
+}
+void must_write(Vcpu& v, Field f, uint64_t value) {
+  if (!v.vmcs.write(f, value)) stop_guest(v, "VMWRITE failed on the exit path", &v.frame->regs);
+}
+
 // Runs with host interrupts off right before every VM entry (and again from
 // microhv_reenter when entry.S finds the inbox non-empty at the last
 // moment): takes what other CPUs posted, invalidates EPT if another CPU
@@ -31,7 +44,6 @@ namespace {
 // the guest enters with (senders drop SINTs for a wait-for-SIPI VP).
 void prepare_entry(Vcpu& v) {
   Host& h = *v.host;
-  VmcsAccess& vmcs = v.vmcs;
   const uint64_t gen = __atomic_load_n(&h.ept_generation, __ATOMIC_ACQUIRE);
   if (gen != v.ept_seen) {
     v.ept_seen = gen;
@@ -40,12 +52,14 @@ void prepare_entry(Vcpu& v) {
   if (v.frame->remote.take_init()) {
     // An INIT IPI another VP (or this one) sent: reset now, like the INIT
     // exit would; nothing may be injected into wait-for-SIPI.
-    apply_init_state(vmcs, h.cpu, h.caps, v.bsp, v.frame->regs, v.events);
+    if (!apply_init_state(v.vmcs, h.cpu, h.caps, v.bsp, v.frame->regs, v.events)) {
+      stop_guest(v, "applying the INIT state failed (VMREAD/VMWRITE)", &v.frame->regs);
+    }
     v.injection_armed = false;
-    vmcs.write(Field::kEntryInterruptionInfo, 0);
+    must_write(v, Field::kEntryInterruptionInfo, 0);
     ++v.inits_received;
   }
-  uint32_t act = static_cast<uint32_t>(vmcs.read(Field::kGuestActivityState));
+  uint32_t act = static_cast<uint32_t>(must_read(v, Field::kGuestActivityState));
   const RemoteQueue::Drained in = v.frame->remote.drain();
   if (in.any) {
     if (remote_delivery(act) == RemoteDelivery::kQueue) {
@@ -58,35 +72,35 @@ void prepare_entry(Vcpu& v) {
     v.events.nmis += in.nmis;
     v.genuine_nmis += in.nmis;
   }
-  uint32_t intr = static_cast<uint32_t>(vmcs.read(Field::kGuestInterruptibility));
+  uint32_t intr = static_cast<uint32_t>(must_read(v, Field::kGuestInterruptibility));
   if ((intr & interruptibility::kBlockingBySmi) != 0) {
     // Never set outside SMM, where microhv never runs a guest (SDM 27.3.4);
     // Bochs 2.7 reports it after wait-for-SIPI, and VM entry would fail.
     intr &= ~interruptibility::kBlockingBySmi;
-    vmcs.write(Field::kGuestInterruptibility, intr);
+    must_write(v, Field::kGuestInterruptibility, intr);
   }
   bool window;
   if (!v.injection_armed) {
-    const GuestInterruptState s{vmcs.read(Field::kGuestRflags), intr, act};
+    const GuestInterruptState s{must_read(v, Field::kGuestRflags), intr, act};
     const InjectionDecision d = decide_injection(v.events, s);
     if (d.inject) {
       uint32_t info = d.intr_info;
       // With unrestricted guest in real mode no error code may be delivered.
-      if ((vmcs.read(Field::kGuestCr0) & arch::cr0::kPe) == 0) {
+      if ((must_read(v, Field::kGuestCr0) & arch::cr0::kPe) == 0) {
         info &= ~intr_info::kDeliverErrorCode;
       }
-      vmcs.write(Field::kEntryInterruptionInfo, info);
+      must_write(v, Field::kEntryInterruptionInfo, info);
       if ((info & intr_info::kDeliverErrorCode) != 0) {
-        vmcs.write(Field::kEntryExceptionErrorCode, d.error_code);
+        must_write(v, Field::kEntryExceptionErrorCode, d.error_code);
       }
-      vmcs.write(Field::kEntryInstructionLength, d.instruction_length);
+      must_write(v, Field::kEntryInstructionLength, d.instruction_length);
       if (d.wake) {
-        vmcs.write(Field::kGuestActivityState, activity::kActive);
+        must_write(v, Field::kGuestActivityState, activity::kActive);
         act = activity::kActive;
       }
       v.injection_armed = true;
     } else {
-      vmcs.write(Field::kEntryInterruptionInfo, 0);
+      must_write(v, Field::kEntryInterruptionInfo, 0);
     }
     window = d.interrupt_window;
   } else {
@@ -101,7 +115,7 @@ void prepare_entry(Vcpu& v) {
                          : (v.proc_controls & ~proc::kInterruptWindowExiting);
   want = nmi_window ? (want | proc::kNmiWindowExiting) : (want & ~proc::kNmiWindowExiting);
   if (want != v.proc_controls) {
-    vmcs.write(Field::kProcControls, want);
+    must_write(v, Field::kProcControls, want);
     v.proc_controls = want;
   }
   __atomic_store_n(&v.frame->remote.activity, act, __ATOMIC_RELEASE);
@@ -131,15 +145,13 @@ void unblock_host_nmis() {
 }
 
 // RIP past the exiting instruction; that also ends an STI/MOV-SS shadow.
-void advance_rip(VmcsAccess& vmcs) {
-  const uint64_t rip = vmcs.read(Field::kGuestRip) + vmcs.read(Field::kExitInstructionLength);
-  vmcs.write(Field::kGuestRip, rip);
-  const uint64_t intr = vmcs.read(Field::kGuestInterruptibility);
-  if ((intr & (interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs)) != 0) {
-    vmcs.write(Field::kGuestInterruptibility,
-               intr & ~static_cast<uint64_t>(interruptibility::kBlockingBySti |
-                                             interruptibility::kBlockingByMovSs));
-  }
+void advance_rip(Vcpu& v) {
+  const uint64_t rip = must_read(v, Field::kGuestRip) + must_read(v, Field::kExitInstructionLength);
+  must_write(v, Field::kGuestRip, rip);
+  const uint64_t intr = must_read(v, Field::kGuestInterruptibility);
+  constexpr uint64_t kShadows =
+      interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs;
+  if ((intr & kShadows) != 0) must_write(v, Field::kGuestInterruptibility, intr & ~kShadows);
 }
 
 // The first VM exit on a CPU proves its VMLAUNCH worked: an AP becomes a VP
@@ -229,27 +241,27 @@ using namespace microhv::vmx::hw;
 extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   Vcpu& v = *current_vcpu();
   Host& h = *v.host;
-  VmcsAccess& vmcs = v.vmcs;
   ++v.exits;
   v.injection_armed = false;  // a VM exit invalidates the VM-entry event fields
   if (!v.launched) first_exit(v, regs);
-  regs->rsp = vmcs.read(Field::kGuestRsp);
-  const uint32_t raw = static_cast<uint32_t>(vmcs.read(Field::kExitReason));
+  regs->rsp = must_read(v, Field::kGuestRsp);
+  const uint32_t raw = static_cast<uint32_t>(must_read(v, Field::kExitReason));
   const uint32_t reason = exit_reason::basic(raw);
-  const uint64_t qualification = vmcs.read(Field::kExitQualification);
+  const uint64_t qualification = must_read(v, Field::kExitQualification);
   if ((raw & exit_reason::kEntryFailureBit) != 0) {
     log::error("VM entry failed: exit reason %u (%s), qualification 0x%llx\n", reason,
                exit_reason_name(reason), (unsigned long long)qualification);
     stop_guest(v, "VM entry failed (see bochs.log / the VMCS dump for the failing check)", regs);
   }
-  v.events.record_idt_vectoring(static_cast<uint32_t>(vmcs.read(Field::kIdtVectoringInfo)),
-                                static_cast<uint32_t>(vmcs.read(Field::kIdtVectoringErrorCode)),
-                                static_cast<uint32_t>(vmcs.read(Field::kExitInstructionLength)));
+  v.events.record_idt_vectoring(static_cast<uint32_t>(must_read(v, Field::kIdtVectoringInfo)),
+                                static_cast<uint32_t>(must_read(v, Field::kIdtVectoringErrorCode)),
+                                static_cast<uint32_t>(must_read(v, Field::kExitInstructionLength)));
 
-  ExitContext ctx{reason, qualification, *regs, vmcs, h.cpu, v.core, v.events, h.caps};
-  ctx.hidden_base = h.info.pool_base;
-  ctx.hidden_size = h.info.pool_size;
-  ctx.overlay_gpa = __atomic_load_n(&h.overlay_gpa, __ATOMIC_ACQUIRE);
+  ExitContext ctx{reason, qualification, *regs, v.vmcs, h.cpu, v.core, v.events, h.caps};
+  ctx.hidden = &h.memory.layout;
+  const uint64_t overlay = __atomic_load_n(&h.overlay_gpa, __ATOMIC_ACQUIRE);
+  if (overlay != Host::kNoOverlay) ctx.overlay_page = Gpa(overlay);
+  ctx.denied_log = &h.denied_logged;
   ctx.remote = &v.frame->remote;
   ctx.bsp = v.bsp;
   ctx.testdev = h.info.testdev;
@@ -263,15 +275,15 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
     case ExitAction::kStop:
       log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",
                  reason, exit_reason_name(reason), (unsigned long long)qualification,
-                 (unsigned long long)vmcs.read(Field::kGuestRip));
+                 (unsigned long long)must_read(v, Field::kGuestRip));
       stop_guest(v, ctx.stop_reason != nullptr ? ctx.stop_reason : "unhandled exit", regs);
     case ExitAction::kAdvance:
-      advance_rip(vmcs);
+      advance_rip(v);
       break;
     case ExitAction::kRetry:
       break;
   }
-  vmcs.write(Field::kGuestRsp, regs->rsp);
+  must_write(v, Field::kGuestRsp, regs->rsp);
   prepare_entry(v);
   return regs;
 }

@@ -113,10 +113,14 @@ struct Host {
   uint32_t cpu_count = 0;
   Vcpu vcpus[kMaxCpus];
   SpinLock ept_lock;
-  uint64_t overlay_gpa = ~0ull;          // where the hypercall page is mapped, ~0 = nowhere
+  // Where the hypercall page is mapped (a GPA, kNoOverlay: nowhere); read by
+  // every CPU's exit path without the EPT lock, hence raw and atomic.
+  static constexpr uint64_t kNoOverlay = ~0ull;
+  uint64_t overlay_gpa = kNoOverlay;
   uint64_t ept_generation = 0;           // bumped on every EPT change after launch
-  uint64_t apic_page = ~0ull;            // the xAPIC page, read-only in EPT (writes emulated)
+  Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
+  log::RateLimit denied_logged{16};      // guest accesses to microhv's memory or the overlay
 };
 
 // This CPU's Vcpu; nullptr before setup_cpu_locals ran on it.

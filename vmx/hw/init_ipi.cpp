@@ -95,7 +95,7 @@ void guest_icr_write(Vcpu& self, uint32_t low, uint32_t dest, bool x2apic, uint6
       if (h.vcpus[i].apic_id != self.apic_id) send_ipi(base, init, h.vcpus[i].apic_id.value());
     }
     for (uint32_t i = 0; i < h.info.native_count; ++i) {
-      send_ipi(base, init, h.info.native_apic_ids[i]);
+      send_ipi(base, init, h.info.native_apic_ids[i].value());
     }
   }
 }

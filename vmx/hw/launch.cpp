@@ -86,7 +86,6 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch& cpu) {
   if (!check(vmclear(cpu.vmcs_page), "VMCLEAR") || !check(vmptrld(cpu.vmcs_page), "VMPTRLD")) {
     return undo(host_status::kDeviceError, true);
   }
-  const uint32_t failures_before = v.vmcs.failures();
   const VmcsSetup setup{ctl,
                         h.caps,
                         h.info.msr_bitmap,
@@ -100,11 +99,10 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch& cpu) {
                         cpu.guest_rip,
                         cpu.guest_rflags,
                         reinterpret_cast<const uint64_t*>(cpu.guest.gdtr_base)};
-  write_initial_vmcs(v.vmcs, setup);
   v.proc_controls = ctl.proc.value;
-  if (v.vmcs.failures() != failures_before) {
-    log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors)\n", v.processor,
-               v.vmcs.failures() - failures_before);
+  if (!write_initial_vmcs(v.vmcs, setup)) {
+    log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors, see above)\n", v.processor,
+               v.vmcs.failures());
     return undo(host_status::kDeviceError, true);
   }
   check(invalidate(Invalidation::kEpt, invept_type::kAllContexts, {0, 0}), "INVEPT (all contexts)");

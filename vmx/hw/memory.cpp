@@ -5,10 +5,10 @@
 
 namespace microhv::vmx::hw {
 
-Hpa PoolAllocator::alloc_page() {
+Optional<Hpa> PoolAllocator::alloc_page() {
   if (info_.alloc_next + kPageSize > info_.alloc_end) {
     log::error("out of page-table pages\n");
-    return Hpa(0);
+    return kNone;
   }
   const uint64_t p = info_.alloc_next;
   info_.alloc_next += kPageSize;
@@ -18,7 +18,7 @@ Hpa PoolAllocator::alloc_page() {
 }
 
 bool HwGuestMemory::is_ram(Gpa gpa, uint64_t len) const {
-  return range_is_guest_ram(layout, gpa.value(), len);
+  return range_is_guest_ram(layout, gpa, len);
 }
 
 bool HwGuestMemory::read(Gpa gpa, void* dst, uint64_t len) {

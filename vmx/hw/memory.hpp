@@ -23,7 +23,7 @@ class IdentityPhys final : public PhysAccess {
 class PoolAllocator final : public PageAllocator {
  public:
   explicit PoolAllocator(LaunchInfo& info) : info_(info) {}
-  Hpa alloc_page() override;
+  Optional<Hpa> alloc_page() override;
 
  private:
   LaunchInfo& info_;

@@ -55,8 +55,8 @@ bool adopt_capabilities(Host& h) {
 // INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
 bool build_ept(Host& h) {
   const LaunchInfo& info = h.info;
-  h.memory.layout =
-      EptLayout{info.regions, info.region_count, info.ept_limit, info.pool_base, info.pool_size};
+  h.memory.layout = EptLayout{info.regions, info.region_count, info.ept_limit, Hpa(info.pool_base),
+                              info.pool_size};
   if (!h.ept.init() || !build_guest_ept(h.ept, h.memory.layout)) {
     log::error("building EPT failed\n");
     return false;
@@ -71,18 +71,19 @@ bool build_ept(Host& h) {
 
   const uint64_t base = apic_base();
   if ((base & arch::apic::base::kEnable) == 0) return true;
-  h.apic_page = base & arch::apic::base::kPageMask & ((1ull << info.phys_addr_bits) - 1);
-  if (h.apic_page < info.ept_limit &&
-      h.ept.map(h.apic_page, h.apic_page, kPageSize, identity_attr(h, h.apic_page))) {
+  const Gpa page(base & arch::apic::base::kPageMask & ((1ull << info.phys_addr_bits) - 1));
+  h.apic_page = page;
+  if (page.value() < info.ept_limit &&
+      h.ept.map(page, identity_hpa(page), kPageSize, identity_attr(h, page))) {
     log::info(
         "EPT: local APIC page 0x%llx read-only: guest xAPIC writes are emulated; x2APIC ICR "
         "writes exit (MSR bitmap)\n",
-        (unsigned long long)h.apic_page);
+        (unsigned long long)page.value());
   } else {
     log::error(
         "EPT: cannot map the local APIC page 0x%llx read-only: INIT IPIs are sent as written\n",
-        (unsigned long long)h.apic_page);
-    h.apic_page = ~0ull;
+        (unsigned long long)page.value());
+    h.apic_page = kNone;
   }
   return true;
 }

@@ -37,22 +37,20 @@ bool check(VmxStatus s, const char* what) {
   return false;
 }
 
-uint64_t HwVmcs::read(Field f) {
-  uint64_t v = 0;
-  const VmxStatus s = vmread(f, &v);
-  if (s != VmxStatus::kOk) {
-    ++failures_;
-    report_vmx_failure("VMREAD", s, encoding(f));
-  }
-  return v;
+bool HwVmcs::read(Field f, uint64_t* value) {
+  const VmxStatus s = vmread(f, value);
+  if (s == VmxStatus::kOk) return true;
+  ++failures_;
+  report_vmx_failure("VMREAD", s, encoding(f));
+  return false;
 }
 
-void HwVmcs::write(Field f, uint64_t value) {
+bool HwVmcs::write(Field f, uint64_t value) {
   const VmxStatus s = vmwrite(f, value);
-  if (s != VmxStatus::kOk) {
-    ++failures_;
-    report_vmx_failure("VMWRITE", s, encoding(f));
-  }
+  if (s == VmxStatus::kOk) return true;
+  ++failures_;
+  report_vmx_failure("VMWRITE", s, encoding(f));
+  return false;
 }
 
 void dump_vmcs() {

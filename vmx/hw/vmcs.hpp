@@ -16,8 +16,8 @@ bool check(VmxStatus s, const char* what);
 
 class HwVmcs final : public VmcsAccess {
  public:
-  uint64_t read(Field f) override;
-  void write(Field f, uint64_t value) override;
+  bool read(Field f, uint64_t* value) override;
+  bool write(Field f, uint64_t value) override;
   // Failed VMREADs and VMWRITEs so far on this CPU.
   uint32_t failures() const { return failures_; }
 
