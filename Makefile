@@ -96,8 +96,8 @@ $(BUILD)/fuzz_hypercall: $(call host_obj,fuzz,$(FUZZ_SRCS) $(PORTABLE_SRCS))
 	clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
 
 # ---------------------------------------------------------------- commands
-.PHONY: all deps test test-unit test-qemu test-bochs test-load test-linux test-fuzz-smoke run \
-  bench bench-guest fuzz format clean
+.PHONY: all deps test test-unit check-layers test-qemu test-bochs test-load test-linux \
+  test-fuzz-smoke run bench bench-guest fuzz format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -105,7 +105,12 @@ deps:
 test: deps
 	@scripts/test-all.sh
 
-test-unit: deps $(BUILD)/unit_tests $(BUILD)/unit_tests_san
+# Every #include points down the layer order (README.md, "Architecture").
+# A few seconds; make test runs it as part of test-unit.
+check-layers:
+	@scripts/check-layers.sh
+
+test-unit: deps check-layers $(BUILD)/unit_tests $(BUILD)/unit_tests_san
 	$(BUILD)/unit_tests
 	$(BUILD)/unit_tests_san
 

@@ -28,7 +28,7 @@
 namespace microhv::vmx {
 
 // Guest general-purpose registers in the x86 encoding order (the index used
-// by exit qualifications). The exit stub (vmx/entry.S) saves them in exactly
+// by exit qualifications). The exit stub (vmx/hw/entry.S) saves them in exactly
 // this layout; rsp is a copy of the VMCS field, synchronised by the back end.
 struct GuestRegs {
   uint64_t rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi;
@@ -79,7 +79,7 @@ class HvCore {
   virtual MsrResult read_msr(uint32_t msr, uint64_t* value) = 0;
   virtual MsrResult write_msr(uint32_t msr, uint64_t value) = 0;
   virtual HypercallOutcome hypercall(const HypercallRegs& regs) = 0;
-  // A 32-bit OUT to the test device port (synic/testdev.hpp), when enabled.
+  // A 32-bit OUT to the test device port (synic/services/testdev.hpp), when enabled.
   virtual void testdev_write(uint32_t value) = 0;
 
  protected:

@@ -1,5 +1,6 @@
-// What the EFI side of vmx::start (running in the firmware-loaded image)
-// hands to the host side (running in microhv's resident copy of the image).
+// What the EFI side of the take-over (boot/efi/, running in the image the
+// firmware loaded) hands to the host side (vmx/hw/, running in microhv's
+// resident copy of the image).
 // Plain data only: it crosses from one copy of the code to the other, so it
 // must hold no virtual functions and no pointers into the loaded image.
 // Everything here lives in microhv's pool, which the guest cannot see.

@@ -1,4 +1,4 @@
-// Publishes microhv's ACPI tables to the next boot stage (see kernel/acpi.hpp
+// Publishes microhv's ACPI tables to the next boot stage (see boot/acpi/acpi.hpp
 // for what they hold and why). Call after VT-x is on and before the next stage
 // starts; it uses boot services only.
 //

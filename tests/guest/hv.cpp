@@ -142,7 +142,7 @@ HvResult signal_event(uint32_t connection_id, uint16_t flag, bool fast) {
 }
 
 const char* status_text(uint16_t s) {
-  return tlfs::status_name(static_cast<Status>(s));  // hypercall/status.cpp, linked in
+  return tlfs::status_name(static_cast<Status>(s));  // hypercall/tlfs/status.cpp, linked in
 }
 
 const char* describe(const HvResult& r, char* buf, size_t cap) {

@@ -11,7 +11,7 @@
  */
         .text
 
-/* Frame layout = struct VcpuFrame (vmx/host_hw.cpp): struct GuestRegs
+/* Frame layout = struct VcpuFrame (vmx/hw/host.hpp): struct GuestRegs
    (vmx/exits.hpp: rax rcx rdx rbx rsp rbp rsi rdi r8..r15), host_stack_top
    at 128, the VP's RemoteQueue at 136 (its `work` word first). */
 .macro SAVE_GPRS
