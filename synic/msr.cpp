@@ -91,17 +91,4 @@ MsrResult synic_write_msr(Vp& vp, uint32_t m, uint64_t value) {
   return write_locked(vp, m, value);
 }
 
-void synic_end_of_message(Vp& vp) {
-  LockGuard guard(vp.partition().hypervisor().lock);
-  synic_drain_all(vp);
-}
-
-void synic_end_of_interrupt(Vp& vp, uint8_t vector) {
-  LockGuard guard(vp.partition().hypervisor().lock);
-  for (uint32_t n = 0; n < tlfs::kSintCount; ++n) {
-    const SintIndex sint(static_cast<uint8_t>(n));
-    if (!vp.synic.auto_eoi(sint) && vp.synic.vector(sint) == vector) synic_drain(vp, sint);
-  }
-}
-
 }  // namespace microhv

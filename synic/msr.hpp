@@ -1,7 +1,10 @@
 // The SynIC MSRs of a VP (TLFS 11.8): SCONTROL, SVERSION, SIEFP, SIMP, EOM
 // and SINT0-15. hypercall/msr.cpp, the front for the whole synthetic MSR
-// range, hands these here after its range and access checks; writes that
-// open a delivery point (EOM, enabling SCONTROL or SIMP) deliver what waits.
+// range, hands these here after its range and access checks. The writes that
+// open a delivery point -- EOM, enabling SCONTROL or SIMP -- deliver what
+// waits (TLFS 11.9.3). The guest's EOI of a SINT vector is not one: the
+// guest acknowledges a message with EOM whenever MessagePending was set,
+// whether or not the SINT is AutoEOI.
 #pragma once
 
 #include <stdint.h>
@@ -22,11 +25,5 @@ bool is_synic_msr(uint32_t msr);
 // none. Precondition: is_synic_msr(msr).
 MsrResult synic_read_msr(Vp& vp, uint32_t msr, uint64_t* value);
 MsrResult synic_write_msr(Vp& vp, uint32_t msr, uint64_t value);
-
-// Guest acknowledged a message with an EOM write: deliver what is queued.
-void synic_end_of_message(Vp& vp);
-// The back end observed an EOI of `vector` on this VP: SINTs with that vector
-// get their next queued message (TLFS 11.9.3, non-AutoEOI SINTs).
-void synic_end_of_interrupt(Vp& vp, uint8_t vector);
 
 }  // namespace microhv

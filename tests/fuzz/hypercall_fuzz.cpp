@@ -1,10 +1,16 @@
 // libFuzzer target over the hypercall and synthetic-MSR entry points. The
 // input is a little program: each step picks an operation (hypercall with
 // arbitrary control word, registers, mode and CPL; MSR read/write with an
-// arbitrary value; raw bytes into the input page or a SIM/SIEF page; EOI)
-// and takes its operands from the following bytes. Invariants, besides
-// ASan/UBSan: every result is a defined status with zero reserved bits, and
-// the core writes only inside SIM/SIEF pages the guest enabled.
+// arbitrary value; raw bytes into the input page or a SIM/SIEF page; EOM)
+// and takes its operands from the following bytes.
+//
+// The oracle keeps its own shadow of what the guest programmed (SIMP, SIEFP,
+// the SINTs), from the TLFS rules for which writes are accepted, and never
+// reads the core's SynIC. Invariants, besides ASan/UBSan: every result is a
+// defined status with zero reserved bits; every SynIC MSR write is accepted
+// or refused (#GP) exactly as the TLFS says; the core writes only inside SIM
+// or SIEF pages the guest enabled; every interrupt raised is the vector and
+// AutoEOI setting of an unmasked SINT of that VP.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -58,16 +64,94 @@ bool known_status(uint16_t s) {
   }
 }
 
-// Pages the guest has enabled as SIM or SIEF, on any VP.
-bool inside_enabled_page(Partition& p, uint64_t gpa, uint64_t len) {
-  for (uint32_t i = 0; i < p.vp_count(); ++i) {
-    const SynicState& s = p.vp(VpIndex(i))->synic;
-    for (auto [on, base] :
-         {std::pair{s.sim_enabled(), s.sim_page()}, std::pair{s.sief_enabled(), s.sief_page()}}) {
-      if (on && gpa >= base.value() && gpa + len <= base.value() + kPageSize) return true;
+// What the guest programmed into each VP's SynIC, as the TLFS says the
+// writes take effect (TLFS 11.8).
+struct ShadowSynic {
+  uint64_t simp = 0, siefp = 0;
+  uint64_t sint[16];
+  ShadowSynic() {
+    for (uint64_t& v : sint) v = 1ull << 16;  // reset: masked
+  }
+};
+
+struct Shadow {
+  ShadowSynic vp[kVps];
+
+  // The result a SynIC MSR write must have and the SynIC it leaves; false
+  // for MSRs the shadow does not follow.
+  bool predict_write(uint32_t vp_index, uint32_t msr, uint64_t value, MsrResult* expect,
+                     ShadowSynic* after) const {
+    *after = vp[vp_index];
+    if (msr == tlfs::msr::kSimp || msr == tlfs::msr::kSiefp) {
+      (msr == tlfs::msr::kSimp ? after->simp : after->siefp) = value;  // any value is accepted
+      *expect = MsrResult::kOk;
+      return true;
+    }
+    if (msr >= tlfs::msr::kSint0 && msr <= tlfs::msr::kSint15) {
+      // Bits 15:8 and 63:19 reserved; unmasked with a vector below 16 is #GP.
+      const bool reserved = (value & ~0x7FFFFull) != 0 || (value & 0xFF00) != 0;
+      const bool masked = (value >> 16) & 1;
+      const bool valid = !reserved && (masked || (value & 0xFF) >= 16);
+      if (valid) after->sint[msr - tlfs::msr::kSint0] = value;
+      *expect = valid ? MsrResult::kOk : MsrResult::kGp;
+      return true;
+    }
+    if (msr == tlfs::msr::kScontrol || msr == tlfs::msr::kEom) {
+      *expect = MsrResult::kOk;
+      return true;
+    }
+    if (msr == tlfs::msr::kSversion) {
+      *expect = MsrResult::kGp;  // read-only
+      return true;
+    }
+    return false;
+  }
+
+  // Pages the guest has enabled as SIM or SIEF, on any VP.
+  bool inside_enabled_page(uint64_t gpa, uint64_t len) const {
+    for (const ShadowSynic& s : vp) {
+      for (uint64_t page : {s.simp, s.siefp}) {
+        const uint64_t base = page & ~0xFFFull;
+        if ((page & 1) != 0 && gpa >= base && gpa + len <= base + kPageSize) return true;
+      }
+    }
+    return false;
+  }
+
+  // Every interrupt raised since the last check must be the vector and
+  // AutoEOI bit of one of that VP's unmasked SINTs, as the shadow has them.
+  void check_interrupts(const test::FakeInterrupts& irqs) {
+    for (; irqs_checked < irqs.raised.size(); ++irqs_checked) {
+      const auto& r = irqs.raised[irqs_checked];
+      if (!possible_interrupt(r.vp, r.vector, r.auto_eoi)) abort();
     }
   }
-  return false;
+  size_t irqs_checked = 0;
+
+  // An interrupt the SynIC may raise on `vp_index`: the vector and AutoEOI
+  // bit of one of its unmasked SINTs.
+  bool possible_interrupt(uint32_t vp_index, uint8_t vector, bool auto_eoi) const {
+    if (vp_index >= kVps) return false;
+    for (uint64_t v : vp[vp_index].sint) {
+      if (((v >> 16) & 1) == 0 && (v & 0xFF) == vector && (((v >> 17) & 1) != 0) == auto_eoi) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+// A synthetic MSR write, checked against the shadow where it follows the
+// MSR. What the write delivers is raised with the SINTs as they were.
+void checked_wrmsr(Shadow& shadow, const test::FakeInterrupts& irqs, Vp& vp, uint32_t msr,
+                   uint64_t value) {
+  MsrResult expect = MsrResult::kOk;
+  ShadowSynic after;
+  const bool known = shadow.predict_write(vp.index().value(), msr, value, &expect, &after);
+  const MsrResult got = write_synthetic_msr(vp, msr, value);
+  if (known && got != expect) abort();
+  shadow.check_interrupts(irqs);
+  if (known) shadow.vp[vp.index().value()] = after;
 }
 
 }  // namespace
@@ -89,6 +173,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // post below reaches.
   VmbusHost vmbus;
   if (!vmbus.attach(*hv, *partition, PartitionId(2))) abort();
+  Shadow shadow;
 
   for (int steps = 0; steps < 64 && in.size > 0; ++steps) {
     Vp& vp = *partition->vp(VpIndex(in.take<uint8_t>() % kVps));
@@ -113,8 +198,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 1: {  // wrmsr
         uint32_t msr = 0x40000000u + in.take<uint8_t>();
         uint64_t value = in.take<uint64_t>();
-        if (in.take<uint8_t>() & 1) value = (value % kPages) << 12 | (value & 1);  // plausible page
-        write_synthetic_msr(vp, msr, value);
+        const uint8_t shape = in.take<uint8_t>();
+        if (shape & 1) value = (value % kPages) << 12 | (value & 1);  // plausible page
+        if (shape & 2) value &= 0x300FF;  // SINT-shaped: vector, masked, AutoEOI
+        checked_wrmsr(shadow, irqs, vp, msr, value);
         break;
       }
       case 2: {  // rdmsr
@@ -128,8 +215,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         memory.store(at, v);
         break;
       }
-      case 4:
-        synic_end_of_interrupt(vp, in.take<uint8_t>());
+      case 4:  // the guest acknowledges a message
+        checked_wrmsr(shadow, irqs, vp, tlfs::msr::kEom, 0);
         break;
       case 6: {  // structured CreatePort + ConnectPort, so posts can reach delivery
         uint8_t b = in.take<uint8_t>();
@@ -179,12 +266,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 8: {  // building block: this VP's SynIC on, with a SINT programmed
         uint64_t page = 8 + 2 * vp.index().value();
-        write_synthetic_msr(vp, tlfs::msr::kSimp, page << 12 | 1);
-        write_synthetic_msr(vp, tlfs::msr::kSiefp, (page + 1) << 12 | 1);
-        write_synthetic_msr(vp, tlfs::msr::kSint0 + in.take<uint8_t>() % 16,
-                            0x20 + in.take<uint8_t>() % 0xE0 | (uint64_t{in.take<uint8_t>()} & 7)
-                                                                   << 16);
-        write_synthetic_msr(vp, tlfs::msr::kScontrol, 1);
+        checked_wrmsr(shadow, irqs, vp, tlfs::msr::kSimp, page << 12 | 1);
+        checked_wrmsr(shadow, irqs, vp, tlfs::msr::kSiefp, (page + 1) << 12 | 1);
+        const uint32_t sint = in.take<uint8_t>() % 16;
+        const uint64_t value = 0x20 + in.take<uint8_t>() % 0xE0 | (uint64_t{in.take<uint8_t>()} & 7)
+                                                                      << 16;
+        checked_wrmsr(shadow, irqs, vp, tlfs::msr::kSint0 + sint, value);
+        checked_wrmsr(shadow, irqs, vp, tlfs::msr::kScontrol, 1);
         break;
       }
       case 5: {
@@ -194,9 +282,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     for (auto& w : memory.writes) {
-      if (!inside_enabled_page(*partition, w.gpa, w.len)) abort();
+      if (!shadow.inside_enabled_page(w.gpa, w.len)) abort();
     }
     memory.writes.clear();
+    shadow.check_interrupts(irqs);
   }
   return 0;
 }

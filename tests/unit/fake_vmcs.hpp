@@ -1,7 +1,10 @@
 // A VMCS in a map, for the portable VT-x code under test: every VMWRITE is
 // recorded (and counted per field), every VMREAD answered from what was
-// written. Fields in `failing` make VMREAD/VMWRITE fail, as a field the CPU
-// does not support would.
+// written. A VMREAD of a field nobody wrote fails the test: a real VMCS has
+// no "0 by default" a handler may rely on (after VMCLEAR its contents are
+// undefined), so a test must set up every field the code reads. Fields in
+// `failing` make VMREAD/VMWRITE fail, as a field the CPU does not support
+// would.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -18,7 +21,10 @@ class FakeVmcs final : public vmx::VmcsAccess {
     ++reads;
     if (failing.count(f) != 0) return false;
     auto it = fields.find(f);
-    *value = it == fields.end() ? 0 : it->second;
+    if (it == fields.end()) {
+      FAIL("VMREAD of VMCS field 0x" << std::hex << vmx::encoding(f) << " that was never written");
+    }
+    *value = it->second;
     return true;
   }
   bool write(vmx::Field f, uint64_t v) override {

@@ -29,10 +29,40 @@ TEST_CASE("SUCCESS: message lands in the SIM slot of the target SINT and raises 
   CHECK(m.origin == kPort);
   CHECK(m.payload[0] == 0x10);
   CHECK(m.payload[2] == 0x12);
-  CHECK(m.payload[3] == 0);  // only PayloadSize bytes are sent
   REQUIRE(g.irqs.raised.size() == 1);
   CHECK(g.irqs.raised[0].vector == kVector);
   CHECK(g.irqs.raised[0].auto_eoi);
+}
+
+TEST_CASE("SUCCESS: only PayloadSize bytes are transferred; the rest of the slot is untouched") {
+  // TLFS HvCallPostMessage: "only the first PayloadSize bytes are sent".
+  // The slot is prefilled so that bytes the core wrote (zeros or the
+  // input's bytes past PayloadSize) would show.
+  Posting g;
+  const uint64_t slot = slot_of(0, 2);
+  for (uint32_t i = 16; i < 256; ++i) g.memory.store<uint8_t>(slot + i, 0xEE);
+  REQUIRE(g.post(kConn, 0x1234, 3, 0x10) == Status::kSuccess);  // input payload is 0x10, 0x11...
+  tlfs::Message m = g.slot(0, 2);
+  CHECK(m.payload_size == 3);
+  CHECK(m.payload[2] == 0x12);
+  for (uint32_t i = 3; i < tlfs::kMaxPayload; ++i) {
+    INFO("payload byte " << i);
+    REQUIRE(m.payload[i] == 0xEE);
+  }
+  // The same for a message that waited in a buffer: first a full one, then
+  // (behind it) a short one; the short one lands on top of the full one.
+  REQUIRE(g.consume(0, 2) == false);
+  REQUIRE(g.post(kConn, 1, 240, 0x40) == Status::kSuccess);
+  REQUIRE(g.post(kConn, 2, 5, 0x80) == Status::kSuccess);  // queued: the slot is busy
+  REQUIRE(g.consume(0, 2));
+  m = g.slot(0, 2);
+  REQUIRE(m.message_type == 2);
+  CHECK(m.payload_size == 5);
+  CHECK(m.payload[4] == 0x84);
+  for (uint32_t i = 5; i < tlfs::kMaxPayload; ++i) {
+    INFO("payload byte " << i);
+    REQUIRE(m.payload[i] == static_cast<uint8_t>(0x40 + i));  // still the first message's
+  }
 }
 
 TEST_CASE("ACCESS_DENIED: caller's partition lacks the PostMessages privilege") {
