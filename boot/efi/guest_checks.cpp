@@ -56,8 +56,8 @@ void testdev_self_check() {
   arch::outl(TestDevice::kIoPort, kRouteCreate);
   arch::outl(TestDevice::kIoPort, kRouteDestroy);
   const uint8_t b = arch::inb(TestDevice::kIoPort);
-  log::info("guest: testdev: 32-bit OUTs to port 0x3000 accepted; a 1-byte IN from it read 0x%x\n",
-            b);
+  log::info("guest: testdev: 32-bit OUTs to port 0x%x accepted; a 1-byte IN from it read 0x%x\n",
+            TestDevice::kIoPort, b);
 }
 
 }  // namespace microhv::boot

@@ -260,43 +260,57 @@ bool ensure_hypercall() {
   return true;
 }
 
-bool ensure_synic() {
-  if (env.synic_ready) return true;
+bool program_synic(uint8_t* sim, uint8_t* sief, const SintSetting* sints, size_t count, char* why,
+                   size_t cap) {
   struct W {
     uint32_t msr;
     uint64_t value;
-    const char* name;
   };
-  memset(env.sim, 0, 4096);
-  memset(env.sief, 0, 4096);
-  const W writes[] = {
-      {tlfs::msr::kSimp, reinterpret_cast<uint64_t>(env.sim) | 1, "SIMP"},
-      {tlfs::msr::kSiefp, reinterpret_cast<uint64_t>(env.sief) | 1, "SIEFP"},
-      {tlfs::msr::kSint0 + kSintMsg, kVecMsg | tlfs::sint_bits::kAutoEoi, "SINT3"},
-      {tlfs::msr::kSint0 + kSintEvt, kVecEvt | tlfs::sint_bits::kAutoEoi, "SINT4"},
-      {tlfs::msr::kSint0 + kSintNoAuto, kVecNoAuto, "SINT5"},
-      {tlfs::msr::kSint0 + kSintMasked,
-       kVecMasked | tlfs::sint_bits::kAutoEoi | tlfs::sint_bits::kMasked, "SINT6"},
-      {tlfs::msr::kScontrol, 1, "SCONTROL"},
-  };
-  set_non_auto_eoi(kVecNoAuto, true);
-  for (const W& w : writes) {
-    Fault f = wrmsr(w.msr, w.value);
-    if (f.faulted) {
-      set_fixture_error("SynIC setup: wrmsr %s=0x%lx raised %s", w.name, w.value,
-                        vector_name(f.vector));
-      return false;
-    }
-    MsrResult r = rdmsr(w.msr);
-    if (r.fault.faulted || r.value != w.value) {
-      set_fixture_error("SynIC setup: %s reads 0x%lx%s after writing 0x%lx", w.name, r.value,
-                        r.fault.faulted ? " (rdmsr faulted)" : "", w.value);
+  W writes[2 + tlfs::kSintCount + 1];
+  size_t n = 0;
+  writes[n++] = {tlfs::msr::kSimp, reinterpret_cast<uint64_t>(sim) | 1};
+  writes[n++] = {tlfs::msr::kSiefp, reinterpret_cast<uint64_t>(sief) | 1};
+  for (size_t i = 0; i < count && i < tlfs::kSintCount; ++i) {
+    writes[n++] = {tlfs::msr::kSint0 + sints[i].sint, sints[i].value};
+  }
+  writes[n++] = {tlfs::msr::kScontrol, 1};
+  for (size_t i = 0; i < n; ++i) {
+    const W& w = writes[i];
+    const Fault f = wrmsr(w.msr, w.value);
+    const MsrResult r = rdmsr(w.msr);
+    if (f.faulted || r.fault.faulted || r.value != w.value) {
+      microhv::format(why, cap, "wrmsr 0x%x=0x%lx %s, reads 0x%lx%s", w.msr, w.value,
+                      f.faulted ? vector_name(f.vector) : "ok", r.value,
+                      r.fault.faulted ? " (rdmsr faulted)" : "");
       return false;
     }
   }
-  // Whatever the SIM/SIEF pages show now (overlay or our RAM), start empty.
-  for (uint8_t s = 0; s < 16; ++s) sim_slot(s)->message_type = tlfs::kMessageTypeNone;
+  // Whatever the SIM/SIEF pages show now, start empty.
+  for (uint8_t sint = 0; sint < tlfs::kSintCount; ++sint) {
+    reinterpret_cast<volatile tlfs::Message*>(sim + sint * tlfs::kMessageSize)->message_type =
+        tlfs::kMessageTypeNone;
+  }
+  memset(sief, 0, 4096);
+  return true;
+}
+
+bool ensure_synic() {
+  if (env.synic_ready) return true;
+  memset(env.sim, 0, 4096);
   memset(env.sief, 0, 4096);
+  const SintSetting sints[] = {
+      kReceiverSints[0],
+      kReceiverSints[1],
+      {kSintNoAuto, kVecNoAuto},
+      {kSintMasked, kVecMasked | tlfs::sint_bits::kAutoEoi | tlfs::sint_bits::kMasked},
+  };
+  set_non_auto_eoi(kVecNoAuto, true);
+  char why[160];
+  if (!program_synic(env.sim, env.sief, sints, sizeof(sints) / sizeof(sints[0]), why,
+                     sizeof(why))) {
+    set_fixture_error("SynIC setup: %s", why);
+    return false;
+  }
   env.synic_ready = true;
   return true;
 }

@@ -9,6 +9,7 @@
 // Groups: guest cpuid msr hypercall port message seed event sint isolation smp.
 #include <efi.h>
 
+#include "boot/efi/mp_services.hpp"
 #include "kernel/base/log.hpp"
 #include "tests/guest/suite.hpp"
 
@@ -23,34 +24,13 @@ char g_options[256];  // the load options as ASCII, empty when absent or not tex
 const char* g_mode;   // "demo" / "bench" / "load" while one of those runs, else nullptr
 
 // ------------------------------------------------------------------ MP services
-// EFI_MP_SERVICES_PROTOCOL (UEFI PI specification, volume 2): declared here,
-// GNU-EFI does not have it.
-constexpr EFI_GUID kMpServicesGuid = {
-    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
-using ApProcedure = void(EFIAPI*)(void* arg);
-struct ProcessorInfo {    // EFI_PROCESSOR_INFORMATION (+ room for the PI 1.7 extension)
-  uint64_t processor_id;  // the local APIC ID
-  uint32_t status_flag;   // bit 0 BSP, bit 1 enabled, bit 2 healthy
-  uint32_t package, core, thread;
-  uint32_t extended[8];
-};
-struct MpServices {
-  EFI_STATUS(EFIAPI* get_number_of_processors)(MpServices*, UINTN* count, UINTN* enabled);
-  EFI_STATUS(EFIAPI* get_processor_info)(MpServices*, UINTN number, ProcessorInfo* info);
-  EFI_STATUS(EFIAPI* startup_all_aps)
-  (MpServices*, ApProcedure, BOOLEAN single_thread, EFI_EVENT wait_event, UINTN timeout_us,
-   void* arg, UINTN** failed);
-  EFI_STATUS(EFIAPI* startup_this_ap)
-  (MpServices*, ApProcedure, UINTN number, EFI_EVENT wait_event, UINTN timeout_us, void* arg,
-   BOOLEAN* finished);
-  EFI_STATUS(EFIAPI* switch_bsp)(MpServices*, UINTN number, BOOLEAN enable_old_bsp);
-  EFI_STATUS(EFIAPI* enable_disable_ap)(MpServices*, UINTN number, BOOLEAN enable, UINT32* health);
-  EFI_STATUS(EFIAPI* who_am_i)(MpServices*, UINTN* number);
-};
+// EFI_MP_SERVICES_PROTOCOL: microhv's one definition (boot/efi/mp_services.hpp).
+using microhv::boot::EfiMpServices;
+using microhv::boot::EfiProcessorInformation;
 
 uint64_t g_tsc_hz = 1'000'000'000;  // measured in efi_main
 
-MpServices* g_mp;
+EfiMpServices* g_mp;
 unsigned g_mp_count = 1;
 char g_mp_note[160] = "no MP services protocol";
 EFI_EVENT g_ap_events[kMaxCpus];
@@ -70,25 +50,23 @@ void EFIAPI ap_trampoline(void* p) {
 // BSP must be processor 0 and the numbers below kMaxCpus must be enabled.
 void discover_cpus(uint32_t* apic_ids) {
   EFI_BOOT_SERVICES* bs = g_st->BootServices;
-  EFI_GUID guid = kMpServicesGuid;
-  void* iface = nullptr;
-  if (bs->LocateProtocol(&guid, nullptr, &iface) != EFI_SUCCESS || iface == nullptr) return;
-  g_mp = static_cast<MpServices*>(iface);
+  if (microhv::boot::locate_mp_services(bs, &g_mp) != EFI_SUCCESS || g_mp == nullptr) return;
   UINTN count = 0, enabled = 0, me = ~UINTN{0};
-  EFI_STATUS s = g_mp->get_number_of_processors(g_mp, &count, &enabled);
+  EFI_STATUS s = g_mp->GetNumberOfProcessors(g_mp, &count, &enabled);
   if (s != EFI_SUCCESS || count == 0) {
     microhv::format(g_mp_note, sizeof(g_mp_note), "GetNumberOfProcessors failed (0x%lx)", s);
     return;
   }
-  if (g_mp->who_am_i(g_mp, &me) != EFI_SUCCESS || me != 0) {
+  if (g_mp->WhoAmI(g_mp, &me) != EFI_SUCCESS || me != 0) {
     microhv::format(g_mp_note, sizeof(g_mp_note),
                     "%lu processors, but the BSP is processor %lu (not 0)", count, me);
     return;
   }
   unsigned usable = 0;
   for (UINTN i = 0; i < count && i < kMaxCpus; ++i) {
-    ProcessorInfo info{};
-    if (g_mp->get_processor_info(g_mp, i, &info) != EFI_SUCCESS || (info.status_flag & 2) == 0) {
+    EfiProcessorInformation info{};
+    if (g_mp->GetProcessorInfo(g_mp, i, &info) != EFI_SUCCESS ||
+        (info.status_flag & microhv::boot::kProcessorEnabled) == 0) {
       break;
     }
     apic_ids[i] = static_cast<uint32_t>(info.processor_id);
@@ -239,8 +217,8 @@ bool mp_start_ap(unsigned cpu, void (*fn)(void*), void* arg, char* why, size_t c
     return false;
   }
   g_ap_start[cpu] = ApStart{fn, arg};
-  EFI_STATUS s = g_mp->startup_this_ap(g_mp, ap_trampoline, cpu, g_ap_events[cpu], 0,
-                                       &g_ap_start[cpu], nullptr);
+  EFI_STATUS s =
+      g_mp->StartupThisAP(g_mp, ap_trampoline, cpu, g_ap_events[cpu], 0, &g_ap_start[cpu], nullptr);
   if (s != EFI_SUCCESS) {
     microhv::format(why, cap, "StartupThisAP(%u) failed: 0x%lx", cpu, s);
     return false;

@@ -9,9 +9,12 @@
 //   checks_synic.cpp       groups message, seed, event, sint
 //   checks_isolation.cpp   group isolation (microhv's memory is unreachable)
 //   checks_smp.cpp         group smp (cross-VP delivery, needs >= 2 CPUs)
+//   smp_vp1.{hpp,cpp}      the smp group's harness: VP 1's command loop, the mailbox
 //   main.cpp               efi_main, options, MP services, report, shutdown
 //   demo.cpp, bench.cpp    --demo and --bench modes (not checks)
-//   load.cpp               --load mode (multi-CPU message and event storm)
+//   load.cpp               --load mode (multi-CPU message and event storm): set-up
+//   load_storm.cpp         --load: what every CPU runs (receiver, sender, limits)
+//   load_report.cpp        --load: figures and checks; load.hpp is shared by the three
 #pragma once
 
 #include <stdarg.h>
@@ -119,6 +122,15 @@ inline uint64_t rdtsc() {
 inline void cpu_pause() {
   asm volatile("pause" ::: "memory");
 }
+// Sequentially consistent loads and stores of words shared between CPUs.
+template <typename T>
+inline T ld(const T& x) {
+  return __atomic_load_n(&x, __ATOMIC_SEQ_CST);
+}
+template <typename T>
+inline void st(T& x, T v) {
+  __atomic_store_n(&x, v, __ATOMIC_SEQ_CST);
+}
 
 // Waits (with interrupts enabled only during the wait) until irq_count(vector)
 // reaches `target`, at most `spins` iterations; returns the final count.
@@ -216,6 +228,26 @@ bool slot_matches(uint8_t sint, uint32_t type, uint32_t size, uint8_t seed, char
 bool slot_matches_in(uint8_t* sim_page, uint8_t sint, uint32_t type, uint32_t size, uint8_t seed,
                      char* why, size_t cap);
 void clear_slot_and_eom(uint8_t sint, bool eom);
+
+// Programs the calling CPU's SynIC (TLFS 11.8): SIMP and SIEFP enabled at
+// `sim` and `sief`, the SINTs listed, then SCONTROL, each read back; then
+// every slot's MessageType is set to None and the SIEF page cleared. False
+// on a fault or a read-back mismatch, with `why` naming the MSR. Runs on any
+// CPU (the fixtures on CPU 0, the smp group and --load on the others).
+struct SintSetting {
+  uint8_t sint;
+  uint64_t value;
+};
+bool program_synic(uint8_t* sim, uint8_t* sief, const SintSetting* sints, size_t count, char* why,
+                   size_t cap);
+// SINT3 (messages) and SINT4 (events), both AutoEOI: what a CPU that only
+// receives needs.
+// `static`, not `inline`: an ODR-used inline variable is a GLOB_DAT relocation
+// that GNU-EFI does not apply (scripts/check-relocs.sh).
+static constexpr SintSetting kReceiverSints[] = {
+    {kSintMsg, kVecMsg | tlfs::sint_bits::kAutoEoi},
+    {kSintEvt, kVecEvt | tlfs::sint_bits::kAutoEoi},
+};
 
 // ------------------------------------------------------------------ fixtures
 bool ensure_hypercall();  // GUEST_OS_ID + HYPERCALL page
