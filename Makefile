@@ -9,7 +9,7 @@ SHELL := /bin/bash
 BUILD := build
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PORTABLE_DIRS := kernel hypercall synic vmx arch
+PORTABLE_DIRS := kernel hypercall synic vmx vmx/entry_check arch
 PORTABLE_SRCS := $(filter-out %_hw.cpp,$(wildcard $(addsuffix /*.cpp,$(PORTABLE_DIRS))))
 HW_SRCS       := $(wildcard boot/*.cpp $(addsuffix /*_hw.cpp,$(PORTABLE_DIRS)))
 ASM_SRCS      := $(wildcard boot/*.S $(addsuffix /*.S,$(PORTABLE_DIRS)))
