@@ -1,15 +1,16 @@
 # microhv build. `make` builds build/microhv.efi; see README.md for the rest.
 #
 # Source discovery is by folder so that adding a file needs no Makefile edit:
-#  - portable code (kernel/ hypercall/ synic/ vmx/ arch/, any *.cpp not ending
-#    in _hw.cpp) is compiled into the EFI image AND into the host tests;
+#  - portable code (kernel/ hypercall/ synic/ vmx/ vmx/vtd/ arch/, any *.cpp
+#    not ending in _hw.cpp) is compiled into the EFI image AND into the host
+#    tests;
 #  - *_hw.cpp, *.S and boot/ are hardware code, compiled only into the image.
 
 SHELL := /bin/bash
 BUILD := build
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PORTABLE_DIRS := kernel hypercall synic vmx arch
+PORTABLE_DIRS := kernel hypercall synic vmx vmx/vtd arch
 PORTABLE_SRCS := $(filter-out %_hw.cpp,$(wildcard $(addsuffix /*.cpp,$(PORTABLE_DIRS))))
 HW_SRCS       := $(wildcard boot/*.cpp $(addsuffix /*_hw.cpp,$(PORTABLE_DIRS)))
 ASM_SRCS      := $(wildcard boot/*.S $(addsuffix /*.S,$(PORTABLE_DIRS)))
