@@ -2,13 +2,14 @@
 # make test: runs every test stage in order, each as a make target, streaming
 # its output; then prints a summary table and "N passed, N failed".
 #
-# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-bochs when
-# scripts/test-bochs.sh exists. A stage whose make target does not exist (yet)
-# is skipped and counted neither as passed nor as failed.
+# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-vtd, test-bochs,
+# test-load, test-linux when their scripts exist. A stage whose make target
+# does not exist (yet) is skipped and counted neither as passed nor as failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 stages=(test-unit test-fuzz-smoke test-qemu)
+[ -f scripts/test-vtd.sh ] && stages+=(test-vtd)
 [ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
 [ -f scripts/test-load.sh ] && stages+=(test-load)
 [ -f scripts/test-linux.sh ] && stages+=(test-linux)

@@ -1,14 +1,13 @@
-// Host-physical memory for EPT tests of the checker: table pages in one
-// growing arena, handed out by address, and the guest EPT microhv builds
-// for a machine laid out like Bochs + OVMF with 224 MiB of RAM.
+// Host-physical memory for EPT tests of the checker (a FakePhys at a fixed
+// base) and the guest EPT microhv builds for a machine laid out like Bochs +
+// OVMF with 224 MiB of RAM.
 #pragma once
 
 #include <catch2/catch.hpp>
 #include <cstdio>
-#include <memory>
 #include <string>
-#include <vector>
 
+#include "tests/unit/fake_phys.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/entry_check/ept_check.hpp"
 #include "vmx/ept.hpp"
@@ -18,20 +17,15 @@ namespace microhv::test {
 
 using namespace microhv::vmx;
 
-class EptArena final : public PhysAccess, public PageAllocator {
+class EptArena final : public FakePhys {
  public:
   static constexpr uint64_t kBase = 0x7F000000;  // fake HPA of page 0
 
-  Optional<Hpa> alloc_page() override { return new_page(); }
+  EptArena() : FakePhys(1u << 20, kBase) {}
   Hpa new_page() {
-    pages_.push_back(std::make_unique<uint64_t[]>(512));  // zeroed; never moves
-    return Hpa(kBase + (pages_.size() - 1) * 4096);
-  }
-  uint64_t* table(Hpa page) override {
-    const uint64_t index = (page.value() - kBase) / 4096;
-    REQUIRE(page.value() >= kBase);
-    REQUIRE(index < pages_.size());
-    return pages_[index].get();
+    const Optional<Hpa> page = alloc_page();
+    REQUIRE(page);
+    return page.value();
   }
 
   // An EPT whose only present leaf is `entry` at `level` (4 KiB .. 1 GiB),
@@ -47,9 +41,6 @@ class EptArena final : public PhysAccess, public PageAllocator {
     table(t)[1] = entry;
     return root.value() | (3 << 3) | 6;
   }
-
- private:
-  std::vector<std::unique_ptr<uint64_t[]>> pages_;
 };
 
 // The guest EPT as microhv builds it (build_guest_ept), with leaves up to
