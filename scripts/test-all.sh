@@ -2,9 +2,11 @@
 # make test: runs every test stage in order, each as a make target, streaming
 # its output; then prints a summary table and "N passed, N failed".
 #
-# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-bochs when
-# scripts/test-bochs.sh exists. A stage whose make target does not exist (yet)
-# is skipped and counted neither as passed nor as failed.
+# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-bochs, test-load and
+# test-linux when their scripts exist. A stage whose make target does not
+# exist (yet) is skipped and counted neither as passed nor as failed. Every
+# stage prints a line at least every ~10 s (scripts/heartbeat.sh, bochs.sh
+# --progress, the console test's progress).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -35,7 +37,7 @@ for stage in "${stages[@]}"; do
     times+=(-)
     continue
   fi
-  echo "=== $stage"
+  echo "=== $stage (at $(date +%T))"
   start=$(now_ms)
   if make --no-print-directory "$stage"; then
     results+=(PASS)
