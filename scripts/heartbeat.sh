@@ -20,7 +20,10 @@ shift
 [ $# -gt 0 ] || die "usage: scripts/heartbeat.sh [--log FILE] LABEL COMMAND..."
 
 [ -n "$log" ] || { progress_run "$PROG" "$@"; exit; }
-"$@" >"$log" 2>&1 &
-pid=$!
-progress_watch "$PROG" "$log" $pid 10 2>&1
-wait $pid
+# The watcher in the background, COMMAND in the foreground (Ctrl-C reaches it).
+progress_watch "$PROG" "$log" $$ 10 2>&1 &
+watcher=$!
+status=0
+"$@" >"$log" 2>&1 || status=$?
+kill $watcher 2>/dev/null || true
+exit $status

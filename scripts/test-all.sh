@@ -8,7 +8,7 @@
 # stage prints a line at least every ~10 s (scripts/heartbeat.sh, bochs.sh
 # --progress, the console test's progress).
 set -uo pipefail
-cd "$(dirname "$0")/.." || exit 1
+. "$(dirname "$0")/lib/common.sh"
 
 stages=(test-unit test-fuzz-smoke test-qemu)
 [ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
@@ -39,7 +39,9 @@ for stage in "${stages[@]}"; do
   fi
   echo "=== $stage (at $(date +%T))"
   start=$(now_ms)
-  if make --no-print-directory "$stage"; then
+  # -j2: the build machine has 2 cores. progress_run: a line after 10 s of
+  # silence (a long compile, a quiet test binary).
+  if progress_run "$stage" make -j2 --no-print-directory "$stage"; then
     results+=(PASS)
     passed=$((passed + 1))
   else

@@ -30,29 +30,35 @@ progress_watch() {
   done
 }
 
-# progress_run LABEL COMMAND...: runs COMMAND with its output streamed as it
-# comes; after 10 s without output prints "LABEL: still running (N s)", and
-# again every 10 s. Returns COMMAND's status.
+# progress_run LABEL COMMAND...: runs COMMAND with its output streamed line
+# by line; after 10 s without output prints "LABEL: still running (N s)", and
+# again every 10 s. COMMAND runs in the foreground (a background job of a
+# script would ignore Ctrl-C); the watcher is the background job. Returns
+# COMMAND's status.
 progress_run() {
-  local label=$1 log pid status=0 start=$SECONDS size=0 quiet_since=$SECONDS
+  local label=$1 stamp watcher status start=$SECONDS
   shift
-  log=$(mktemp)
-  "$@" >"$log" 2>&1 &
-  pid=$!
-  tail -n +1 -s 0.5 -f --pid="$pid" "$log" &
-  local tail_pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    if [ "$(stat -c %s "$log")" != "$size" ]; then
-      size=$(stat -c %s "$log")
-      quiet_since=$SECONDS
-    elif [ $((SECONDS - quiet_since)) -ge 10 ]; then
-      echo "$label: still running ($((SECONDS - start)) s)"
-      quiet_since=$SECONDS
-    fi
+  stamp=$(mktemp)
+  (
+    last=$SECONDS
+    while kill -0 $$ 2>/dev/null; do
+      sleep 1
+      quiet=$(($(date +%s) - $(stat -c %Y "$stamp" 2>/dev/null || date +%s)))
+      if [ "$quiet" -ge 10 ] && [ $((SECONDS - last)) -ge 10 ]; then
+        echo "$label: still running ($((SECONDS - start)) s)"
+        last=$SECONDS
+      fi
+    done
+  ) &
+  watcher=$!
+  # `: >` updates the stamp without a process per line.
+  "$@" 2>&1 | while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\n' "$line"
+    : >"$stamp"
   done
-  wait "$pid" || status=$?
-  wait "$tail_pid" 2>/dev/null || true
-  rm -f "$log"
-  return $status
+  status=${PIPESTATUS[0]}
+  kill $watcher 2>/dev/null || true
+  wait $watcher 2>/dev/null || true
+  rm -f "$stamp"
+  return "$status"
 }
