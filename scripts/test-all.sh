@@ -5,8 +5,9 @@
 # Stages: test-unit, test-fuzz-smoke, test-qemu, and test-bochs, test-load and
 # test-linux when their scripts exist. A stage whose make target does not
 # exist (yet) is skipped and counted neither as passed nor as failed. Every
-# stage prints a line at least every ~10 s (scripts/heartbeat.sh, bochs.sh
-# --progress, the console test's progress).
+# stage prints a line at least every ~12 s (progress_run around each stage;
+# inside, scripts/heartbeat.sh, bochs.sh --progress and the console test's
+# progress every 10 s).
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -39,7 +40,7 @@ for stage in "${stages[@]}"; do
   fi
   echo "=== $stage (at $(date +%T))"
   start=$(now_ms)
-  # -j2: the build machine has 2 cores. progress_run: a line after 10 s of
+  # -j2: the build machine has 2 cores. progress_run: a line after 12 s of
   # silence (a long compile, a quiet test binary).
   if progress_run "$stage" make -j2 --no-print-directory "$stage"; then
     results+=(PASS)

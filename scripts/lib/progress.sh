@@ -31,8 +31,8 @@ progress_watch() {
 }
 
 # progress_run LABEL COMMAND...: runs COMMAND with its output streamed line
-# by line; after 10 s without output prints "LABEL: still running (N s)", and
-# again every 10 s. COMMAND runs in the foreground (a background job of a
+# by line; after 12 s without output prints "LABEL: still running (N s)", and
+# again every 12 s (12: the progress lines inside, every 10 s, keep it quiet). COMMAND runs in the foreground (a background job of a
 # script would ignore Ctrl-C); the watcher is the background job. Returns
 # COMMAND's status.
 progress_run() {
@@ -44,7 +44,7 @@ progress_run() {
     while kill -0 $$ 2>/dev/null; do
       sleep 1
       quiet=$(($(date +%s) - $(stat -c %Y "$stamp" 2>/dev/null || date +%s)))
-      if [ "$quiet" -ge 10 ] && [ $((SECONDS - last)) -ge 10 ]; then
+      if [ "$quiet" -ge 12 ] && [ $((SECONDS - last)) -ge 12 ]; then
         echo "$label: still running ($((SECONDS - start)) s)"
         last=$SECONDS
       fi

@@ -415,6 +415,6 @@ TEST_CASE("Model: 120,000 random operations keep exactly-once, in-order delivery
     CHECK(m.status_counts[s] > 0);
   }
   std::cout << "model: " << m.ops_done << " ops, " << m.accepted.size()
-            << " messages accepted and delivered, "
-            << m.status_counts[Status::kInsufficientBuffers] << " INSUFFICIENT_BUFFERS\n";
+            << " messages accepted and delivered, " << m.status_counts[Status::kInsufficientBuffers]
+            << " INSUFFICIENT_BUFFERS\n";
 }
