@@ -58,6 +58,7 @@ inline ExitAction vmcs_failed(ExitContext& c) {
 
 ExitAction on_cr_access(ExitContext& c);      // exit_cr.cpp
 ExitAction on_ept_violation(ExitContext& c);  // exit_memory.cpp
+ExitAction on_ept_misconfig(ExitContext& c);  // exit_memory.cpp
 ExitAction on_init(ExitContext& c);           // exit_init.cpp
 ExitAction on_sipi(ExitContext& c);           // exit_init.cpp
 ExitAction on_io(ExitContext& c);             // exit_io.cpp

@@ -180,6 +180,7 @@ constexpr TableEntry kHandlers[] = {
     {exit_reason::kEntryFailMsrLoading, on_entry_failure},
     {exit_reason::kEntryFailMachineCheck, on_entry_failure},
     {exit_reason::kEptViolation, on_ept_violation},
+    {exit_reason::kEptMisconfig, on_ept_misconfig},
     {exit_reason::kInvept, on_vmx_instruction},
     {exit_reason::kInvvpid, on_vmx_instruction},
     {exit_reason::kVmfunc, on_vmx_instruction},
@@ -207,6 +208,11 @@ CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs r) {
   if (leaf == 1) {
     r.ecx |= arch::cpuid1_ecx::kHypervisor;
     r.ecx &= ~arch::cpuid1_ecx::kVmx;
+  }
+  if (leaf == 0x80000008) {
+    // The physical address width: never more than EPT maps (vmx/ept.hpp),
+    // the same number microhv checks every GPA against.
+    r.eax = (r.eax & ~0xFFu) | guest_address_bits(r.eax & 0xFF);
   }
   return r;
 }

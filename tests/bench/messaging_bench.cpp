@@ -26,6 +26,7 @@ constexpr uint64_t kInput = 0x1000, kSim = 0x2000, kSief = 0x3000;
 // (The test fake also logs every write, which is not what is measured here.)
 class FlatMemory final : public GuestMemory {
  public:
+  unsigned address_bits() const override { return 39; }
   bool is_ram(Gpa gpa, uint64_t len) const override {
     return gpa.value() < sizeof(bytes) && len <= sizeof(bytes) - gpa.value();
   }

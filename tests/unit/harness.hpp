@@ -41,6 +41,7 @@ struct Guest {
       shared = owned.get();
     }
     hv = shared;
+    memory.overlays_at = overlays.at;  // overlay pages are not RAM for the core
     partition =
         hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays);
   }

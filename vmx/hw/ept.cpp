@@ -4,16 +4,6 @@
 
 namespace microhv::vmx::hw {
 
-MapAttr identity_attr(const Host& h, Gpa gpa) {
-  const EptLayout& layout = h.memory.layout;
-  if (layout.hides(identity_hpa(gpa))) return kNotPresent;
-  if (h.apic_page && gpa.page_base() == h.apic_page.value()) {
-    return MapAttr{kPermR, arch::MemType::kUc};
-  }
-  if (range_is_guest_ram(layout, gpa, kPageSize)) return MapAttr{kPermRwx, arch::MemType::kWb};
-  return MapAttr{kPermRwx, arch::MemType::kUc};
-}
-
 void invalidate_ept(const Host& h) {
   check(invalidate(Invalidation::kEpt, h.invept_type, {h.eptp, 0}), "INVEPT");
 }
@@ -21,77 +11,114 @@ void invalidate_ept(const Host& h) {
 void shoot_down_ept(Host& h, Vcpu& self) {
   self.ept_seen = __atomic_add_fetch(&h.ept_generation, 1, __ATOMIC_SEQ_CST);
   invalidate_ept(h);
-  for (uint32_t i = 0; i < h.cpu_count; ++i) {
-    Vcpu& t = h.vcpus[i];
-    if (&t == &self || __atomic_load_n(&t.vp, __ATOMIC_ACQUIRE) == nullptr) continue;
-    if (t.frame->remote.poke()) send_kick(self, t);
-  }
+  kick_other_vps(h, self);
 }
 
-// The hypercall page (TLFS 3.13) is an overlay: a microhv page, mapped
-// read+execute at the GPA the core chose. Guest writes to it exit (EPT
+namespace {
+
+const char* overlay_name(OverlayId id) {
+  return id == OverlayId::kHypercallPage ? "hypercall page" : "overlay";
+}
+
+}  // namespace
+
+// The overlays are microhv pages mapped at the GPA the core chose (the
+// hypercall page, TLFS 3.13: read+execute). Guest writes to them exit (EPT
 // violation) and get #GP; the RAM underneath is untouched and comes back
 // when the overlay moves or is removed. The EPT is shared by all VPs:
 // changes are serialised by ept_lock and every CPU invalidates before its
 // next entry.
 bool EptOverlays::write(OverlayId id, uint32_t offset, const void* data, uint32_t len) {
-  if (id != OverlayId::kHypercallPage || offset > kPageSize || len > kPageSize - offset) {
+  const auto i = static_cast<uint32_t>(id);
+  if (i >= kOverlayCount || host_.overlay_backing[i] == 0 || offset > kPageSize ||
+      len > kPageSize - offset) {
     return false;
   }
-  __builtin_memcpy(reinterpret_cast<uint8_t*>(host_.info.overlay_page) + offset, data, len);
+  __builtin_memcpy(reinterpret_cast<uint8_t*>(host_.overlay_backing[i]) + offset, data, len);
   return true;
 }
 
 OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
-  if (id != OverlayId::kHypercallPage) return OverlayStatus::kRefused;
-  return move_hypercall_page(gpa.page_base());
+  Host& h = host_;
+  Vcpu& self = *current_vcpu();
+  const Gpa page = gpa.page_base();
+  const char* why = nullptr;
+  const bool moves = !(h.ept->overlay_at(id) == Optional<Gpa>(page));
+  OverlayStatus status;
+  {
+    LockGuard guard(h.ept_lock);
+    status = h.ept->place(id, page, &why);
+    // The new page lost its old mapping, the old page its overlay: no CPU
+    // may keep translating either as before.
+    if (status == OverlayStatus::kPlaced && moves) shoot_down_ept(h, self);
+  }
+  if (status != OverlayStatus::kPlaced) {
+    if (refusals_.allow()) {
+      log::info("%s at GPA 0x%llx %s: %s; the MSR write gets #GP (at most 8 such lines)\n",
+                overlay_name(id), static_cast<unsigned long long>(gpa.value()),
+                status == OverlayStatus::kRefused ? "refused" : "not mapped", why);
+    }
+    return status;
+  }
+  if (!moves) return status;
+  // The first moves one by one, then one line per 512 (a guest may move the
+  // page in a loop): the table counts must stay where they were.
+  ++moves_;
+  if (moves_logged_.allow() || moves_ % 512 == 0) {
+    log::info("%s: overlay mapped at GPA 0x%llx (move %llu; EPT: %llu tables in use, %llu free)\n",
+              overlay_name(id), static_cast<unsigned long long>(page.value()),
+              static_cast<unsigned long long>(moves_),
+              static_cast<unsigned long long>(h.ept->tables_in_use()),
+              static_cast<unsigned long long>(h.ept->tables_free() + h.alloc.pages_left()));
+  }
+  return status;
 }
 
 void EptOverlays::remove(OverlayId id) {
-  if (id == OverlayId::kHypercallPage) move_hypercall_page(kNone);
+  Host& h = host_;
+  Vcpu& self = *current_vcpu();
+  const Optional<Gpa> old = h.ept->overlay_at(id);
+  {
+    LockGuard guard(h.ept_lock);
+    if (!h.ept->remove(id)) return;
+    shoot_down_ept(h, self);
+  }
+  if (moves_logged_.allow() && old) {
+    log::info("%s: overlay at GPA 0x%llx removed\n", overlay_name(id),
+              static_cast<unsigned long long>(old.value().value()));
+  }
 }
 
-// Maps the page at `want` (nothing: nowhere), restoring the identity
-// mapping where it was. Host::overlay_gpa holds the raw GPA (kNoOverlay:
-// none) because other CPUs read it without the lock.
-OverlayStatus EptOverlays::move_hypercall_page(Optional<Gpa> want) {
+// An EPT violation: the decision is GuestEpt's (on the tables as they are
+// now, under the lock); high MMIO is mapped here. Mapping where nothing was
+// needs no invalidation (no processor caches a not-present entry, SDM Vol.
+// 3C 29.4.2); reclaiming the on-demand tables does.
+EptFaultInfo HwEptFaults::on_violation(Gpa gpa, uint64_t qualification) {
   Host& h = host_;
   Vcpu& self = *current_vcpu();
   LockGuard guard(h.ept_lock);
-  const uint64_t want_raw = want ? want.value().value() : Host::kNoOverlay;
-  if (want_raw == h.overlay_gpa) return OverlayStatus::kPlaced;
-  const uint64_t old = h.overlay_gpa;
-  if (old != Host::kNoOverlay) {
-    h.ept.map(Gpa(old), identity_hpa(Gpa(old)), kPageSize, identity_attr(h, Gpa(old)));
+  EptFaultInfo f = h.ept->classify(gpa, qualification);
+  if (f.action != EptFault::kMapOnDemand) return f;
+  bool reclaimed = false;
+  if (!h.ept->fill_on_demand(gpa, &reclaimed)) {
+    return {EptFault::kStop, "out of page-table pages for MMIO mapped on demand"};
   }
-  uint64_t now = want_raw;
-  OverlayStatus status = OverlayStatus::kPlaced;
-  if (want) {
-    if (identity_attr(h, want.value()).perms == 0) {
-      if (refusals_.allow()) {
-        log::error("hypercall page at GPA 0x%llx refused: microhv memory\n",
-                   static_cast<unsigned long long>(want_raw));
-      }
-      now = Host::kNoOverlay;
-      status = OverlayStatus::kRefused;
-    } else if (!h.ept.map(want.value(), Hpa(h.info.overlay_page), kPageSize,
-                          MapAttr{kPermR | kPermX, arch::MemType::kWb})) {
-      log::error("hypercall page at GPA 0x%llx: EPT map failed\n",
-                 static_cast<unsigned long long>(want_raw));
-      status = OverlayStatus::kFailed;
+  if (reclaimed) {
+    shoot_down_ept(h, self);
+    if (reclaims_logged_.allow()) {
+      log::info(
+          "EPT: MMIO mapped on demand reached %llu tables: unmapped and mapped again (%llu "
+          "times so far)\n",
+          static_cast<unsigned long long>(GuestEpt::kOnDemandTables),
+          static_cast<unsigned long long>(h.ept->reclaims()));
     }
   }
-  __atomic_store_n(&h.overlay_gpa, now, __ATOMIC_RELEASE);
-  shoot_down_ept(h, self);
-  if (!moves_logged_.allow()) return status;
-  if (now != Host::kNoOverlay) {
-    log::info("hypercall page: overlay mapped read+execute at GPA 0x%llx\n",
-              static_cast<unsigned long long>(now));
-  } else if (old != Host::kNoOverlay) {
-    log::info("hypercall page: overlay at GPA 0x%llx removed\n",
-              static_cast<unsigned long long>(old));
-  }
-  return status;
+  return {EptFault::kRetry, f.what};
+}
+
+unsigned HwEptFaults::walk(Gpa gpa, uint64_t entries[4]) {
+  LockGuard guard(host_.ept_lock);
+  return host_.ept->tables().walk_entries(gpa.value(), entries);
 }
 
 }  // namespace microhv::vmx::hw

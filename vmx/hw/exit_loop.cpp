@@ -9,7 +9,17 @@
 #include "vmx/hw/host.hpp"
 
 namespace microhv::vmx::hw {
-namespace {}  // namespace
+namespace {
+
+// This CPU's VP belongs to a stopped partition (vmx/smp.hpp): it never
+// enters again. No lock is held here.
+[[noreturn]] void park(Vcpu& v) {
+  log::info("cpu %u: VP %u parked: the guest partition stopped (microhv stays up)\n", v.processor,
+            v.index);
+  halt_forever();
+}
+
+}  // namespace
 
 void dump_registers(const GuestRegs& r) {
   log::info("  rax=%016llx rcx=%016llx rdx=%016llx rbx=%016llx\n", (unsigned long long)r.rax,
@@ -44,6 +54,7 @@ void must_write(Vcpu& v, Field f, uint64_t value) {
 // the guest enters with (senders drop SINTs for a wait-for-SIPI VP).
 void prepare_entry(Vcpu& v) {
   Host& h = *v.host;
+  if (vp_must_park(v.vp)) park(v);
   const uint64_t gen = __atomic_load_n(&h.ept_generation, __ATOMIC_ACQUIRE);
   if (gen != v.ept_seen) {
     v.ept_seen = gen;
@@ -181,11 +192,22 @@ void log_exit_events(Vcpu& v, const ExitContext& ctx) {
   }
 }
 
-[[noreturn]] void stop_guest(const Vcpu& v, const char* why, const GuestRegs* regs) {
+[[noreturn]] void stop_guest(Vcpu& v, const char* why, const GuestRegs* regs) {
   log::error("guest stopped on cpu %u (VP %u): %s\n", v.processor, v.index, why);
   if (regs != nullptr) dump_registers(*regs);
   dump_vmcs();
-  log::error("guest stopped: %s (microhv halts cpu %u; other CPUs go on)\n", why, v.processor);
+  if (v.vp == nullptr) {
+    // Not a VP of the guest (yet): only this CPU is lost to it.
+    log::error("guest stopped: %s (microhv halts cpu %u, which is no VP; the others go on)\n", why,
+               v.processor);
+    halt_forever();
+  }
+  stop_partition(v.vp->partition());
+  kick_other_vps(*v.host, v);
+  log::error(
+      "guest stopped: %s. Every VP of the guest parks; microhv stays up. The lines above say "
+      "why; the machine needs a reset.\n",
+      why);
   halt_forever();
 }
 
@@ -215,9 +237,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
                                 static_cast<uint32_t>(must_read(v, Field::kExitInstructionLength)));
 
   ExitContext ctx{reason, qualification, *regs, v.vmcs, h.cpu, v.core, v.events, h.caps};
-  ctx.hidden = &h.memory.layout;
-  const uint64_t overlay = __atomic_load_n(&h.overlay_gpa, __ATOMIC_ACQUIRE);
-  if (overlay != Host::kNoOverlay) ctx.overlay_page = Gpa(overlay);
+  ctx.ept = &h.ept_faults;
   ctx.denied_log = &h.denied_logged;
   ctx.remote = &v.frame->remote;
   ctx.bsp = v.bsp;
@@ -228,6 +248,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   log_exit_events(v, ctx);
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
   v.last_reason = reason;
+  if (ctx.invalidate_ept) v.ept_seen = ~0ull;  // INVEPT in prepare_entry
   switch (action) {
     case ExitAction::kStop:
       log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",
