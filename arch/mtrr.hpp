@@ -1,6 +1,6 @@
 // Memory type range registers (SDM Vol. 3A 12.11; "11.11" in older
 // editions): MSR numbers and field layouts. Facts only; the decoding is
-// vmx/mtrr.hpp.
+// vmx/mtrr_types.hpp.
 #pragma once
 
 #include <stdint.h>

@@ -173,7 +173,7 @@ bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len) {
   return false;
 }
 
-bool map_host_identity(PageTables& pt, const MtrrState& mtrrs, uint64_t limit) {
+bool map_host_identity(PageTables& pt, const MtrrSnapshot& mtrrs, uint64_t limit) {
   constexpr MapAttr kHost{kPermRwx, arch::MemType::kWb};  // host format: the type is the MTRRs'
   for (uint64_t at = 0; at < limit;) {
     const uint64_t end = mtrr_run_end(mtrrs, at, limit);

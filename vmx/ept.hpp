@@ -8,7 +8,7 @@
 // Memory types: with EPT the guest's accesses take their type from the EPT
 // leaf (combined with the guest's PAT) instead of the MTRRs (SDM Vol. 3C
 // 29.3.7.2), so EPT carries the types the firmware put in the MTRRs
-// (vmx/mtrr.hpp): RAM gets its MTRR type; everything else (MMIO, holes) is
+// (vmx/mtrr_types.hpp): RAM gets its MTRR type; everything else (MMIO, holes) is
 // UC, or WC where the MTRRs make it write-combining. No leaf spans two
 // attributes, so no large page spans two MTRR types (SDM Vol. 3A 12.11.9).
 // Portable: builds through PageTables; tests use fake memory.
@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "vmx/mtrr.hpp"
+#include "vmx/mtrr_types.hpp"
 #include "vmx/page_tables.hpp"
 
 namespace microhv::vmx {
@@ -70,9 +70,9 @@ enum class GpaKind : uint8_t {
 struct EptLayout {
   const MemRegion* regions = nullptr;  // normalized
   uint32_t region_count = 0;
-  const MtrrState* mtrrs = nullptr;  // nullptr: no MTRRs read (RAM WB, the rest UC)
-  unsigned address_bits = 36;        // the guest's physical address width
-  uint64_t low_limit = 4ull << 30;   // identity_limit(): always mapped at take-over
+  const MtrrSnapshot* mtrrs = nullptr;  // nullptr: no MTRRs read (RAM WB, the rest UC)
+  unsigned address_bits = 36;           // the guest's physical address width
+  uint64_t low_limit = 4ull << 30;      // identity_limit(): always mapped at take-over
   HiddenRange hidden[kMaxHiddenRanges] = {};
   uint32_t hidden_count = 0;
 
@@ -104,6 +104,6 @@ bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len);
 // microhv's own page tables (host format): the identity map of [0, limit)
 // with the largest pages that never span two MTRR types (SDM Vol. 3A
 // 12.11.9; the memory type itself comes from the MTRRs: PAT entry 0, WB).
-bool map_host_identity(PageTables& pt, const MtrrState& mtrrs, uint64_t limit);
+bool map_host_identity(PageTables& pt, const MtrrSnapshot& mtrrs, uint64_t limit);
 
 }  // namespace microhv::vmx

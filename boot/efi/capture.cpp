@@ -72,9 +72,9 @@ void capture_guest_state(vmx::GuestStart* g) {
   g->tr = read_segment<uint16_t>(7);
 }
 
-void capture_mtrrs(vmx::MtrrState* out, unsigned phys_bits) {
+void capture_firmware_mtrrs(vmx::MtrrSnapshot* out, unsigned phys_bits) {
   namespace mtrr = arch::mtrr;
-  *out = vmx::MtrrState{};
+  *out = vmx::MtrrSnapshot{};
   out->phys_bits = phys_bits;
   out->present = (arch::cpuid(1).edx & mtrr::kCpuid1EdxMtrr) != 0;
   if (!out->present) return;
@@ -86,7 +86,7 @@ void capture_mtrrs(vmx::MtrrState* out, unsigned phys_bits) {
     }
   }
   out->var_count = static_cast<uint32_t>(out->cap & mtrr::kCapVcntMask);
-  for (uint32_t i = 0; i < out->var_count && i < vmx::kMaxVariableMtrrs; ++i) {
+  for (uint32_t i = 0; i < out->var_count && i < vmx::kMaxSnapshotMtrrs; ++i) {
     out->var[i].base = arch::rdmsr(mtrr::kPhysBase0 + 2 * i);
     out->var[i].mask = arch::rdmsr(mtrr::kPhysMask0 + 2 * i);
   }

@@ -15,6 +15,6 @@ void capture_guest_state(vmx::GuestStart* g);
 // MTRRCAP.FIX, every variable range MTRRCAP.VCNT names). The SDM requires
 // every processor to hold the same values (12.11.8), so the BSP's stand
 // for all. `phys_bits` is MAXPHYADDR, the width of the address fields.
-void capture_mtrrs(vmx::MtrrState* out, unsigned phys_bits);
+void capture_firmware_mtrrs(vmx::MtrrSnapshot* out, unsigned phys_bits);
 
 }  // namespace microhv::boot

@@ -254,7 +254,7 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
       max_ext >= 0x80000001 && (arch::cpuid(0x80000001).edx & arch::cpuid_ext1_edx::kPage1G) != 0;
   info->ept_limit = identity_limit(info->regions, info->region_count, info->phys_addr_bits);
   info->tsc_hz = measure_tsc_hz(bs);
-  capture_mtrrs(&info->mtrrs, info->phys_addr_bits);
+  capture_firmware_mtrrs(&info->mtrrs, info->phys_addr_bits);
 
   // Host page tables: identity map of [0, limit), 1G pages when the CPU has
   // them, but no large page across two MTRR types (SDM Vol. 3A 12.11.9).

@@ -73,7 +73,7 @@ struct Machine {
                           {Hpa(0xFEC00000), 0x400000, false},
                           {Hpa(0xFFC00000), 0x400000, false},
                           {Hpa(4 * G), 3 * G, true}};
-  MtrrState mtrrs;
+  MtrrSnapshot mtrrs;
   EptLayout layout;
 
   explicit Machine(unsigned bits) {

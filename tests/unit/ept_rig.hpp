@@ -19,7 +19,7 @@ inline constexpr uint64_t kRigOverlayBacking = 0x7777000;  // "microhv's" hyperc
 
 struct EptRig final : public vmx::EptFaults {
   explicit EptRig(unsigned address_bits = 40, unsigned max_leaf = 3,
-                  const vmx::MtrrState* mtrrs = nullptr, size_t table_limit = 4096)
+                  const vmx::MtrrSnapshot* mtrrs = nullptr, size_t table_limit = 4096)
       : mem(table_limit), limit_(table_limit) {
     regions[0] = {Hpa(0), 0xA0000, true};
     regions[1] = {Hpa(0x100000), 0xFF00000, true};

@@ -1,12 +1,12 @@
-// MTRR decoding (vmx/mtrr.hpp) against SDM Vol. 3A 12.11: the fixed-range
+// MTRR decoding (vmx/mtrr_types.hpp) against SDM Vol. 3A 12.11: the fixed-range
 // layout (12.11.2.2, Table 12-9), variable ranges (12.11.2.3), the
 // precedence rules (12.11.4.1) and the SDM's own example (12.11.4); then a
 // randomized comparison with an independent reading of the same rules, and
 // the runs (mtrr_run_end) the page-table builders rely on.
-#include "vmx/mtrr.hpp"
-
 #include <catch2/catch.hpp>
 #include <random>
+
+#include "vmx/mtrr_types.hpp"
 
 using namespace microhv;
 using namespace microhv::vmx;
@@ -17,8 +17,8 @@ namespace {
 constexpr uint64_t kE = arch::mtrr::kDefEnable, kFe = arch::mtrr::kDefFixedEnable;
 constexpr uint64_t kValid = arch::mtrr::kMaskValid;
 
-MtrrState machine(unsigned phys_bits = 40) {
-  MtrrState s;
+MtrrSnapshot machine(unsigned phys_bits = 40) {
+  MtrrSnapshot s;
   s.present = true;
   s.cap = arch::mtrr::kCapFixed | 8;
   s.phys_bits = phys_bits;
@@ -27,7 +27,7 @@ MtrrState machine(unsigned phys_bits = 40) {
 }
 
 // A variable range [base, base + size), size a power of two, aligned.
-void set_var(MtrrState& s, uint32_t i, uint64_t base, uint64_t size, MemType t) {
+void set_var(MtrrSnapshot& s, uint32_t i, uint64_t base, uint64_t size, MemType t) {
   const uint64_t width = (1ull << s.phys_bits) - 1;
   s.var[i].base = base | static_cast<uint64_t>(t);
   s.var[i].mask = (~(size - 1) & width & ~0xFFFull) | kValid;
@@ -40,18 +40,18 @@ uint64_t all_bytes(uint8_t t) {
 }  // namespace
 
 TEST_CASE("MTRR: disabled MTRRs make everything UC; no MTRRs at all leave WB (PAT alone)") {
-  MtrrState s = machine();
+  MtrrSnapshot s = machine();
   s.def_type = 6;  // WB default, but E = 0
   set_var(s, 0, 0, 1ull << 30, MemType::kWb);
   CHECK(mtrr_type(s, 0x1000) == MemType::kUc);
   CHECK(mtrr_type(s, 0x40000000) == MemType::kUc);
   CHECK(mtrr_run_end(s, 0, 1ull << 40) == 1ull << 40);
-  MtrrState none;
+  MtrrSnapshot none;
   CHECK(mtrr_type(none, 0x1000) == MemType::kWb);
 }
 
 TEST_CASE("MTRR: the fixed ranges cover the first MiB in 64K, 16K and 4K steps (Table 12-9)") {
-  MtrrState s = machine();
+  MtrrSnapshot s = machine();
   s.def_type = kE | kFe | 0;
   s.fixed[0] = 0x0000000000000006ull;                           // 0-64K WB, 64K-512K UC
   s.fixed[1] = 0x0100000000000000ull;                           // 0x9C000-0x9FFFF WC
@@ -88,7 +88,7 @@ TEST_CASE("MTRR: the fixed ranges cover the first MiB in 64K, 16K and 4K steps (
 // SDM Vol. 3A 12.11.4 (11.11.4 in older editions): the example for a system
 // with 96 MiB of RAM and a 8 MiB frame buffer at 0xA0000000, MAXPHYADDR 40.
 TEST_CASE("MTRR: the SDM's example set-up decodes as the SDM describes it") {
-  MtrrState s = machine(40);
+  MtrrSnapshot s = machine(40);
   s.def_type = kE | 0;                                        // default UC
   s.var[0] = {0x0000000000000006ull, 0x000000FFFC000800ull};  // 0-64 MiB WB
   s.var[1] = {0x0000000004000006ull, 0x000000FFFE000800ull};  // 64-96 MiB WB
@@ -120,7 +120,7 @@ TEST_CASE("MTRR: the SDM's example set-up decodes as the SDM describes it") {
 }
 
 TEST_CASE("MTRR: overlaps other than UC-wins and WT-with-WB, and reserved types, are UC") {
-  MtrrState s = machine();
+  MtrrSnapshot s = machine();
   s.def_type = kE | 6;
   set_var(s, 0, 0x40000000, 0x40000000, MemType::kWt);
   set_var(s, 1, 0x40000000, 0x10000000, MemType::kWb);
@@ -141,7 +141,7 @@ TEST_CASE("MTRR: overlaps other than UC-wins and WT-with-WB, and reserved types,
 }
 
 TEST_CASE("MTRR: mask bits above MAXPHYADDR do not count; a non-contiguous mask covers its span") {
-  MtrrState s = machine(36);
+  MtrrSnapshot s = machine(36);
   s.def_type = kE | 0;
   s.var[0] = {0x100000000ull | 6, 0xFFFFFF00000000ull | 0xF00000000ull | kValid};  // 4-8 GiB
   VariableRange r{};
@@ -164,7 +164,7 @@ TEST_CASE("MTRR: mask bits above MAXPHYADDR do not count; a non-contiguous mask 
 namespace {
 
 // An independent reading of SDM 12.11.4.1 with exact mask matching.
-MemType reference_type(const MtrrState& s, uint64_t pa) {
+MemType reference_type(const MtrrSnapshot& s, uint64_t pa) {
   if ((s.def_type & kE) == 0) return MemType::kUc;
   auto valid = [](uint64_t t) { return t == 0 || t == 1 || t == 4 || t == 5 || t == 6; };
   if (pa < 0x100000 && (s.def_type & kFe) != 0 && (s.cap & arch::mtrr::kCapFixed) != 0) {
@@ -223,7 +223,7 @@ TEST_CASE("MTRR: random configurations agree with the SDM rules, and runs never 
   std::mt19937_64 rng(9);
   const MemType types[] = {MemType::kUc, MemType::kWc, MemType::kWt, MemType::kWp, MemType::kWb};
   for (int round = 0; round < 300; ++round) {
-    MtrrState s = machine(36 + static_cast<unsigned>(rng() % 11));
+    MtrrSnapshot s = machine(36 + static_cast<unsigned>(rng() % 11));
     s.def_type = kE | (rng() % 2 ? kFe : 0) | static_cast<uint64_t>(types[rng() % 5]);
     for (uint64_t& f : s.fixed) {
       for (unsigned b = 0; b < 8; ++b) f |= static_cast<uint64_t>(types[rng() % 5]) << (8 * b);

@@ -54,7 +54,7 @@ bool adopt_capabilities(Host& h) {
 
 // The firmware's MTRRs as EPT and the host tables use them (one line per
 // enabled variable range; there are at most VCNT of them).
-void log_mtrrs(const MtrrState& m) {
+void log_mtrrs(const MtrrSnapshot& m) {
   if (!m.present) {
     log::info("MTRR: none (CPUID.1:EDX[12] clear): RAM write-back, everything else uncached\n");
     return;

@@ -1,4 +1,4 @@
-#include "vmx/mtrr.hpp"
+#include "vmx/mtrr_types.hpp"
 
 namespace microhv::vmx {
 namespace {
@@ -14,15 +14,15 @@ MemType as_type(uint64_t t) {
   return mtrr::is_valid_type(t) ? static_cast<MemType>(t) : MemType::kUc;
 }
 
-bool enabled(const MtrrState& s) {
+bool enabled(const MtrrSnapshot& s) {
   return s.present && (s.def_type & mtrr::kDefEnable) != 0;
 }
 
-bool fixed_enabled(const MtrrState& s) {
+bool fixed_enabled(const MtrrSnapshot& s) {
   return enabled(s) && (s.cap & mtrr::kCapFixed) != 0 && (s.def_type & mtrr::kDefFixedEnable) != 0;
 }
 
-uint64_t width_mask(const MtrrState& s) {
+uint64_t width_mask(const MtrrSnapshot& s) {
   const unsigned bits = s.phys_bits < 12 ? 12 : (s.phys_bits > 52 ? 52 : s.phys_bits);
   return (1ull << bits) - 1;
 }
@@ -37,9 +37,9 @@ const mtrr::FixedRangeMsr& fixed_msr_of(uint64_t pa, unsigned* msr_index) {
 
 }  // namespace
 
-bool variable_range(const MtrrState& s, uint32_t index, VariableRange* out) {
-  if (index >= s.var_count || index >= kMaxVariableMtrrs) return false;
-  const MtrrState::Variable& v = s.var[index];
+bool variable_range(const MtrrSnapshot& s, uint32_t index, VariableRange* out) {
+  if (index >= s.var_count || index >= kMaxSnapshotMtrrs) return false;
+  const MtrrSnapshot::Variable& v = s.var[index];
   if ((v.mask & mtrr::kMaskValid) == 0) return false;
   const uint64_t width = width_mask(s);
   const uint64_t mask = v.mask & mtrr::kAddrMask & width;
@@ -52,7 +52,7 @@ bool variable_range(const MtrrState& s, uint32_t index, VariableRange* out) {
   return true;
 }
 
-MemType mtrr_type(const MtrrState& s, uint64_t pa) {
+MemType mtrr_type(const MtrrSnapshot& s, uint64_t pa) {
   if (!s.present) return MemType::kWb;
   if (!enabled(s)) return MemType::kUc;
   if (pa < mtrr::kFixedRangeEnd && fixed_enabled(s)) {
@@ -83,7 +83,7 @@ MemType mtrr_type(const MtrrState& s, uint64_t pa) {
 namespace {
 
 // The first address after `pa` where the MTRR type may change, or `limit`.
-uint64_t next_boundary(const MtrrState& s, uint64_t pa, uint64_t limit) {
+uint64_t next_boundary(const MtrrSnapshot& s, uint64_t pa, uint64_t limit) {
   uint64_t next = limit;
   auto consider = [&](uint64_t b) {
     if (b > pa && b < next) next = b;
@@ -106,7 +106,7 @@ uint64_t next_boundary(const MtrrState& s, uint64_t pa, uint64_t limit) {
 
 }  // namespace
 
-uint64_t mtrr_run_end(const MtrrState& s, uint64_t pa, uint64_t limit) {
+uint64_t mtrr_run_end(const MtrrSnapshot& s, uint64_t pa, uint64_t limit) {
   const MemType type = mtrr_type(s, pa);
   uint64_t end = next_boundary(s, pa, limit);
   while (end < limit && mtrr_type(s, end) == type) end = next_boundary(s, end, limit);

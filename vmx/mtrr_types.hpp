@@ -1,5 +1,5 @@
 // The firmware's memory types, decoded from the MTRRs it programmed (SDM
-// Vol. 3A 12.11). microhv reads the MSRs once, at take-over, into MtrrState
+// Vol. 3A 12.11). microhv reads the MSRs once, at take-over, into MtrrSnapshot
 // (plain data: it crosses from the EFI side to the host side in LaunchInfo)
 // and decodes them here, portably, for two users:
 //  - the guest's EPT: with EPT the guest's accesses take their memory type
@@ -19,9 +19,9 @@ namespace microhv::vmx {
 
 // IA32_MTRRCAP.VCNT is 8 bits: every variable range fits (8 to 10 on the
 // processors in the capability matrix).
-inline constexpr uint32_t kMaxVariableMtrrs = 255;
+inline constexpr uint32_t kMaxSnapshotMtrrs = 255;
 
-struct MtrrState {
+struct MtrrSnapshot {
   bool present = false;   // CPUID.1:EDX.MTRR[bit 12]; false: no MTRRs, PAT alone decides
   uint64_t cap = 0;       // IA32_MTRRCAP
   uint64_t def_type = 0;  // IA32_MTRR_DEF_TYPE
@@ -29,7 +29,7 @@ struct MtrrState {
   uint32_t var_count = 0;  // variable ranges read: IA32_MTRRCAP.VCNT
   struct Variable {
     uint64_t base, mask;  // IA32_MTRR_PHYSBASEn, IA32_MTRR_PHYSMASKn
-  } var[kMaxVariableMtrrs] = {};
+  } var[kMaxSnapshotMtrrs] = {};
   unsigned phys_bits = 36;  // MAXPHYADDR: the width of the base and mask fields
 };
 
@@ -45,7 +45,7 @@ struct VariableRange {
   bool contiguous;
 };
 // False when variable range `index` is disabled (PHYSMASK.V = 0) or out of range.
-bool variable_range(const MtrrState& s, uint32_t index, VariableRange* out);
+bool variable_range(const MtrrSnapshot& s, uint32_t index, VariableRange* out);
 
 // The memory type the MTRRs give physical address `pa` (SDM 12.11.4.1):
 // MTRRs disabled: UC; the first MiB with fixed ranges enabled: the fixed
@@ -53,11 +53,11 @@ bool variable_range(const MtrrState& s, uint32_t index, VariableRange* out);
 // for WT with WB, the common type if all agree; any other overlap is
 // undefined in the SDM and UC here); none: the default type. A reserved
 // type value is UC. Without MTRRs (present = false): WB.
-arch::MemType mtrr_type(const MtrrState& s, uint64_t pa);
+arch::MemType mtrr_type(const MtrrSnapshot& s, uint64_t pa);
 
 // The end of the run of addresses from `pa` that all have mtrr_type(pa),
 // at most `limit` (> pa). Only a fixed sub-range boundary, 1 MiB, or a
 // variable range's start or end can change the type.
-uint64_t mtrr_run_end(const MtrrState& s, uint64_t pa, uint64_t limit);
+uint64_t mtrr_run_end(const MtrrSnapshot& s, uint64_t pa, uint64_t limit);
 
 }  // namespace microhv::vmx
