@@ -277,7 +277,7 @@ void check_sim_on_overlay() {
 
 }  // namespace
 
-void hostile_memory_checks() {
+void group_hostile_memory() {
   ensure_hypercall();
   const microhv::vmx::InfoTable* t = find_info_table();
   const unsigned bits = phys_bits();

@@ -380,13 +380,6 @@ bool check_hv(const char* name, bool ok, const char* fmt, ...) {
   finish();
 }
 
-// Group "hostile": what a hostile guest does on purpose to get out of its
-// memory or to stop microhv. Each area adds its checks here from its own
-// file.
-void group_hostile() {
-  hostile_memory_checks();  // checks_hostile_memory.cpp
-}
-
 }  // namespace guest
 
 extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
@@ -457,10 +450,18 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     void (*run)();
   };
   static const Group groups[] = {
-      {"guest", group_guest},         {"cpuid", group_cpuid},     {"msr", group_msr},
-      {"hypercall", group_hypercall}, {"port", group_port},       {"message", group_message},
-      {"seed", group_seed},           {"event", group_event},     {"sint", group_sint},
-      {"isolation", group_isolation}, {"hostile", group_hostile}, {"smp", group_smp},
+      {"guest", group_guest},
+      {"cpuid", group_cpuid},
+      {"msr", group_msr},
+      {"hypercall", group_hypercall},
+      {"port", group_port},
+      {"message", group_message},
+      {"seed", group_seed},
+      {"event", group_event},
+      {"sint", group_sint},
+      {"isolation", group_isolation},
+      {"smp", group_smp},
+      {"hostile", group_hostile_memory},
   };
   for (const Group& g : groups) {
     if (group_selected(g.name)) g.run();

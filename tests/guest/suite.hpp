@@ -321,8 +321,8 @@ void group_seed();
 void group_event();
 void group_sint();
 void group_isolation();
-void group_hostile();
-void hostile_memory_checks();  // checks_hostile_memory.cpp, run by group_hostile
+// Group "hostile" (a guest that tries to get at the machine beneath it).
+void group_hostile_memory();  // checks_hostile_memory.cpp: GPAs, overlays, high MMIO
 void group_smp();
 
 }  // namespace guest

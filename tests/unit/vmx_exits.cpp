@@ -31,6 +31,20 @@ TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidde
   CHECK(r.regs.rdx == 0xBFEBFBFF);
 }
 
+TEST_CASE("exits: CPUID.80000008 gives the guest at most the 48 bits EPT translates") {
+  // EAX[7:0] physical, [15:8] linear address bits (SDM Vol. 2A CPUID). 4-level
+  // EPT translates 48-bit GPAs (SDM Vol. 3C 29.3.2), and microhv checks every
+  // GPA against the width the guest is told (vmx/ept.hpp).
+  const CpuidRegs narrow = adjust_native_cpuid(0x80000008, {0x3027, 1, 2, 3});
+  CHECK(narrow.eax == 0x3027);  // 39 bits: the processor's own
+  CHECK(adjust_native_cpuid(0x80000008, {0x302E, 0, 0, 0}).eax == 0x302E);  // 46
+  const CpuidRegs wide = adjust_native_cpuid(0x80000008, {0x3934, 1, 2, 3});
+  CHECK(wide.eax == 0x3930);  // 52 physical bits: 48; the linear width stays
+  CHECK((wide.ebx == 1 && wide.ecx == 2 && wide.edx == 3));
+  CHECK(guest_address_bits(52) == 48);
+  CHECK(guest_address_bits(36) == 36);
+}
+
 TEST_CASE("exits: CPUID 0x40000000-0x400000FF comes from the core") {
   Rig r;
   r.regs.rax = 0x40000000;
