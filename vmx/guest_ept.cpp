@@ -123,6 +123,17 @@ OverlayStatus GuestEpt::place(OverlayId id, Gpa gpa, const char** why) {
   Overlay& o = overlays_[i];
   if (o.at == page.value()) return OverlayStatus::kPlaced;
   if ((*why = refusal(id, page)) != nullptr) return OverlayStatus::kRefused;
+  // Where nothing is mapped yet (high MMIO, on demand) the chunk around the
+  // page is mapped first, from the on-demand budget: when the overlay moves
+  // on, its page folds back into the chunk's large page instead of leaving
+  // tables behind that map that one page.
+  PageTables::Translation now{};
+  bool reclaimed = false;
+  if (page.value() >= mapped_until_ && !tables_.translate(page, &now) &&
+      !fill_on_demand(page, &reclaimed)) {
+    *why = "out of page-table pages";
+    return OverlayStatus::kFailed;
+  }
   // The new mapping first: if it cannot be made, nothing has changed and
   // the overlay stays where it was.
   if (!tables_.map(page, o.backing, kPageSize, MapAttr{o.perms, arch::MemType::kWb})) {
@@ -213,11 +224,33 @@ uint64_t GuestEpt::chunk_size() const {
   return arch::level_page_size(tables_.max_leaf_level() + 1);
 }
 
+void GuestEpt::chunk_of(Gpa gpa, uint64_t* from, uint64_t* to) const {
+  const uint64_t top = layout_.top();
+  const uint64_t chunk = chunk_size();
+  *from = align_down(gpa.value(), chunk);
+  *to = top - *from > chunk ? *from + chunk : top;
+  if (*from < mapped_until_) *from = mapped_until_;
+}
+
+bool GuestEpt::map_chunk(Gpa gpa) {
+  uint64_t from = 0, to = 0;
+  chunk_of(gpa, &from, &to);
+  return map_identity(tables_, layout_, from, to) && apply_special(from, to);
+}
+
 void GuestEpt::reclaim_on_demand() {
   const uint64_t top = layout_.top();
   const uint64_t before = tables_.tables_allocated();
   tables_.unmap(mapped_until_, top - mapped_until_);  // frees tables only: cannot fail
-  apply_special(mapped_until_, top);
+  // The special pages up there get their chunks back at once (an overlay's
+  // chunk is always mapped: its page folds back when it leaves). Tables
+  // were just freed, so this cannot run out; if it did, the page alone.
+  auto remap = [&](uint64_t at) {
+    if (at == kNowhere || at < mapped_until_ || at >= top) return;
+    if (!map_chunk(Gpa(at))) restore_identity(Gpa(at));
+  };
+  for (const Overlay& o : overlays_) remap(o.at);
+  remap(apic_);
   on_demand_tables_ +=
       static_cast<int64_t>(tables_.tables_allocated()) - static_cast<int64_t>(before);
   if (on_demand_tables_ < 0) on_demand_tables_ = 0;
@@ -226,12 +259,7 @@ void GuestEpt::reclaim_on_demand() {
 
 bool GuestEpt::fill_on_demand(Gpa gpa, bool* reclaimed) {
   *reclaimed = false;
-  const uint64_t top = layout_.top();
-  if (gpa.value() < mapped_until_ || gpa.value() >= top) return false;
-  const uint64_t chunk = chunk_size();
-  uint64_t from = align_down(gpa.value(), chunk);
-  const uint64_t to = top - from > chunk ? from + chunk : top;
-  if (from < mapped_until_) from = mapped_until_;
+  if (gpa.value() < mapped_until_ || gpa.value() >= layout_.top()) return false;
   // One chunk needs a table per level at most, unless MTRR boundaries split it.
   if (on_demand_tables_ + 3 > static_cast<int64_t>(kOnDemandTables)) {
     reclaim_on_demand();
@@ -239,7 +267,7 @@ bool GuestEpt::fill_on_demand(Gpa gpa, bool* reclaimed) {
   }
   for (;;) {
     const uint64_t before = tables_.tables_allocated();
-    const bool ok = map_identity(tables_, layout_, from, to) && apply_special(from, to);
+    const bool ok = map_chunk(gpa);
     on_demand_tables_ +=
         static_cast<int64_t>(tables_.tables_allocated()) - static_cast<int64_t>(before);
     if (ok) return true;

@@ -71,10 +71,13 @@ class GuestEpt {
 
   // The microhv page behind overlay `id` and the permissions it gets.
   void set_overlay_backing(OverlayId id, Hpa page, uint8_t perms);
-  // Maps overlay `id` at `page`, then restores the identity mapping where it
-  // was. Refused (nothing changes) beyond the width, on microhv's memory,
+  // Maps overlay `id` at `page` (first the on-demand chunk around it, when
+  // nothing is mapped there yet), then restores the identity mapping where
+  // it was. Refused (nothing changes) beyond the width, on microhv's memory,
   // the xAPIC page or another overlay's page: *why says which. Failed (out
   // of tables; nothing changes either: the overlay stays where it was).
+  // Mapping that chunk may reclaim the on-demand tables (reclaims() moves):
+  // then every CPU must invalidate, whatever the status.
   OverlayStatus place(OverlayId id, Gpa page, const char** why);
   // True when the EPT changed (the overlay was placed).
   bool remove(OverlayId id);
@@ -121,6 +124,10 @@ class GuestEpt {
   bool apply_special(uint64_t from, uint64_t to);
   void reclaim_on_demand();
   uint64_t chunk_size() const;
+  // The part of the on-demand chunk holding `gpa` above mapped_until_.
+  void chunk_of(Gpa gpa, uint64_t* from, uint64_t* to) const;
+  // Identity-maps that chunk and re-applies the special pages in it.
+  bool map_chunk(Gpa gpa);
 
   const EptLayout& layout_;
   PageTables tables_;

@@ -233,6 +233,39 @@ TEST_CASE("guest EPT: without 1 GiB pages high MMIO is mapped on demand, in boun
   check_identity(r, 0xC000000000ull);
 }
 
+// An overlay placed where nothing is mapped yet (high MMIO, on demand) must
+// not leave tables behind when it moves on: the chunk around it is mapped
+// first, from the on-demand budget, so the page folds back into its large
+// page and the chunk is reclaimed like any other.
+TEST_CASE("guest EPT: overlay moves through unmapped high MMIO stay within the on-demand budget") {
+  EptRig r(40, 2);
+  const uint64_t built = r.ept->tables_in_use();
+  uint64_t most = built, prev = ~0ull;
+  for (int i = 0; i < 10000; ++i) {
+    const uint64_t gpa = ((5 + (static_cast<uint64_t>(i) * 37) % 1015) << 30) + 0x1000 * (i % 7);
+    INFO("move " << i << " to GPA 0x" << std::hex << gpa);
+    REQUIRE(place(r, gpa) == OverlayStatus::kPlaced);
+    if (r.ept->tables_in_use() > most) most = r.ept->tables_in_use();
+    if (i % 101 == 0) {
+      check_overlay(r, gpa);
+      // The page it left: its identity mapping, or nothing until touched.
+      PageTables::Translation t{};
+      if (prev != ~0ull && r.ept->tables().translate(prev, &t)) check_identity(r, prev);
+    }
+    prev = gpa;
+  }
+  CHECK(most <= built + GuestEpt::kOnDemandTables + 3);
+  CHECK(r.ept->reclaims() > 0);
+  REQUIRE(r.ept->remove(kHc));
+  CHECK(r.ept->tables_in_use() <= built + GuestEpt::kOnDemandTables);
+  // A guest access anywhere up there still maps on demand.
+  const uint64_t bar = (700ull << 30) + 0x5000;
+  if (r.ept->classify(Gpa(bar), ept_qual::kRead).action == EptFault::kMapOnDemand) {
+    REQUIRE(r.on_violation(Gpa(bar), ept_qual::kRead).action == EptFault::kRetry);
+  }
+  check_identity(r, bar);
+}
+
 TEST_CASE("guest EPT: with 1 GiB pages a 40-bit space is built at once, MMIO above 4 GiB too") {
   EptRig r(40, 3);
   CHECK(r.ept->mapped_until() == 1ull << 40);

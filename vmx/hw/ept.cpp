@@ -47,10 +47,14 @@ OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
   OverlayStatus status;
   {
     LockGuard guard(h.ept_lock);
+    const uint64_t reclaims = h.ept->reclaims();
     status = h.ept->place(id, page, &why);
     // The new page lost its old mapping, the old page its overlay: no CPU
-    // may keep translating either as before.
-    if (status == OverlayStatus::kPlaced && moves) shoot_down_ept(h, self);
+    // may keep translating either as before. The same when placing it
+    // reclaimed the on-demand MMIO tables.
+    if ((status == OverlayStatus::kPlaced && moves) || h.ept->reclaims() != reclaims) {
+      shoot_down_ept(h, self);
+    }
   }
   if (status != OverlayStatus::kPlaced) {
     if (refusals_.allow()) {
