@@ -67,11 +67,11 @@ OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
   if (!moves) return status;
   // The first moves one by one, then one line per 512 (a guest may move the
   // page in a loop): the table counts must stay where they were.
-  ++moves_;
-  if (moves_logged_.allow() || moves_ % 512 == 0) {
+  const uint64_t count = ++moves_[static_cast<uint32_t>(id)];
+  if (moves_logged_.allow() || count % 512 == 0) {
     log::info("%s: overlay mapped at GPA 0x%llx (move %llu; EPT: %llu tables in use, %llu free)\n",
               overlay_name(id), static_cast<unsigned long long>(page.value()),
-              static_cast<unsigned long long>(moves_),
+              static_cast<unsigned long long>(count),
               static_cast<unsigned long long>(h.ept->tables_in_use()),
               static_cast<unsigned long long>(h.ept->tables_free() + h.alloc.pages_left()));
   }

@@ -37,7 +37,8 @@ class EptOverlays final : public GuestPhysicalOverlays {
   // A guest may move the page, or ask for a refused one, in a loop.
   log::RateLimit refusals_{8};
   log::RateLimit moves_logged_{16};
-  uint64_t moves_ = 0;  // placements that moved an overlay (under Hypervisor::lock)
+  // Placements that moved each overlay (under Hypervisor::lock).
+  uint64_t moves_[kOverlayCount] = {};
 };
 
 // The EPT exit handlers' questions, answered under the EPT lock.
