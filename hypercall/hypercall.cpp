@@ -23,12 +23,15 @@
 //      SignalEvent: RsvdZ; connection; port; the flag number against the
 //        port's flag count (INVALID_PARAMETER); target VP; its SynIC.
 //      Create/Delete/Connect/DisconnectPort: RsvdZ and VTL fields
-//        (INVALID_PARAMETER); partition ids (INVALID_PARTITION_ID); a port of
-//        microhv's own services (ACCESS_DENIED); then the port's type, SINT,
-//        flags (INVALID_PARAMETER), its id (INVALID_PORT_ID, and for
-//        ConnectPort a port reserved for another partition: ACCESS_DENIED),
-//        the connection id (INVALID_CONNECTION_ID) and table space
-//        (INSUFFICIENT_MEMORY).
+//        (INVALID_PARAMETER); the partition the call acts on, which must be
+//        the caller or its child (no such id: INVALID_PARTITION_ID; another
+//        partition, microhv's services always: ACCESS_DENIED; not active:
+//        INVALID_PARTITION_STATE), and the other partition it names
+//        (INVALID_PARTITION_ID); then the port's type, SINT, flags
+//        (INVALID_PARAMETER), its id (INVALID_PORT_ID; DeletePort of a port a
+//        service pinned, and ConnectPort to a port reserved for another
+//        partition: ACCESS_DENIED), the connection id (INVALID_CONNECTION_ID)
+//        and the partition's quota (INSUFFICIENT_MEMORY).
 #include "hypercall/hypercall.hpp"
 
 #include <stddef.h>

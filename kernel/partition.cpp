@@ -2,9 +2,11 @@
 
 namespace microhv {
 
-void Partition::init(Hypervisor& hv, const PartitionConfig& config, const Platform& platform,
-                     MessageService* service) {
+void Partition::init(Hypervisor& hv, const PartitionConfig& config, Partition* parent,
+                     const Platform& platform, MessageService* service) {
   hv_ = &hv;
+  parent_ = parent;
+  quota_ = config.quota;
   memory_ = platform.memory;
   interrupts_ = platform.interrupts;
   clock_ = platform.clock;

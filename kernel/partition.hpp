@@ -10,6 +10,7 @@
 #include "kernel/platform/guest_memory.hpp"
 #include "kernel/platform/interrupts.hpp"
 #include "kernel/platform/overlays.hpp"
+#include "kernel/ports.hpp"
 #include "kernel/synic_state.hpp"
 
 namespace microhv {
@@ -57,15 +58,40 @@ inline constexpr PartitionFeatures kFullFeatures{
     tlfs::cpuid::kPostMessages | tlfs::cpuid::kSignalEvents | tlfs::cpuid::kCreatePort |
         tlfs::cpuid::kConnectPort};
 
+// How much of the shared port tables a partition may hold at once: the
+// TLFS takes ports from the receiver's memory pool and connections from the
+// sender's, and an exhausted pool is INSUFFICIENT_MEMORY (HvCallCreatePort,
+// HvCallConnectPort). A deleted port still holding accepted messages counts
+// until they are delivered. Quotas are reserved when a partition is
+// created, so no partition can use up another's share.
+struct PartitionQuota {
+  uint32_t ports;
+  uint32_t connections;
+};
+
+// Partitions microhv can hold, services included.
+inline constexpr uint32_t kMaxPartitions = 4;
+
+// An equal share of the tables for every partition slot.
+constexpr PartitionQuota kDefaultQuota{kMaxPorts / kMaxPartitions,
+                                       kMaxConnections / kMaxPartitions};
+
 struct PartitionConfig {
   PartitionId id;
   uint32_t vp_count;
   PartitionFeatures features;
+  PartitionQuota quota = kDefaultQuota;
+  // The partition's parent (0: none). TLFS HvCallCreatePort/DeletePort/
+  // ConnectPort/DisconnectPort: a partition acts on itself, or its parent on
+  // it. Guests of microhv have none; the host tests use one.
+  PartitionId parent{0};
 };
 
 class Partition {
  public:
   PartitionId id() const { return id_; }
+  Partition* parent() const { return parent_; }
+  const PartitionQuota& quota() const { return quota_; }
   bool in_use() const { return hv_ != nullptr; }
   bool active() const { return active_; }
   void set_active(bool active) { active_ = active; }
@@ -101,8 +127,8 @@ class Partition {
     ReferenceClock* clock;
     GuestPhysicalOverlays* overlays;
   };
-  void init(Hypervisor& hv, const PartitionConfig& config, const Platform& platform,
-            MessageService* service);
+  void init(Hypervisor& hv, const PartitionConfig& config, Partition* parent,
+            const Platform& platform, MessageService* service);
 
   Hypervisor* hv_ = nullptr;
   GuestMemory* memory_ = nullptr;
@@ -110,6 +136,8 @@ class Partition {
   ReferenceClock* clock_ = nullptr;
   GuestPhysicalOverlays* overlays_ = nullptr;
   MessageService* service_ = nullptr;
+  Partition* parent_ = nullptr;
+  PartitionQuota quota_{0, 0};
   PartitionId id_{0};
   bool active_ = false;
   PartitionFeatures features_{};

@@ -30,6 +30,20 @@ class RateLimit {
  public:
   explicit constexpr RateLimit(uint32_t limit) : limit_(limit) {}
   bool allow() { return __atomic_fetch_add(&seen_, 1u, __ATOMIC_RELAXED) < limit_; }
+  // allow(), and whether this is the last line let through (so it can say
+  // that later ones are not logged).
+  bool allow(bool* last) {
+    const uint32_t n = __atomic_fetch_add(&seen_, 1u, __ATOMIC_RELAXED);
+    *last = n + 1 == limit_;
+    return n < limit_;
+  }
+  // allow(), and whether this is the last line let through (so it can say
+  // that later ones are not logged).
+  bool allow(bool* last) {
+    const uint32_t n = __atomic_fetch_add(&seen_, 1u, __ATOMIC_RELAXED);
+    *last = n + 1 == limit_;
+    return n < limit_;
+  }
   uint32_t seen() const { return __atomic_load_n(&seen_, __ATOMIC_RELAXED); }
 
  private:

@@ -35,14 +35,15 @@ inline uint64_t slot_of(uint32_t vp, uint32_t sint) {
 struct Guest {
   explicit Guest(uint32_t vps, PartitionFeatures features = kFullFeatures, uint64_t id = 1,
                  Hypervisor* shared = nullptr)
-      : memory(kRamPages) {
+      : Guest(PartitionConfig{PartitionId(id), vps, features}, shared) {}
+  explicit Guest(const PartitionConfig& config, Hypervisor* shared = nullptr) : memory(kRamPages) {
     if (shared == nullptr) {
       owned = std::make_unique<Hypervisor>();
       shared = owned.get();
     }
     hv = shared;
-    partition =
-        hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays);
+    partition = hv->create_partition(config, memory, irqs, clock, overlays);
+    REQUIRE(partition != nullptr);
   }
 
   Vp& vp(uint32_t i) { return *partition->vp(VpIndex(i)); }
@@ -148,5 +149,9 @@ struct Guest {
 
 inline constexpr uint64_t kPost = uint64_t(tlfs::CallCode::kPostMessage);
 inline constexpr uint64_t kSignal = uint64_t(tlfs::CallCode::kSignalEvent);
+inline constexpr uint64_t kCreate = uint64_t(tlfs::CallCode::kCreatePort);
+inline constexpr uint64_t kDelete = uint64_t(tlfs::CallCode::kDeletePort);
+inline constexpr uint64_t kConnect = uint64_t(tlfs::CallCode::kConnectPort);
+inline constexpr uint64_t kDisconnect = uint64_t(tlfs::CallCode::kDisconnectPort);
 
 }  // namespace microhv::test

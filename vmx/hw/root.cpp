@@ -94,7 +94,10 @@ bool build_ept(Host& h) {
 // attached to it. Returns the BSP's VP, or nullptr.
 Vp* create_guest(Host& h) {
   h.clock.start(h.info.tsc_hz);
-  const PartitionConfig config{kGuestPartition, 1, kFullFeatures};
+  // The guest may hold what the VMBus host leaves of the port tables.
+  const PartitionQuota quota{kMaxPorts - vmbus::kHostQuota.ports,
+                             kMaxConnections - vmbus::kHostQuota.connections};
+  const PartitionConfig config{kGuestPartition, 1, kFullFeatures, quota};
   h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
   if (h.partition == nullptr) return nullptr;
   // The built-in VMBus host: a service partition with connections 4 and 1
