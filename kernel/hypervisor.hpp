@@ -1,6 +1,7 @@
 // The hypervisor's whole portable state: partitions, ports, connections and
 // message buffers, guarded by one lock. Lock order: Hypervisor::lock is the
 // only lock of the core; the back end takes no core lock across VM entry.
+// Nothing is written to the log while it is held (SpinLockDeferringLog).
 #pragma once
 
 #include "kernel/base/spinlock.hpp"
@@ -42,7 +43,8 @@ class Hypervisor {
   const PartitionQuota& reserved() const { return reserved_; }
 
   PortTable ports;
-  SpinLock lock;
+  // The core's one lock; its holder's log lines are written after it.
+  SpinLockDeferringLog lock;
 
  private:
   Partition* claim_slot(PartitionId id, PartitionQuota quota);

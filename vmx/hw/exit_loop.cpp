@@ -217,6 +217,7 @@ void log_exit_events(Vcpu& v, const ExitContext& ctx) {
 }  // namespace
 
 [[noreturn]] void halt_forever() {
+  log::stop_holding();
   serial::flush();
   for (;;) {
     arch::cli();

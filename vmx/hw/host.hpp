@@ -83,6 +83,7 @@ struct Vcpu {
   uint64_t inits_received = 0;    // INITs microhv emulated for this VP
   uint64_t inits_sent = 0;        // INIT IPIs this VP sent that microhv emulated
   bool stale_init_warned = false;
+  log::DeferredLog deferred_log;  // lines logged under Hypervisor::lock, written after it
 };
 
 // Everything with a vtable or a constructor lives here and is built with

@@ -13,6 +13,7 @@
 
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
+#include "arch/msr.hpp"
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
 #include "vmx/hw/launch.hpp"
@@ -27,6 +28,22 @@ constexpr PartitionId kVmbusPartition{2};
 // microhv: the Host is built with placement new by microhv_host_entry.
 alignas(Host) unsigned char g_host_storage[sizeof(Host)];
 Host* g_host = nullptr;  // set once the BSP built it; read by microhv_ap_host_entry only
+
+// This CPU's deferred log lines (log::hold): the Vcpu its GS base names.
+// The base is read from the MSR and checked against the Vcpu array instead
+// of dereferencing %gs:0, so a CPU whose GS base is not (yet, or no longer)
+// microhv's logs directly and never reads through the firmware's base.
+log::DeferredLog* deferred_log_of_this_cpu() {
+  Vcpu* const first = reinterpret_cast<Host*>(g_host_storage)->vcpus;
+  const uint64_t base = arch::rdmsr(arch::msr::kGsBase);
+  const uint64_t offset = base - reinterpret_cast<uint64_t>(first);
+  if (base < reinterpret_cast<uint64_t>(first) || offset >= sizeof(Vcpu) * kMaxCpus ||
+      offset % sizeof(Vcpu) != 0) {
+    return nullptr;
+  }
+  Vcpu& v = first[offset / sizeof(Vcpu)];
+  return v.gs_self == &v ? &v.deferred_log : nullptr;
+}
 
 // EPT/VPID features microhv cannot do without, and the optional ones.
 bool adopt_capabilities(Host& h) {
@@ -135,6 +152,7 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
   // This copy's own sink: the loaded image's code goes away when efi_main
   // returns to the firmware.
   log::set_sink(&SerialLog::write, &h.log);
+  log::set_deferred_log(&deferred_log_of_this_cpu);
   h.cpu_count = info.cpu_count;
   Vcpu& v = h.vcpus[0];
 
