@@ -72,7 +72,9 @@ HOST_CXXFLAGS := -std=c++20 -g -Wall -Wextra -Werror=return-type -I. -DMICROHV_H
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
-FUZZ_SRCS := $(wildcard tests/fuzz/*.cpp)
+# One libFuzzer binary per tests/fuzz/NAME_fuzz.cpp: build/fuzz_NAME.
+FUZZ_TARGETS := $(patsubst tests/fuzz/%_fuzz.cpp,%,$(wildcard tests/fuzz/*_fuzz.cpp))
+FUZZ_BINS := $(addprefix $(BUILD)/fuzz_,$(FUZZ_TARGETS))
 
 host_obj = $(patsubst %,$(BUILD)/$(1)/%.o,$(2))
 
@@ -92,7 +94,7 @@ $(BUILD)/unit_tests_san: $(call host_obj,host-san,$(UNIT_SRCS) $(PORTABLE_SRCS))
 	$(CXX) $(SAN_FLAGS) $^ -o $@
 $(BUILD)/bench: $(call host_obj,host,$(BENCH_SRCS) $(PORTABLE_SRCS))
 	$(CXX) $^ -o $@ -lbenchmark -lpthread
-$(BUILD)/fuzz_hypercall: $(call host_obj,fuzz,$(FUZZ_SRCS) $(PORTABLE_SRCS))
+$(BUILD)/fuzz_%: $(BUILD)/fuzz/tests/fuzz/%_fuzz.cpp.o $(call host_obj,fuzz,$(PORTABLE_SRCS))
 	clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
 
 # ---------------------------------------------------------------- commands
@@ -135,10 +137,10 @@ test-linux: all
 	  cat $(BUILD)/test-linux.log; echo "--- baseline (no microhv)"; tail -15 $(BUILD)/test-linux-baseline.log; \
 	  [ $$main -eq 0 ] && [ $$base -eq 0 ] && scripts/linux-boot-ratio.sh
 
+# Every fuzz target for FUZZ_SECONDS each; prints executions/s and coverage.
 FUZZ_SECONDS ?= 300
-fuzz: deps $(BUILD)/fuzz_hypercall
-	@mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/fuzz_hypercall -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz-corpus
+fuzz: deps $(FUZZ_BINS)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: deps $(BUILD)/bench
 	$(BUILD)/bench
@@ -162,12 +164,11 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-# A fuzzing smoke for `make test`: at most FUZZ_SMOKE_SECONDS (default 30).
-FUZZ_SMOKE_SECONDS ?= 30
-test-fuzz-smoke: deps $(BUILD)/fuzz_hypercall
-	@mkdir -p $(BUILD)/fuzz-corpus
-	@$(BUILD)/fuzz_hypercall -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
-	  $(BUILD)/fuzz-corpus > $(BUILD)/fuzz-smoke.log 2>&1; rc=$$?; tail -12 $(BUILD)/fuzz-smoke.log; exit $$rc
+# A fuzzing smoke for `make test`: every target, FUZZ_SMOKE_SECONDS in all
+# (default 60), shared equally.
+FUZZ_SMOKE_SECONDS ?= 60
+test-fuzz-smoke: deps $(FUZZ_BINS)
+	@scripts/fuzz.sh $$(( $(FUZZ_SMOKE_SECONDS) / $(words $(FUZZ_TARGETS)) )) $(FUZZ_TARGETS)
 
 # Header dependencies written by the compiler (-MMD -MP).
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -42,7 +42,7 @@ StoreDecode decode_store(const uint8_t* b, uint32_t n, CodeSize mode) {
 
   if (op == 0xA2 || op == 0xA3) {  // MOV moffs, AL/eAX: the offset has the address size
     i += addr_bits / 8;
-    if (i > n) return d;
+    if (i > n || i > 15) return d;  // SDM Vol. 2 2.3.11: at most 15 bytes
     d.ok = true;
     d.length = static_cast<uint8_t>(i);
     d.width = width;

@@ -105,6 +105,18 @@ TEST_CASE("decode: what is not a store is refused") {
   CHECK_FALSE(dec({}).ok);
 }
 
+// Found by the decode fuzzer: an instruction is at most 15 bytes (SDM Vol. 2
+// 2.3.11); 14 prefixes before MOV moffs64, AL make 23.
+TEST_CASE("decode: nothing longer than 15 bytes is a store, MOV moffs included") {
+  std::vector<uint8_t> b(14, 0x26);  // ES overrides
+  b.push_back(0xA2);
+  b.insert(b.end(), 8, 0x00);
+  CHECK_FALSE(decode_store(b.data(), static_cast<uint32_t>(b.size()), CodeSize::k64).ok);
+  const StoreDecode ok = dec({0x26, 0x26, 0x26, 0x26, 0x26, 0xA2, 0, 0, 0, 0, 0, 0, 0, 0});
+  CHECK(ok.ok);
+  CHECK(ok.length == 14);
+}
+
 TEST_CASE("decode: the stored value from the registers") {
   uint64_t gpr[16] = {};
   gpr[0] = 0xFFFFFFFF11223344ull;
