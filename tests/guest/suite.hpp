@@ -302,6 +302,7 @@ void group_seed();
 void group_event();
 void group_sint();
 void group_isolation();
+void group_authority();
 void group_smp();
 
 }  // namespace guest
