@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target (build/fuzz_NAME, ASan+UBSan) for SECONDS on its
-# own corpus (build/fuzz-corpus/NAME), prints a progress line every 15 s and
+# own corpus (build/fuzz-corpus/NAME), prints a progress line every 10 s and
 # then one row per target: executions, executions per second, coverage
 # (libFuzzer's cov: covered edges, ft: features) and corpus size.
 # Usage: scripts/fuzz.sh SECONDS NAME...   Exit status 1 if a target failed
@@ -21,7 +21,7 @@ for t in "$@"; do
     "$corpus" >"$log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
-    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
       sleep 1
       kill -0 "$pid" 2>/dev/null || break
     done
