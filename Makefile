@@ -124,6 +124,8 @@ $(BUILD)/bench: $(call host_obj,host,$(BENCH_SRCS) $(PORTABLE_SRCS))
 $(BUILD)/fuzz_%: $(BUILD)/fuzz/tests/fuzz/%_fuzz.cpp.o $(call host_obj,fuzz,$(PORTABLE_SRCS))
 	$(call step,LD,$@)
 	$(Q)clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
+# Objects made for a pattern rule are intermediate to make; keep them.
+.SECONDARY: $(call host_obj,fuzz,$(PORTABLE_SRCS) $(wildcard tests/fuzz/*_fuzz.cpp))
 
 # ---------------------------------------------------------------- commands
 .PHONY: all deps test test-unit check-layers test-qemu test-vtd test-bochs test-load test-linux \
