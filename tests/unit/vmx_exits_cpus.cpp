@@ -82,6 +82,7 @@ TEST_CASE("exits: an NMI exit is a kick when one was sent, else a genuine NMI fo
 
 TEST_CASE("exits: x2APIC ICR writes go to the APIC emulation, other MSRs do not") {
   Rig r;
+  r.state.apic.mode = ApicMode::kX2apic;
   r.regs.rcx = 0x830;       // x2APIC ICR (SDM Vol. 3A 10.12.1.2)
   r.regs.rax = 0x00004500;  // INIT, assert
   r.regs.rdx = 1;           // destination APIC id 1

@@ -40,6 +40,7 @@
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/vp_core.hpp"
+#include "vmx/vp_cpu_state.hpp"
 
 namespace microhv::vmx::hw {
 
@@ -68,6 +69,7 @@ struct Vcpu {
   HwVmcs vmcs;                   // this CPU's current VMCS
   VpCore core;                   // the core as this VP's exit handlers reach it
   PendingEvents events;          // touched by this CPU only; other CPUs use frame->remote
+  VpCpuState cpu_state;          // APIC mode, MTRRs, TSC offset...: this CPU only
   uint32_t proc_controls = 0;    // cached primary controls (interrupt window, MTF)
   bool launched = false;         // the first VM exit has been seen
   bool injection_armed = false;  // an event is in the VM-entry fields for this entry
@@ -121,6 +123,7 @@ struct Host {
   Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
   log::RateLimit denied_logged{16};      // guest accesses to microhv's memory or the overlay
+  log::RateLimit refused_logged{16};     // MSR accesses and APIC page forms the policy refuses
 };
 
 // This CPU's Vcpu; nullptr before setup_cpu_locals ran on it.
