@@ -104,6 +104,7 @@ inline constexpr uint32_t kRtitCr3Match = 0x572;
 inline constexpr uint32_t kRtitAddr0A = 0x580;
 inline constexpr uint32_t kRtitAddr3B = 0x587;
 inline constexpr uint32_t kDsArea = 0x600;
+inline constexpr uint32_t kAtomCoreRatios = 0x66A;  // .. 0x66D (Silvermont)
 inline constexpr uint32_t kUCet = 0x6A0;
 inline constexpr uint32_t kInterruptSspTable = 0x6A8;
 inline constexpr uint32_t kTscDeadline = 0x6E0;
@@ -121,6 +122,7 @@ inline constexpr uint32_t kFsBase = 0xC0000100;
 inline constexpr uint32_t kGsBase = 0xC0000101;
 inline constexpr uint32_t kKernelGsBase = 0xC0000102;
 inline constexpr uint32_t kTscAux = 0xC0000103;
+inline constexpr uint32_t kAmdDeCfg = 0xC0011029;  // AMD only
 
 // IA32_FEATURE_CONTROL (exists only when CPUID.1:ECX.VMX or SMX is 1).
 namespace feature_control {

@@ -195,6 +195,10 @@ constexpr MsrRule kRules[] = {
      "Intel PT is not offered", "SDM Vol. 3C 33.2.8"},
     {msr::kDsArea, msr::kDsArea, R::kGp, W::kGp, E::kNone, "IA32_DS_AREA",
      "BTS/PEBS write to the DS area (CPUID.1:EDX.DS reads 0)", "SDM Vol. 3B 19.4.9, 20.3.1.1"},
+    {msr::kAtomCoreRatios, msr::kAtomCoreRatios + 3, R::kGp, W::kGp, E::kNone,
+     "MSR_ATOM_CORE_RATIOS/VIDS/TURBO_RATIOS/TURBO_VIDS",
+     "Atom (Silvermont) only; Linux probes them with rdmsrl_safe on every Intel CPU",
+     "SDM Vol. 4 Table 2-8"},
     {msr::kUCet, msr::kInterruptSspTable, R::kGp, W::kGp, E::kNone,
      "IA32_U_CET .. "
      "IA32_INTERRUPT_SSP_TABLE_ADDR",
@@ -248,6 +252,9 @@ constexpr MsrRule kRules[] = {
     {msr::kKernelGsBase, msr::kTscAux, R::kPass, W::kPass, E::kNone,
      "IA32_KERNEL_GS_BASE, IA32_TSC_AUX", "SWAPGS and RDTSCP/RDPID state: microhv uses neither",
      "SDM Vol. 3A 5.8.8, Vol. 2B RDTSCP"},
+    {msr::kAmdDeCfg, msr::kAmdDeCfg, R::kGp, W::kGp, E::kNone, "MSR_AMD64_DE_CFG",
+     "an AMD MSR (read on Bochs' boot path); Intel CPUs #GP it too",
+     "SDM Vol. 4 (absent; AMD APM Vol. 2)"},
 };
 
 }  // namespace
