@@ -100,7 +100,7 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch& cpu) {
                         cpu.guest_rip,
                         cpu.guest_rflags,
                         reinterpret_cast<const uint64_t*>(cpu.guest.gdtr_base)};
-  v.proc_controls = ctl.proc.value;
+  v.entry.proc_controls = ctl.proc.value;
   capture_vp_cpu_state(h.cpu, (ctl.proc.value & proc::kTscOffsetting) != 0, &v.cpu_state);
   if (!h.apic_page || h.apic_page.value() != v.cpu_state.apic.base) {
     log::error(
