@@ -3,6 +3,7 @@
 #include "arch/apic.hpp"
 #include "arch/x86.hpp"
 #include "vmx/exit_handlers.hpp"
+#include "vmx/guest_cpuid.hpp"
 
 namespace microhv::vmx {
 namespace {
@@ -11,7 +12,8 @@ namespace cr0 = arch::cr0;
 namespace efer = arch::efer;
 namespace access = arch::access;
 
-// ---- CPUID (reason 10): native values, adjusted; Hyper-V leaves from the core.
+// ---- CPUID (reason 10): native values as vmx/guest_cpuid.hpp shapes them;
+// the Hyper-V leaves from the core.
 ExitAction on_cpuid(ExitContext& c) {
   const uint32_t leaf = static_cast<uint32_t>(c.regs.rax);
   const uint32_t sub = static_cast<uint32_t>(c.regs.rcx);
@@ -19,41 +21,15 @@ ExitAction on_cpuid(ExitContext& c) {
   if (leaf >= kHvCpuidFirst && leaf <= kHvCpuidLast) {
     if (!c.core.cpuid(leaf, &r)) r = CpuidRegs{};
   } else {
-    r = adjust_native_cpuid(leaf, c.cpu.cpuid(leaf, sub));
+    GuestCpuidContext vp{};
+    if (!visible_cr4(c, &vp.cr4)) return vmcs_failed(c);
+    vp.apic_enabled = c.cpu_state == nullptr || c.cpu_state->apic.mode != ApicMode::kDisabled;
+    r = guest_cpuid(leaf, sub, c.cpu.cpuid(leaf, sub), vp);
   }
   c.regs.rax = r.eax;
   c.regs.rbx = r.ebx;
   c.regs.rcx = r.ecx;
   c.regs.rdx = r.edx;
-  return ExitAction::kAdvance;
-}
-
-// ---- RDMSR / WRMSR (31, 32). Only MSRs outside the bitmap's ranges (among
-// them the synthetic ones) exit: synthetic -> core, others -> the real MSR.
-ExitAction on_rdmsr(ExitContext& c) {
-  const uint32_t msr = static_cast<uint32_t>(c.regs.rcx);
-  uint64_t value = 0;
-  if (tlfs::msr::is_synthetic(msr)) {
-    if (c.core.read_msr(msr, &value) != MsrResult::kOk) return inject_gp(c);
-  } else if (!c.cpu.rdmsr(msr, &value)) {
-    return inject_gp(c);
-  }
-  c.regs.rax = low32(value);
-  c.regs.rdx = value >> 32;
-  return ExitAction::kAdvance;
-}
-
-ExitAction on_wrmsr(ExitContext& c) {
-  const uint32_t msr = static_cast<uint32_t>(c.regs.rcx);
-  const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
-  if (tlfs::msr::is_synthetic(msr)) {
-    if (c.core.write_msr(msr, value) != MsrResult::kOk) return inject_gp(c);
-  } else if (msr == arch::apic::kX2apicIcrMsr) {
-    // Only exits for this (the MSR bitmap): INIT IPIs to VPs are emulated.
-    c.cpu.x2apic_icr_write(value);
-  } else if (!c.cpu.wrmsr(msr, value)) {
-    return inject_gp(c);
-  }
   return ExitAction::kAdvance;
 }
 
@@ -91,7 +67,8 @@ ExitAction on_xsetbv(ExitContext& c) {
   if (cpl != 0) return inject_gp(c);
   const uint32_t index = static_cast<uint32_t>(c.regs.rcx);
   const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
-  const CpuidRegs d = c.cpu.cpuid(0xD, 0);
+  // What CPUID tells the guest it may enable (MPX is hidden).
+  const CpuidRegs d = guest_cpuid(0xD, 0, c.cpu.cpuid(0xD, 0), GuestCpuidContext{true, cr4});
   const uint64_t supported = (static_cast<uint64_t>(d.edx) << 32) | d.eax;
   if (!xsetbv_valid(index, value, supported) || !c.cpu.xsetbv(index, value)) return inject_gp(c);
   return ExitAction::kAdvance;
@@ -201,14 +178,6 @@ bool guest_cpl(ExitContext& c, uint32_t* cpl) {
   if (!read(c, Field::kGuestSsAccess, &ss_access)) return false;
   *cpl = access::dpl(static_cast<uint32_t>(ss_access));
   return true;
-}
-
-CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs r) {
-  if (leaf == 1) {
-    r.ecx |= arch::cpuid1_ecx::kHypervisor;
-    r.ecx &= ~arch::cpuid1_ecx::kVmx;
-  }
-  return r;
 }
 
 bool xsetbv_valid(uint32_t index, uint64_t v, uint64_t supported) {

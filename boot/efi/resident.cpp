@@ -1,6 +1,5 @@
 #include "boot/efi/resident.hpp"
 
-#include "arch/apic.hpp"
 #include "arch/cpu.hpp"
 #include "arch/x86.hpp"
 #include "kernel/base/log.hpp"
@@ -196,7 +195,7 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   info->pool_size = pages * kPageSize;
   info->image_base = copy;
   info->image_size = image_pages * kPageSize;
-  info->msr_bitmap = pool.take(1);   // only MSRs outside its ranges, and x2APIC ICR writes, exit
+  info->msr_bitmap = pool.take(1);   // generated from the MSR policy by the host side
   info->io_bitmap_b = pool.take(1);  // all zero: ports 0x8000-0xFFFF never exit
   info->overlay_page = pool.take(1);
   info->testdev = testdev;
@@ -204,10 +203,6 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   info->native_count = plan.native_count;
   for (uint32_t i = 0; i < plan.native_count; ++i)
     info->native_apic_ids[i] = ApicId(plan.native_apic_ids[i]);
-  // WRMSR to the x2APIC ICR exits (write bitmap for MSRs 0-0x1FFF at byte
-  // 0x800), so INIT IPIs to VPs can be emulated.
-  constexpr uint32_t kIcr = arch::apic::kX2apicIcrMsr;
-  reinterpret_cast<uint8_t*>(info->msr_bitmap)[0x800 + kIcr / 8] |= 1u << (kIcr % 8);
   for (uint32_t i = 0; i < plan.count; ++i) {
     CpuLaunch& c = info->cpus[i];
     c.info = reinterpret_cast<uint64_t>(info);

@@ -213,13 +213,16 @@ bool install_idt() {
   asm volatile("lidt %0" : : "m"(ours) : "memory");
   g_idt_installed = true;
 
-  // Local APIC access for EOIs of non-AutoEOI SINT vectors.
+  refresh_apic_mode();  // local APIC access for EOIs of non-AutoEOI SINT vectors
+  return true;
+}
+
+void refresh_apic_mode() {
   MsrResult base = rdmsr(0x1B);  // IA32_APIC_BASE
   if (!base.fault.faulted) {
     g_apic_x2 = (base.value & (1u << 10)) != 0;
     g_apic_base = base.value & 0x000FFFFFFFFFF000ull;
   }
-  return true;
 }
 
 void restore_idt() {

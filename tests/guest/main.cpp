@@ -450,10 +450,21 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     void (*run)();
   };
   static const Group groups[] = {
-      {"guest", group_guest},         {"cpuid", group_cpuid},         {"msr", group_msr},
-      {"hypercall", group_hypercall}, {"port", group_port},           {"message", group_message},
-      {"seed", group_seed},           {"event", group_event},         {"sint", group_sint},
-      {"isolation", group_isolation}, {"authority", group_authority}, {"smp", group_smp},
+      {"guest", group_guest},
+      {"cpuid", group_cpuid},
+      {"msr", group_msr},
+      {"hypercall", group_hypercall},
+      {"port", group_port},
+      {"message", group_message},
+      {"seed", group_seed},
+      {"event", group_event},
+      {"sint", group_sint},
+      {"isolation", group_isolation},
+      {"authority", group_authority},
+      {"smp", group_smp},
+      // Last: the x2APIC check leaves the APIC in x2APIC mode.
+      {"hostile", group_hostile_cpu},
+      {"hostile", group_hostile_apic},
   };
   for (const Group& g : groups) {
     if (group_selected(g.name)) g.run();

@@ -83,6 +83,9 @@ struct Cpuid {
 Cpuid cpuid(uint32_t leaf, uint32_t subleaf = 0);
 
 bool install_idt();  // copies the firmware IDT and adds ours
+// Re-reads IA32_APIC_BASE after a check changed the APIC's mode, so EOIs and
+// IPIs go through the mode it is in now.
+void refresh_apic_mode();
 void restore_idt();
 void set_non_auto_eoi(uint8_t vector, bool non_auto_eoi);  // handler EOIs the APIC
 uint32_t irq_count(uint8_t vector);                        // on the calling CPU
@@ -304,6 +307,9 @@ void group_sint();
 void group_isolation();
 void group_authority();
 void group_smp();
+// Group "hostile" (a guest that tries to get at the machine beneath it).
+void group_hostile_cpu();   // checks_hostile_cpu.cpp: MSRs, CPUID, the TSC
+void group_hostile_apic();  // checks_hostile_apic.cpp: IA32_APIC_BASE, the xAPIC page, x2APIC
 
 }  // namespace guest
 

@@ -21,7 +21,7 @@ TEST_CASE("exits: the dispatch table is bounds-checked") {
   CHECK(r.run(exit_reason::kEptMisconfig) == ExitAction::kStop);
 }
 
-TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidden") {
+TEST_CASE("exits: CPUID passes through shaped by guest_cpuid: hypervisor bit, VMX and DS hidden") {
   Rig r;
   r.regs.rax = 0xFFFFFFFF00000001ull;  // upper half ignored
   r.regs.rcx = 0;
@@ -29,7 +29,11 @@ TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidde
   CHECK(r.regs.rax == 0x000806C1);
   CHECK((r.regs.rcx & arch::cpuid1_ecx::kHypervisor) != 0);
   CHECK((r.regs.rcx & arch::cpuid1_ecx::kVmx) == 0);
-  CHECK(r.regs.rdx == 0xBFEBFBFF);
+  CHECK(r.regs.rdx == (0xBFEBFBFF & ~arch::cpuid1_edx::kDs));  // DS hidden, APIC enabled
+  r.state.apic.mode = ApicMode::kDisabled;  // CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN
+  r.regs.rax = 1;
+  REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK((r.regs.rdx & arch::cpuid1_edx::kApic) == 0);
 }
 
 TEST_CASE("exits: CPUID 0x40000000-0x400000FF comes from the core") {
@@ -68,19 +72,32 @@ TEST_CASE("exits: synthetic RDMSR/WRMSR go to the core; #GP leaves RIP alone") {
   CHECK(w.cpu.written.empty());  // never reaches the real MSR
 }
 
-TEST_CASE("exits: other MSRs that exit go to the real MSR, #GP if it faults") {
+TEST_CASE("exits: an MSR the policy does not name is #GP both ways and never reaches the CPU") {
+  for (uint32_t m : {0x40000100u, 0x12345678u, 0x2000u, 0xC0002000u}) {
+    Rig r;
+    r.regs.rcx = m;
+    CHECK(r.run(exit_reason::kRdmsr) == ExitAction::kRetry);
+    CHECK(r.injected(vector::kGp));
+    Rig w;
+    w.regs.rcx = m;
+    CHECK(w.run(exit_reason::kWrmsr) == ExitAction::kRetry);
+    CHECK(w.injected(vector::kGp));
+    CHECK(w.cpu.written.empty());
+  }
+}
+
+TEST_CASE("exits: a pass-through MSR that exits anyway is replayed fault-safe") {
   Rig r;
-  r.regs.rcx = 0x40000100;
+  r.regs.rcx = 0xC0000082;  // IA32_LSTAR
   REQUIRE(r.run(exit_reason::kRdmsr) == ExitAction::kAdvance);
   CHECK(r.regs.rax == 0x11223344);
   CHECK(r.regs.rdx == 0xAABBCCDD);
-  r.regs.rcx = 0x12345678;
-  CHECK(r.run(exit_reason::kRdmsr) == ExitAction::kRetry);
-  CHECK(r.injected(vector::kGp));
   Rig w;
-  w.regs.rcx = 0x12345678;
-  CHECK(w.run(exit_reason::kWrmsr) == ExitAction::kRetry);
-  CHECK(w.injected(vector::kGp));
+  w.regs.rcx = 0xC0000082;
+  w.regs.rax = 0x1000;
+  REQUIRE(w.run(exit_reason::kWrmsr) == ExitAction::kAdvance);
+  REQUIRE(w.cpu.written.size() == 1);
+  CHECK(w.cpu.written[0] == std::make_pair(0xC0000082u, uint64_t{0x1000}));
 }
 
 TEST_CASE("exits: VMCALL hands the registers and mode to the core") {

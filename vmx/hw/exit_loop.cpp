@@ -223,8 +223,12 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   ctx.remote = &v.frame->remote;
   ctx.bsp = v.bsp;
   ctx.testdev = h.info.testdev;
-  ctx.apic_page = h.apic_page;
+  // The xAPIC page EPT write-protects, when it is this VP's (all VPs share
+  // one EPT; launch_this_cpu reports a VP whose APIC sits elsewhere).
+  if (h.apic_page && h.apic_page.value() == v.cpu_state.apic.base) ctx.apic_page = h.apic_page;
   ctx.memory = &h.memory;
+  ctx.cpu_state = &v.cpu_state;
+  ctx.refused_log = &h.refused_logged;
   const ExitAction action = dispatch_exit(ctx);
   log_exit_events(v, ctx);
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();

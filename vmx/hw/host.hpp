@@ -41,6 +41,7 @@
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/vp_core.hpp"
+#include "vmx/vp_cpu_state.hpp"
 
 namespace microhv::vmx::hw {
 
@@ -70,6 +71,7 @@ struct Vcpu {
   VpCore core;            // the core as this VP's exit handlers reach it
   PendingEvents events;   // touched by this CPU only; other CPUs use frame->remote
   EntryEventState entry;  // injection armed; cached primary controls (windows, MTF)
+  VpCpuState cpu_state;   // APIC mode, MTRRs, TSC offset...: this CPU only
   bool launched = false;  // the first VM exit has been seen
   bool io_step = false;   // step_io_natively armed (MTF)
   bool apic_warned = false;
@@ -122,6 +124,7 @@ struct Host {
   Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
   log::RateLimit denied_logged{16};      // guest accesses to microhv's memory or the overlay
+  log::RateLimit refused_logged{16};     // MSR accesses and APIC page forms the policy refuses
 };
 
 // This CPU's Vcpu; nullptr before setup_cpu_locals ran on it.

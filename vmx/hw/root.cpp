@@ -17,6 +17,7 @@
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
 #include "vmx/hw/launch.hpp"
+#include "vmx/msr_policy.hpp"
 
 namespace microhv::vmx::hw {
 namespace {
@@ -86,8 +87,10 @@ bool build_ept(Host& h) {
       (unsigned long long)info.pool_base, (unsigned long long)(info.pool_base + info.pool_size - 1),
       (unsigned long long)h.eptp);
 
+  // The APIC page is protected whatever the APIC's mode now: the guest may
+  // enable its xAPIC later, and relocation is refused (vmx/apic_base.hpp),
+  // so the page never moves.
   const uint64_t base = apic_base();
-  if ((base & arch::apic::base::kEnable) == 0) return true;
   const Gpa page(base & arch::apic::base::kPageMask & ((1ull << info.phys_addr_bits) - 1));
   h.apic_page = page;
   if (page.value() < info.ept_limit &&
@@ -173,6 +176,8 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
     restore_firmware_descriptors(*cpu);
     return host_status::kDeviceError;
   }
+  // Default deny: every MSR access exits except what the policy passes through.
+  build_msr_bitmap(reinterpret_cast<uint8_t*>(info.msr_bitmap));
   Vp* vp = create_guest(h);
   if (vp == nullptr) {
     log::error("creating the root partition failed\n");
