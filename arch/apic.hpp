@@ -21,7 +21,19 @@ inline constexpr uint32_t kIcrLow = 0x300;
 inline constexpr uint32_t kIcrHigh = 0x310;
 inline constexpr uint32_t kXapicDestShift = 24;  // ICR high bits 31:24
 
+// The APIC timer (SDM 10.5.4): LVT timer, initial and current count, divide
+// configuration (0xB: divide by 1).
+inline constexpr uint32_t kLvtTimer = 0x320;
+inline constexpr uint32_t kTimerInitialCount = 0x380;
+inline constexpr uint32_t kTimerCurrentCount = 0x390;
+inline constexpr uint32_t kTimerDivide = 0x3E0;
+inline constexpr uint32_t kTimerDivideBy1 = 0xB;
+inline constexpr uint32_t kLvtMasked = 1u << 16;
+
 // x2APIC registers are MSRs 0x800 + offset / 16 (SDM 10.12.1.2).
+constexpr uint32_t x2apic_msr(uint32_t xapic_offset) {
+  return 0x800 + xapic_offset / 16;
+}
 inline constexpr uint32_t kX2apicIcrMsr = 0x830;      // 64-bit ICR: destination in 63:32
 inline constexpr uint32_t kX2apicSelfIpiMsr = 0x83F;  // write the vector: fixed, edge, self
 

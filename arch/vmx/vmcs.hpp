@@ -89,6 +89,7 @@ enum class Field : uint32_t {
   kGuestActivityState = 0x4826,
   kGuestSmbase = 0x4828,
   kGuestSysenterCs = 0x482A,
+  kPreemptionTimerValue = 0x482E,
   kHostSysenterCs = 0x4C00,
   // Natural-width fields.
   kCr0Mask = 0x6000,

@@ -167,8 +167,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader in{data, size};
   PartitionFeatures features = kFullFeatures;
   features.privileges &= in.take<uint8_t>() | 0xFFFFFF0Fu;  // sometimes drop privileges
-  Partition* partition =
-      hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock, overlays);
+  Partition* partition = hv->create_partition(
+      {PartitionId(1), kVps, features, TimeBase{test::FakeClock::kTscHz, 100'000'000}}, memory,
+      irqs, clock, overlays);
   // The VMBus host listens on connections 1 and 4, which the structured
   // post below reaches.
   VmbusHost vmbus;

@@ -147,7 +147,7 @@ struct Rig {
   ExitAction run(uint32_t reason, uint64_t qualification = 0) {
     ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, c};
     ctx.hidden = &layout;
-    ctx.overlay_page = Gpa(0x5000);
+    ctx.overlay_pages[0] = Gpa(0x5000);
     ctx.remote = with_remote ? &remote : nullptr;
     ctx.bsp = bsp;
     ctx.testdev = testdev;

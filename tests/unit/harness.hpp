@@ -21,6 +21,7 @@ inline constexpr uint64_t kSimBase = 0x10000;   // VP n: kSimBase + n * 0x2000
 inline constexpr uint64_t kSiefBase = 0x11000;  // VP n: kSiefBase + n * 0x2000
 inline constexpr uint64_t kRamPages = 256;      // 1 MiB
 inline constexpr uint8_t kVector = 0x50;
+inline constexpr uint64_t kApicHz = 100'000'000;  // the harness' APIC timer clock
 
 inline uint64_t sim_of(uint32_t vp) {
   return kSimBase + vp * 0x2000;
@@ -42,7 +43,8 @@ struct Guest {
     }
     hv = shared;
     partition =
-        hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays);
+        hv->create_partition({PartitionId(id), vps, features, TimeBase{FakeClock::kTscHz, kApicHz}},
+                             memory, irqs, clock, overlays);
   }
 
   Vp& vp(uint32_t i) { return *partition->vp(VpIndex(i)); }

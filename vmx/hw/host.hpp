@@ -69,6 +69,8 @@ struct Vcpu {
   VpCore core;                   // the core as this VP's exit handlers reach it
   PendingEvents events;          // touched by this CPU only; other CPUs use frame->remote
   uint32_t proc_controls = 0;    // cached primary controls (interrupt window, MTF)
+  uint32_t pin_controls = 0;     // cached pin-based controls (the preemption timer)
+  bool parked_logged = false;    // the partition stopped; this CPU said so
   bool launched = false;         // the first VM exit has been seen
   bool injection_armed = false;  // an event is in the VM-entry fields for this entry
   bool io_step = false;          // step_io_natively armed (MTF)
@@ -110,13 +112,17 @@ struct Host {
   uint64_t eptp = 0;
   uint64_t invept_type = 0, invvpid_type = 0;  // single-context when supported
   bool mtf = false;                            // monitor trap flag (string I/O stepping)
+  // The VMX-preemption timer (PINBASED_CTLS allowed-1 bit 6) and its rate
+  // (IA32_VMX_MISC[4:0]): the host timer behind the synthetic timers.
+  bool preemption_timer = false;
+  uint8_t preemption_timer_rate = 0;
   uint32_t cpu_count = 0;
   Vcpu vcpus[kMaxCpus];
   SpinLock ept_lock;
-  // Where the hypercall page is mapped (a GPA, kNoOverlay: nowhere); read by
-  // every CPU's exit path without the EPT lock, hence raw and atomic.
+  // Where each overlay (OverlayId) is mapped (a GPA, kNoOverlay: nowhere);
+  // read by every CPU's exit path without the EPT lock, hence raw and atomic.
   static constexpr uint64_t kNoOverlay = ~0ull;
-  uint64_t overlay_gpa = kNoOverlay;
+  uint64_t overlay_gpa[kOverlayCount] = {kNoOverlay, kNoOverlay};
   uint64_t ept_generation = 0;           // bumped on every EPT change after launch
   Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
