@@ -172,8 +172,8 @@ constexpr IoRoute route_io(const IoAccess& a, bool testdev) {
 // further out (the exit then comes early and the timer is armed again).
 constexpr uint32_t preemption_timer_value(uint64_t now_tsc, uint64_t deadline_tsc, uint8_t rate) {
   if (deadline_tsc <= now_tsc) return 0;
-  const uint64_t ticks = ((deadline_tsc - now_tsc) >> (rate & 31)) + 1;
-  return ticks > 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(ticks);
+  const uint64_t ticks = (deadline_tsc - now_tsc) >> (rate & 31);
+  return ticks >= 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(ticks + 1);
 }
 
 // Pieces exposed for tests.
