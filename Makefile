@@ -96,7 +96,7 @@ $(BUILD)/fuzz_hypercall: $(call host_obj,fuzz,$(FUZZ_SRCS) $(PORTABLE_SRCS))
 	clang++ -fsanitize=fuzzer,address,undefined $^ -o $@
 
 # ---------------------------------------------------------------- commands
-.PHONY: all deps test test-unit check-layers test-qemu test-bochs test-load test-linux \
+.PHONY: all deps test test-unit check-layers test-qemu test-bochs test-load test-linux test-linux-crash \
   test-fuzz-smoke run bench bench-guest fuzz format clean
 
 deps:
@@ -134,6 +134,12 @@ test-linux: all
 	  wait $$pid; main=$$?; \
 	  cat $(BUILD)/test-linux.log; echo "--- baseline (no microhv)"; tail -15 $(BUILD)/test-linux-baseline.log; \
 	  [ $$main -eq 0 ] && [ $$base -eq 0 ] && scripts/linux-boot-ratio.sh
+
+# A separate short boot above microhv that ends in a kernel panic (sysrq c):
+# microhv prints the guest's crash report and parks its VPs (about 2 minutes).
+test-linux-crash: all
+	@scripts/linux-guest.sh
+	@scripts/test-linux.sh --crash
 
 FUZZ_SECONDS ?= 300
 fuzz: deps $(BUILD)/fuzz_hypercall

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.." || exit 1
 stages=(test-unit test-fuzz-smoke test-qemu)
 [ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
 [ -f scripts/test-load.sh ] && stages+=(test-load)
-[ -f scripts/test-linux.sh ] && stages+=(test-linux)
+[ -f scripts/test-linux.sh ] && stages+=(test-linux test-linux-crash)
 
 # A target exists when `make -n` knows it and has something to do for it (a
 # .PHONY name without a rule only gets "Nothing to be done").
