@@ -196,8 +196,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       }
-      case 1: {  // wrmsr
-        uint32_t msr = 0x40000000u + in.take<uint8_t>();
+      case 1: {  // wrmsr, the whole synthetic range (crash MSRs at 0x40000100 included)
+        uint32_t msr = 0x40000000u + (in.take<uint16_t>() & 0x1FF);
         uint64_t value = in.take<uint64_t>();
         const uint8_t shape = in.take<uint8_t>();
         if (shape & 1) value = (value % kPages) << 12 | (value & 1);  // plausible page
@@ -207,7 +207,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 2: {  // rdmsr
         uint64_t v = 0;
-        read_synthetic_msr(vp, 0x40000000u + in.take<uint8_t>(), &v);
+        read_synthetic_msr(vp, 0x40000000u + (in.take<uint16_t>() & 0x1FF), &v);
         break;
       }
       case 3: {  // guest writes bytes anywhere in RAM (input page, slots, flags)
