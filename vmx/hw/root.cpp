@@ -13,6 +13,7 @@
 
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
+#include "vmx/features.hpp"
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
 #include "vmx/hw/launch.hpp"
@@ -47,10 +48,11 @@ bool adopt_capabilities(Host& h) {
   const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
   h.mtf =
       control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
-  // The host timer for synthetic timers (SDM 26.5.1, Appendix A.3.1/A.6).
-  h.preemption_timer =
-      control_allowed(use_true ? h.caps.true_pinbased : h.caps.pinbased, pin::kPreemptionTimer);
-  h.preemption_timer_rate = static_cast<uint8_t>(h.caps.misc & 0x1F);
+  // The host timer for synthetic timers (SDM 26.5.1): the VMX-preemption
+  // timer and its rate, as vmx/features decides them.
+  const FeatureDecision features = decide_features(h.caps);
+  h.preemption_timer = features.preemption_timer;
+  h.preemption_timer_rate = features.preemption_timer_rate;
   return true;
 }
 
