@@ -64,15 +64,15 @@ struct Vcpu {
   uint32_t index = 0;      // VP index
   uint32_t processor = 0;  // MP services processor number
   ApicId apic_id{0};
-  bool bsp = false;       // IA32_APIC_BASE.BSP on this CPU
-  Vp* vp = nullptr;       // set once the CPU is a VP (published with release)
-  HwVmcs vmcs;            // this CPU's current VMCS
-  VpCore core;            // the core as this VP's exit handlers reach it
-  PendingEvents events;   // touched by this CPU only; other CPUs use frame->remote
-  EntryEventState entry;  // injection armed; cached primary controls (windows, MTF)
+  bool bsp = false;           // IA32_APIC_BASE.BSP on this CPU
+  Vp* vp = nullptr;           // set once the CPU is a VP (published with release)
+  HwVmcs vmcs;                // this CPU's current VMCS
+  VpCore core;                // the core as this VP's exit handlers reach it
+  PendingEvents events;       // touched by this CPU only; other CPUs use frame->remote
+  EntryEventState entry;      // injection armed; cached primary controls (windows, MTF)
   uint32_t pin_controls = 0;  // cached pin-based controls (the preemption timer); 0: not read yet
-  bool launched = false;  // the first VM exit has been seen
-  bool io_step = false;   // step_io_natively armed (MTF)
+  bool launched = false;      // the first VM exit has been seen
+  bool io_step = false;       // step_io_natively armed (MTF)
   bool apic_warned = false;
   bool kick_warned = false;
   uint16_t host_tr = 0;
