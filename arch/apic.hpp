@@ -53,9 +53,17 @@ inline constexpr uint32_t kLvtNmi = 4u << 8;
 inline constexpr uint32_t kSvrEnable = 1u << 8;
 inline constexpr uint32_t kSvrAfterReset = 0xFF;  // software-disabled, spurious vector FF
 
+// The APIC timer (SDM 10.5.4): the current count beside the registers above;
+// divide configuration 0xB divides by 1.
+inline constexpr uint32_t kTimerCurrentCount = 0x390;
+inline constexpr uint32_t kTimerDivideBy1 = 0xB;
+
 // x2APIC registers are MSRs 0x800 + offset / 16 (SDM 10.12.1.2).
 inline constexpr uint32_t kX2apicFirstMsr = 0x800;
 inline constexpr uint32_t kX2apicLastMsr = 0x8FF;
+constexpr uint32_t x2apic_msr(uint32_t xapic_offset) {
+  return 0x800 + xapic_offset / 16;
+}
 inline constexpr uint32_t kX2apicIcrMsr = 0x830;      // 64-bit ICR: destination in 63:32
 inline constexpr uint32_t kX2apicSelfIpiMsr = 0x83F;  // write the vector: fixed, edge, self
 

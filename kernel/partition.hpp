@@ -12,6 +12,7 @@
 #include "kernel/platform/overlays.hpp"
 #include "kernel/ports.hpp"
 #include "kernel/synic_state.hpp"
+#include "kernel/time_state.hpp"
 
 namespace microhv {
 
@@ -38,7 +39,12 @@ class Vp {
   Partition& partition() const { return *partition_; }
   VpIndex index() const { return index_; }
   SynicState synic;
+  VpTimers timers;
   uint64_t vp_assist_page = 0;  // HV_X64_MSR_VP_ASSIST_PAGE, stored only
+  // The guest's TSC is the host's plus this (TSC offsetting; 0 while
+  // microhv does not offset). Set through set_guest_tsc_offset
+  // (hypercall/time_msr.hpp) so the reference TSC page follows.
+  int64_t guest_tsc_offset = 0;
 
  private:
   friend class Partition;
@@ -46,17 +52,43 @@ class Vp {
   VpIndex index_{0};
 };
 
+// What a partition may use, as CPUID 0x40000003/0x40000004 report it: the
+// one source of truth for both the CPUID bits and the MSRs that exist.
 struct PartitionFeatures {
   uint32_t msr_access;  // CPUID 0x40000003.EAX bits (tlfs::cpuid::kAccess*)
   uint32_t privileges;  // CPUID 0x40000003.EBX bits (kPostMessages ...)
+  uint32_t misc = 0;    // CPUID 0x40000003.EDX bits (kFeature*)
+  uint32_t hints = 0;   // CPUID 0x40000004.EAX bits (kHint*)
 };
 
 // Everything microhv implements, granted to an ordinary guest partition.
-inline constexpr PartitionFeatures kFullFeatures{
+// The platform takes away what the machine cannot back (restrict_features):
+// synthetic timers need a host timer, the TSC page and the frequency MSRs a
+// measured TSC rate, the invariant TSC a TSC that is the same on every CPU.
+// Relaxed timing (hint bit 5) costs nothing: microhv makes no timing
+// promise a guest could check (exits, the serial log and a crash report all
+// take unbounded time), so a guest should not treat lateness as a failure.
+// `static`: an ODR-used inline variable would be a GLOB_DAT relocation GNU-EFI does
+// not apply (scripts/check-relocs.sh).
+static constexpr PartitionFeatures kFullFeatures{
     tlfs::cpuid::kAccessPartitionRefCounter | tlfs::cpuid::kAccessSynicRegs |
-        tlfs::cpuid::kAccessHypercallMsrs | tlfs::cpuid::kAccessVpIndex,
+        tlfs::cpuid::kAccessHypercallMsrs | tlfs::cpuid::kAccessVpIndex |
+        tlfs::cpuid::kAccessSynicTimers | tlfs::cpuid::kAccessPartitionReferenceTsc |
+        tlfs::cpuid::kAccessFrequencyMsrs | tlfs::cpuid::kAccessTscInvariant,
     tlfs::cpuid::kPostMessages | tlfs::cpuid::kSignalEvents | tlfs::cpuid::kCreatePort |
-        tlfs::cpuid::kConnectPort};
+        tlfs::cpuid::kConnectPort,
+    tlfs::cpuid::kFeatureFrequencyMsrs | tlfs::cpuid::kFeatureGuestCrashMsrs |
+        tlfs::cpuid::kFeatureStimerDirectMode,
+    tlfs::cpuid::kHintRelaxedTiming};
+
+// What the platform can back.
+struct PlatformTimeSupport {
+  bool host_timer = false;     // a per-CPU timer for synthetic timers (VMX-preemption timer)
+  bool invariant_tsc = false;  // CPUID.80000007:EDX[8] and one TSC on every CPU
+};
+// `wanted` minus what `base` and `support` cannot back.
+PartitionFeatures restrict_features(PartitionFeatures wanted, const TimeBase& base,
+                                    const PlatformTimeSupport& support);
 
 // How much of the shared port tables a partition may hold at once: the
 // TLFS takes ports from the receiver's memory pool and connections from the
@@ -85,6 +117,8 @@ struct PartitionConfig {
   // ConnectPort/DisconnectPort: a partition acts on itself, or its parent on
   // it. Guests of microhv have none; the host tests use one.
   PartitionId parent{0};
+  // The TSC and APIC-timer rates the partition's time enlightenments use.
+  TimeBase time{};
 };
 
 class Partition {
@@ -103,6 +137,9 @@ class Partition {
   uint32_t vp_count() const { return vp_count_; }
   // Bounds-checked: nullptr for an index that names no VP.
   Vp* vp(VpIndex index) { return index.value() < vp_count_ ? &vps_[index.value()] : nullptr; }
+  const Vp* vp(VpIndex index) const {
+    return index.value() < vp_count_ ? &vps_[index.value()] : nullptr;
+  }
   // Brings VPs [vp_count, count) online (APs starting); never shrinks.
   bool set_vp_count(uint32_t count);
 
@@ -111,12 +148,16 @@ class Partition {
   GuestMemory& memory() const { return *memory_; }
   InterruptSink& interrupts() const { return *interrupts_; }
   ReferenceClock& clock() const { return *clock_; }
+  // Reference time now (TLFS 12.4), from the host TSC of the calling CPU.
+  uint64_t reference_time() const { return reference_time_at(clock_->read_tsc(), time.scale); }
   GuestPhysicalOverlays& overlays() const { return *overlays_; }
 
   // Partition-wide synthetic MSRs (TLFS 3.13); what they mean is
   // hypercall/msr.cpp.
   uint64_t guest_os_id = 0;
   uint64_t hypercall_msr = 0;
+  PartitionTime time;
+  CrashState crash;
 
  private:
   friend class Hypervisor;

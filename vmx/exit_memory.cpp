@@ -7,8 +7,8 @@
 namespace microhv::vmx {
 
 // ---- EPT violation (48): the guest touched microhv's memory or wrote to
-// the hypercall overlay. It gets #GP(0) at the faulting instruction and
-// never sees the data.
+// an overlay (the hypercall or the reference TSC page). It gets #GP(0) at the faulting instruction
+// and never sees the data.
 ExitAction on_ept_violation(ExitContext& c) {
   uint64_t raw_gpa = 0, rip = 0;
   if (!read(c, Field::kGuestPhysicalAddress, &raw_gpa) || !read(c, Field::kGuestRip, &rip)) {
@@ -21,7 +21,10 @@ ExitAction on_ept_violation(ExitContext& c) {
   }
   const char* what = write_access ? "write" : (c.qualification & 4) ? "instruction fetch" : "read";
   const bool hidden = c.hidden != nullptr && c.hidden->hides(identity_hpa(gpa));
-  const bool overlay = c.overlay_page && gpa.page_base() == c.overlay_page.value();
+  bool overlay = false;
+  for (const Optional<Gpa>& page : c.overlay_pages) {
+    overlay = overlay || (page && gpa.page_base() == page.value());
+  }
   if (!hidden && !overlay) {
     log::error(
         "EPT violation: guest %s of GPA 0x%llx at RIP 0x%llx (qualification 0x%llx) outside "
@@ -35,7 +38,7 @@ ExitAction on_ept_violation(ExitContext& c) {
         "EPT: guest %s of GPA 0x%llx at RIP 0x%llx denied (%s); injecting #GP(0) (at most 16 such "
         "lines are logged)\n",
         what, static_cast<unsigned long long>(gpa.value()), static_cast<unsigned long long>(rip),
-        hidden ? "microhv memory" : "hypercall page is read+execute");
+        hidden ? "microhv memory" : "an overlay page: hypercall or reference TSC page");
   }
   return inject_gp(c);
 }

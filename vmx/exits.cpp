@@ -119,6 +119,12 @@ ExitAction on_window(ExitContext&) {
   return ExitAction::kRetry;
 }
 
+// ---- VMX-preemption timer (52): a synthetic timer of this VP is due. The
+// back end fires it before the next entry (prepare_entry); RIP stays.
+ExitAction on_preemption_timer(ExitContext&) {
+  return ExitAction::kRetry;
+}
+
 ExitAction on_entry_failure(ExitContext& c) {
   return stop(c, "VM entry failed");
 }
@@ -158,6 +164,7 @@ constexpr TableEntry kHandlers[] = {
     {exit_reason::kEntryFailMachineCheck, on_entry_failure},
     {exit_reason::kEptViolation, on_ept_violation},
     {exit_reason::kInvept, on_vmx_instruction},
+    {exit_reason::kPreemptionTimer, on_preemption_timer},
     {exit_reason::kInvvpid, on_vmx_instruction},
     {exit_reason::kVmfunc, on_vmx_instruction},
     {exit_reason::kXsetbv, on_xsetbv},

@@ -18,6 +18,7 @@
 #include "kernel/base/log.hpp"
 #include "kernel/base/optional.hpp"
 #include "kernel/platform/guest_memory.hpp"
+#include "kernel/platform/overlays.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/ept.hpp"
@@ -108,10 +109,11 @@ struct ExitContext {
   PendingEvents& events;
   const VmxCapabilities& caps;  // CR fixed bits for CR-access emulation
   // microhv's own memory (not present in EPT: the layout's hidden range) and
-  // the hypercall overlay page (read+execute), for clear reporting of guest
+  // the overlay pages (the hypercall page read+execute, the reference TSC
+  // page read-only; indexed by OverlayId), for clear reporting of guest
   // accesses to them; at most a few such lines are logged (denied_log).
   const EptLayout* hidden = nullptr;
-  Optional<Gpa> overlay_page{};
+  Optional<Gpa> overlay_pages[kOverlayCount]{};
   log::RateLimit* denied_log = nullptr;
   // This VP's inbox (vmx/smp.hpp): an NMI exit asks it whether the NMI was
   // a kick from another CPU or a genuine NMI. nullptr: every NMI is genuine.
@@ -180,6 +182,17 @@ constexpr IoRoute route_io(const IoAccess& a, bool testdev) {
 // VMWRITE failed (reported; the VP cannot go on).
 [[nodiscard]] bool apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps,
                                     bool bsp, GuestRegs& regs, PendingEvents& events);
+
+// The VMX-preemption timer value (SDM 26.5.1: it counts down by one each
+// time bit `rate` of the TSC changes, IA32_VMX_MISC[4:0]) that makes the VM
+// exit no earlier than TSC `deadline`: 0 (exit before the first guest
+// instruction) when it has passed; saturated at 2^32 - 1 for deadlines
+// further out (the exit then comes early and the timer is armed again).
+constexpr uint32_t preemption_timer_value(uint64_t now_tsc, uint64_t deadline_tsc, uint8_t rate) {
+  if (deadline_tsc <= now_tsc) return 0;
+  const uint64_t ticks = (deadline_tsc - now_tsc) >> (rate & 31);
+  return ticks >= 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(ticks + 1);
+}
 
 // Pieces exposed for tests.
 bool xsetbv_valid(uint32_t index, uint64_t value, uint64_t supported_xcr0);

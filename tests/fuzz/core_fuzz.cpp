@@ -327,8 +327,9 @@ void step(World& w, Reader& in) {
       checked_hypercall(w, side, vp, regs);
       break;
     }
-    case 1: {  // any synthetic MSR, values shaped like pages or SINTs now and then
-      const uint32_t msr = 0x40000000u + in.take<uint8_t>();
+    case 1: {  // any synthetic MSR (the whole range: crash MSRs at 0x40000100),
+               // values shaped like pages or SINTs now and then
+      const uint32_t msr = 0x40000000u + (in.take<uint16_t>() & 0x1FF);
       uint64_t value = in.take<uint64_t>();
       const uint8_t shape = in.take<uint8_t>();
       if (shape & 1) value = (value % side.pages) << 12 | (value & 1);
@@ -337,7 +338,7 @@ void step(World& w, Reader& in) {
       break;
     }
     case 2:
-      checked_rdmsr(w, side, vp, 0x40000000u + in.take<uint8_t>());
+      checked_rdmsr(w, side, vp, 0x40000000u + (in.take<uint16_t>() & 0x1FF));
       break;
     case 3: {  // the guest writes its own RAM: input pages, slots, flags
       const uint64_t at = in.take<uint16_t>() % (side.pages * kPageSize - 8);

@@ -53,8 +53,9 @@ struct World {
     hv = new (hv_storage) Hypervisor;
     for (GuestSide& s : sides) {
       s.partition = hv->create_partition(
-          {PartitionId(s.id), s.vps, kFullFeatures, kDefaultQuota, PartitionId(s.parent)}, s.memory,
-          s.irqs, clock, s.overlays);
+          {PartitionId(s.id), s.vps, kFullFeatures, kDefaultQuota, PartitionId(s.parent),
+           TimeBase{test::FakeClock::kTscHz, 100'000'000}},
+          s.memory, s.irqs, clock, s.overlays);
       expect(s.partition != nullptr, "world: partition not created");
       ShadowPartition shadow;
       shadow.id = s.id;

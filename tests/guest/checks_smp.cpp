@@ -287,6 +287,7 @@ void group_smp() {
     clear_bsp_slot();
   }
 
+  time_checks_on_vp1();
   if (!g_ap_lost) run(kCmdExit, "exit");
 }
 

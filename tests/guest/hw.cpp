@@ -70,7 +70,7 @@ struct PerCpu {
 };
 PerCpu g_cpu[kMaxCpus + 1];
 volatile uint32_t g_irq_counts[kMaxCpus + 1][kIrqCount];  // per CPU and SINT vector
-volatile uint64_t g_irq_tsc[kMaxCpus + 1][kIrqCount];     // TSC of the last one (SMP only)
+volatile uint64_t g_irq_tsc[kMaxCpus + 1][kIrqCount];     // TSC of the last one
 unsigned g_cpu_count = 1;
 uint32_t g_apic_ids[kMaxCpus];
 IrqHook g_irq_hook;
@@ -342,7 +342,7 @@ extern "C" void guest_trap(guest::GuestFrame* f) {
   if (f->vector >= kIrqBase && f->vector < kIrqBase + kIrqCount) {
     unsigned i = static_cast<unsigned>(f->vector - kIrqBase);
     g_irq_counts[cpu][i] = g_irq_counts[cpu][i] + 1;
-    if (g_cpu_count > 1) g_irq_tsc[cpu][i] = rdtsc();
+    g_irq_tsc[cpu][i] = rdtsc();
     if (g_irq_hook != nullptr) g_irq_hook(cpu, static_cast<uint8_t>(f->vector));
     if (g_non_auto_eoi[i]) apic_eoi();
     return;

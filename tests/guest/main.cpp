@@ -6,7 +6,8 @@
 //   --demo                    the SynIC demo instead of the checks (demo.cpp)
 //   --bench                   the round-trip benchmark instead (bench.cpp)
 //   --load                    the multi-CPU load test instead (load.cpp)
-// Groups: guest cpuid msr hypercall port message seed event sint isolation smp.
+// Groups: guest cpuid msr hypercall port message seed event sint time isolation smp.
+//   --crash-at-end            after the summary, report a crash (crash MSRs)
 #include <efi.h>
 
 #include "boot/efi/mp_services.hpp"
@@ -129,6 +130,7 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
   }
   microhv::format(buf, sizeof(buf), "%u passed, %u failed", g_passed, g_failed);
   line(buf);
+  if (has_option("--crash-at-end")) report_crash_at_end();
   shutdown();
 }
 
@@ -396,6 +398,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   env.out = alloc_pages(1);
   env.sim = alloc_pages(1);
   env.sief = alloc_pages(1);
+  env.time_pages = alloc_pages(3);
   uint32_t apic_ids[kMaxCpus] = {};
   discover_cpus(apic_ids);
   bool cpu_pages_ok = true;
@@ -426,7 +429,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     if (g_only[0] != '\0') note("running only groups: %s", g_only);
   }
   if (env.hypercall_page == nullptr || env.in == nullptr || env.out == nullptr ||
-      env.sim == nullptr || env.sief == nullptr || !cpu_pages_ok) {
+      env.sim == nullptr || env.sief == nullptr || env.time_pages == nullptr || !cpu_pages_ok) {
     abort_suite("AllocatePages failed");
   }
   cli();
@@ -459,6 +462,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
       {"seed", group_seed},
       {"event", group_event},
       {"sint", group_sint},
+      {"time", group_time},
       {"isolation", group_isolation},
       {"authority", group_authority},
       {"smp", group_smp},

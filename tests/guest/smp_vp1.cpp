@@ -89,6 +89,10 @@ void ap_main(void*) {
       case kCmdWait:
         ap_wait(b, seq);
         break;
+      case kCmdTimeSample:
+      case kCmdStimerHalt:
+        ap_time_command(b, seq);
+        break;
       case kCmdExit:
         // Back to the firmware's IDT: nothing may reach our vectors there.
         wrmsr(tlfs::msr::kScontrol, 0);

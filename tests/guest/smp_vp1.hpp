@@ -19,7 +19,15 @@ constexpr uint16_t kEvtFlag = 5;  // of flags 0..15
 constexpr uint32_t kTypeSmp = 0x4D560500;
 
 // ------------------------------------------------------------------ mailbox
-enum Cmd : uint32_t { kCmdSetup = 1, kCmdVpIndex, kCmdWait, kCmdClearEomWait, kCmdExit };
+enum Cmd : uint32_t {
+  kCmdSetup = 1,
+  kCmdVpIndex,
+  kCmdWait,
+  kCmdClearEomWait,
+  kCmdExit,
+  kCmdTimeSample,  // read TIME_REF_COUNT, the TSC page at `arg`, TIME_REF_COUNT
+  kCmdStimerHalt,  // STIMER0 CONFIG = arg, COUNT = now + ticks; wait halted for `vector`
+};
 
 struct Box {
   // Request (written by the BSP before it bumps seq).
@@ -30,6 +38,7 @@ struct Box {
                     // wait ends on the target or the BSP's abort) ...
   uint64_t quiet;   // ... then this many more, to catch a duplicate
   bool halt;        // wait in `sti; hlt` instead of spinning
+  uint64_t arg;     // the time commands' argument
   // Control.
   uint32_t seq;      // BSP: request number
   uint32_t done;     // AP: number of the last finished request
@@ -42,6 +51,7 @@ struct Box {
   uint32_t count;    // irq_count(vector) at the end of the wait
   uint32_t wakeups;  // returns from hlt
   uint64_t halt_tsc;
+  uint64_t res[3];  // the time commands' results
   char why[200];
 };
 extern Box g_box;
@@ -96,6 +106,13 @@ struct Delivery {
 };
 
 Delivery post_to_vp1(uint32_t conn, uint32_t seq_no, bool halt);
+
+// The time group's checks on VP 1 (checks_time_vp1.cpp), run by the smp
+// group while VP 1's command loop is up and its SynIC programmed.
+void time_checks_on_vp1();
+// VP 1's side of kCmdTimeSample and kCmdStimerHalt.
+void ap_time_command(Box& b, uint32_t seq);
+void ap_wait(Box& b, uint32_t seq);
 bool make_port(uint32_t port, uint32_t conn, tlfs::PortType type, uint8_t sint, uint32_t vp,
                uint16_t base, uint16_t count, char* why, size_t cap);
 

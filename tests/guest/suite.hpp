@@ -7,6 +7,8 @@
 //   checks_basic.cpp       groups guest, cpuid, msr
 //   checks_hypercall.cpp   groups hypercall, port
 //   checks_synic.cpp       groups message, seed, event, sint
+//   checks_time.cpp        group time (TSC page, synthetic timers, frequency and crash MSRs)
+//   checks_time_vp1.cpp    the time checks on VP 1 (run from the smp group)
 //   checks_isolation.cpp   group isolation (microhv's memory is unreachable)
 //   checks_smp.cpp         group smp (cross-VP delivery, needs >= 2 CPUs)
 //   smp_vp1.{hpp,cpp}      the smp group's harness: VP 1's command loop, the mailbox
@@ -102,7 +104,7 @@ unsigned cpu_count();
 unsigned this_cpu();  // by local APIC ID; kMaxCpus for a CPU not in the table
 uint32_t apic_id();   // of the calling CPU
 uint32_t irq_count_on(unsigned cpu, uint8_t vector);
-uint64_t irq_tsc_on(unsigned cpu, uint8_t vector);  // TSC at the last one (>= 2 CPUs only)
+uint64_t irq_tsc_on(unsigned cpu, uint8_t vector);  // TSC at the last one
 // Called (after the count is bumped) for every SINT vector on every CPU.
 using IrqHook = void (*)(unsigned cpu, uint8_t vector);
 void set_irq_hook(IrqHook hook);
@@ -161,6 +163,8 @@ struct Env {
   uint8_t* sief;         // SIEF page
   bool hypercall_ready;  // HYPERCALL MSR enabled and page not our fill pattern
   bool synic_ready;      // SIMP, SIEFP, SCONTROL and our SINTs programmed
+  uint8_t* time_pages;   // 3 pages for the reference TSC page and the crash message
+  uint8_t* tsc_page;     // where the time group left the reference TSC page enabled (or null)
   // Per processor 0..cpu_count()-1 (the smp group uses CPU 1's, --load
   // every CPU's; the checks on CPU 0 use the pages above). Null for CPUs that
   // do not exist.
@@ -252,6 +256,10 @@ static constexpr SintSetting kReceiverSints[] = {
     {kSintEvt, kVecEvt | tlfs::sint_bits::kAutoEoi},
 };
 
+// The TLFS 12.7.3 reader: the reference time from the page and this CPU's
+// TSC, retried while the sequence changes; false on sequence 0.
+bool read_tsc_page(const volatile tlfs::ReferenceTscPage* page, uint64_t* time);
+
 // ------------------------------------------------------------------ fixtures
 bool ensure_hypercall();  // GUEST_OS_ID + HYPERCALL page
 bool ensure_synic();      // SIMP, SIEFP, SCONTROL, SINT3..6
@@ -272,6 +280,9 @@ uint64_t option_number(const char* prefix, uint64_t fallback, uint64_t lo, uint6
 bool detect_hyperv(char* why, size_t cap);
 void say(const char* text);    // one COM1 line
 [[noreturn]] void shutdown();  // firmware IDT back, COM1 drained, ResetSystem(shutdown)
+// --crash-at-end: after the summary, report a crash with a text message
+// through the crash MSRs (microhv prints it and stops the partition).
+void report_crash_at_end();
 
 [[noreturn]] void run_demo();   // demo.cpp: --demo
 [[noreturn]] void run_bench();  // bench.cpp: --bench
@@ -304,6 +315,7 @@ void group_message();
 void group_seed();
 void group_event();
 void group_sint();
+void group_time();
 void group_isolation();
 void group_authority();
 void group_smp();

@@ -177,7 +177,8 @@ struct Rig {
   ExitAction run(uint32_t reason, uint64_t qualification = 0) {
     ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, c};
     ctx.hidden = &layout;
-    ctx.overlay_page = Gpa(0x5000);
+    ctx.overlay_pages[0] = Gpa(0x5000);  // the hypercall page
+    ctx.overlay_pages[1] = ctx_overlay_tsc;
     ctx.remote = with_remote ? &remote : nullptr;
     ctx.bsp = bsp;
     ctx.testdev = testdev;
@@ -199,6 +200,7 @@ struct Rig {
   bool with_remote = true, bsp = false, testdev = false, kicked = false;
   uint64_t apic_page = ~0ull;
   GuestMemory* memory = nullptr;
+  Optional<Gpa> ctx_overlay_tsc{};  // the reference TSC page overlay, if placed
 };
 
 }  // namespace microhv::test

@@ -82,10 +82,14 @@ class FakeInterrupts final : public InterruptSink {
   std::vector<Raised> raised;
 };
 
+// The host TSC as the test sets it. With kTscHz (1 GHz, the harness' time
+// base) 100 ticks are one reference-time unit (100 ns).
 class FakeClock final : public ReferenceClock {
  public:
-  uint64_t now_100ns() override { return now; }
-  uint64_t now = 0;
+  static constexpr uint64_t kTscHz = 1'000'000'000;
+  uint64_t read_tsc() override { return tsc; }
+  void advance_100ns(uint64_t units) { tsc += units * (kTscHz / 10'000'000); }
+  uint64_t tsc = 0;
 };
 
 // Overlays as the core drives them: each one's page contents, where it is

@@ -21,6 +21,7 @@ inline constexpr uint64_t kSimBase = 0x10000;   // VP n: kSimBase + n * 0x2000
 inline constexpr uint64_t kSiefBase = 0x11000;  // VP n: kSiefBase + n * 0x2000
 inline constexpr uint64_t kRamPages = 256;      // 1 MiB
 inline constexpr uint8_t kVector = 0x50;
+inline constexpr uint64_t kApicHz = 100'000'000;  // the harness' APIC timer clock
 
 inline uint64_t sim_of(uint32_t vp) {
   return kSimBase + vp * 0x2000;
@@ -42,7 +43,10 @@ struct Guest {
       shared = owned.get();
     }
     hv = shared;
-    partition = hv->create_partition(config, memory, irqs, clock, overlays);
+    // The time base the fake clock runs at, unless the test chose one.
+    PartitionConfig with_time = config;
+    if (with_time.time.tsc_hz == 0) with_time.time = TimeBase{FakeClock::kTscHz, kApicHz};
+    partition = hv->create_partition(with_time, memory, irqs, clock, overlays);
     REQUIRE(partition != nullptr);
   }
 

@@ -271,6 +271,42 @@ TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode
   CHECK(i.vmcs.fields[Field::kGuestActivityState] == activity::kActive);
 }
 
+TEST_CASE("exits: a write to the reference TSC page overlay is #GP too") {
+  Rig r;
+  r.ctx_overlay_tsc = Gpa(0x7000);
+  r.vmcs.fields[Field::kGuestPhysicalAddress] = 0x7010;
+  CHECK(r.run(exit_reason::kEptViolation, 0x2 /* write */) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+}
+
+TEST_CASE("exits: VMX-preemption timer exits resume at the same RIP (timers run before entry)") {
+  Rig r;
+  CHECK(r.run(exit_reason::kPreemptionTimer) == ExitAction::kRetry);
+  CHECK_FALSE(r.events.exception);
+  CHECK_FALSE(r.events.any_interrupt());
+}
+
+TEST_CASE("preemption timer: the value that exits no earlier than the deadline (SDM 26.5.1)") {
+  // Passed or now: 0, the VM exits before the first guest instruction.
+  CHECK(preemption_timer_value(1000, 1000, 0) == 0);
+  CHECK(preemption_timer_value(1000, 999, 5) == 0);
+  // The timer drops by one each time TSC bit `rate` changes: a value of v
+  // expires after (v - 1) * 2^rate to v * 2^rate ticks, so one more.
+  CHECK(preemption_timer_value(1000, 1001, 0) == 2);
+  CHECK(preemption_timer_value(0, 1024, 5) == 33);
+  CHECK(preemption_timer_value(0, 1023, 5) == 32);
+  for (uint8_t rate : {0, 3, 5, 10, 31}) {
+    for (uint64_t d : {1ull, 77ull, 4096ull, 1'000'000ull}) {
+      const uint32_t v = preemption_timer_value(0, d, rate);
+      CHECK((uint64_t{v} - 1) << rate <= d);  // the earliest exit is not before d
+      CHECK(v >= 1);
+    }
+  }
+  // Far deadlines saturate: the exit comes early and the timer is re-armed.
+  CHECK(preemption_timer_value(0, ~0ull, 0) == 0xFFFFFFFFu);
+  CHECK(preemption_timer_value(0, 1ull << 40, 5) == 0xFFFFFFFFu);
+}
+
 TEST_CASE("exits: interrupt window does nothing but resume (injection runs before entry)") {
   Rig r;
   CHECK(r.run(exit_reason::kInterruptWindow) == ExitAction::kRetry);

@@ -65,15 +65,16 @@ struct Vcpu {
   uint32_t index = 0;      // VP index
   uint32_t processor = 0;  // MP services processor number
   ApicId apic_id{0};
-  bool bsp = false;       // IA32_APIC_BASE.BSP on this CPU
-  Vp* vp = nullptr;       // set once the CPU is a VP (published with release)
-  HwVmcs vmcs;            // this CPU's current VMCS
-  VpCore core;            // the core as this VP's exit handlers reach it
-  PendingEvents events;   // touched by this CPU only; other CPUs use frame->remote
-  EntryEventState entry;  // injection armed; cached primary controls (windows, MTF)
-  VpCpuState cpu_state;   // APIC mode, MTRRs, TSC offset...: this CPU only
-  bool launched = false;  // the first VM exit has been seen
-  bool io_step = false;   // step_io_natively armed (MTF)
+  bool bsp = false;           // IA32_APIC_BASE.BSP on this CPU
+  Vp* vp = nullptr;           // set once the CPU is a VP (published with release)
+  HwVmcs vmcs;                // this CPU's current VMCS
+  VpCore core;                // the core as this VP's exit handlers reach it
+  PendingEvents events;       // touched by this CPU only; other CPUs use frame->remote
+  EntryEventState entry;      // injection armed; cached primary controls (windows, MTF)
+  uint32_t pin_controls = 0;  // cached pin-based controls (the preemption timer); 0: not read yet
+  VpCpuState cpu_state;       // APIC mode, MTRRs, TSC offset...: this CPU only
+  bool launched = false;      // the first VM exit has been seen
+  bool io_step = false;       // step_io_natively armed (MTF)
   bool apic_warned = false;
   bool kick_warned = false;
   uint16_t host_tr = 0;
@@ -113,13 +114,17 @@ struct Host {
   uint64_t eptp = 0;
   uint64_t invept_type = 0, invvpid_type = 0;  // single-context when supported
   bool mtf = false;                            // monitor trap flag (string I/O stepping)
+  // The VMX-preemption timer (PINBASED_CTLS allowed-1 bit 6) and its rate
+  // (IA32_VMX_MISC[4:0]): the host timer behind the synthetic timers.
+  bool preemption_timer = false;
+  uint8_t preemption_timer_rate = 0;
   uint32_t cpu_count = 0;
   Vcpu vcpus[kMaxCpus];
   SpinLock ept_lock;
-  // Where the hypercall page is mapped (a GPA, kNoOverlay: nowhere); read by
-  // every CPU's exit path without the EPT lock, hence raw and atomic.
+  // Where each overlay (OverlayId) is mapped (a GPA, kNoOverlay: nowhere);
+  // read by every CPU's exit path without the EPT lock, hence raw and atomic.
   static constexpr uint64_t kNoOverlay = ~0ull;
-  uint64_t overlay_gpa = kNoOverlay;
+  uint64_t overlay_gpa[kOverlayCount] = {kNoOverlay, kNoOverlay};
   uint64_t ept_generation = 0;           // bumped on every EPT change after launch
   Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port

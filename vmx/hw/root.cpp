@@ -14,6 +14,7 @@
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
 #include "arch/msr.hpp"
+#include "vmx/features.hpp"
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
 #include "vmx/hw/launch.hpp"
@@ -65,6 +66,11 @@ bool adopt_capabilities(Host& h) {
   const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
   h.mtf =
       control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
+  // The host timer for synthetic timers (SDM 26.5.1): the VMX-preemption
+  // timer and its rate, as vmx/features decides them.
+  const FeatureDecision features = decide_features(h.caps);
+  h.preemption_timer = features.preemption_timer;
+  h.preemption_timer_rate = features.preemption_timer_rate;
   return true;
 }
 
@@ -113,11 +119,24 @@ bool build_ept(Host& h) {
 // always the number of CPUs running as VPs), and microhv's services
 // attached to it. Returns the BSP's VP, or nullptr.
 Vp* create_guest(Host& h) {
-  h.clock.start(h.info.tsc_hz);
   // The guest may hold what the VMBus host leaves of the port tables.
   const PartitionQuota quota{kMaxPorts - vmbus::kHostQuota.ports,
                              kMaxConnections - vmbus::kHostQuota.connections};
-  const PartitionConfig config{kGuestPartition, 1, kFullFeatures, quota};
+  const TimeBase time{h.info.tsc_hz, h.info.apic_hz};
+  // Invariant TSC is not advertised yet: besides CPUID.80000007:EDX[8] it
+  // needs every CPU to run one TSC, which microhv does not check.
+  const PlatformTimeSupport support{h.preemption_timer, false};
+  const PartitionFeatures features = restrict_features(kFullFeatures, time, support);
+  const PartitionConfig config{kGuestPartition, 1, features, quota, PartitionId{0}, time};
+  log::info(
+      "time: TSC %llu kHz, APIC timer %llu kHz; synthetic timers %s (VMX-preemption timer%s, rate "
+      "2^%u); reference TSC page %s; invariant TSC not advertised (CPUID.80000007:EDX[8] = %u, "
+      "one TSC on every CPU not checked); CPUID 0x40000003 EAX 0x%x EDX 0x%x\n",
+      (unsigned long long)(time.tsc_hz / 1000), (unsigned long long)(time.apic_hz / 1000),
+      (features.msr_access & tlfs::cpuid::kAccessSynicTimers) != 0 ? "on" : "off",
+      h.preemption_timer ? "" : " missing", h.preemption_timer_rate,
+      (features.msr_access & tlfs::cpuid::kAccessPartitionReferenceTsc) != 0 ? "on" : "off",
+      h.info.host_invariant_tsc ? 1u : 0u, features.msr_access, features.misc);
   h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
   if (h.partition == nullptr) return nullptr;
   // The built-in VMBus host: a service partition with connections 4 and 1
