@@ -25,7 +25,7 @@ Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemo
 Partition* Hypervisor::create_service_partition(PartitionId id, MessageService& service) {
   Partition* p = claim_slot(id);
   if (p != nullptr)
-    p->init(*this, {id, 0, PartitionFeatures{0, 0}}, {nullptr, nullptr, nullptr, nullptr},
+    p->init(*this, {id, 0, PartitionFeatures{0, 0, 0}}, {nullptr, nullptr, nullptr, nullptr},
             &service);
   return p;
 }

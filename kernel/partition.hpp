@@ -48,6 +48,9 @@ class Vp {
 struct PartitionFeatures {
   uint32_t msr_access;  // CPUID 0x40000003.EAX bits (tlfs::cpuid::kAccess*)
   uint32_t privileges;  // CPUID 0x40000003.EBX bits (kPostMessages ...)
+  // CPUID 0x40000004.EAX recommendations whose hypercalls the partition
+  // accepts; a call whose hint is clear is unknown to it.
+  uint32_t hints;
 };
 
 // Everything microhv implements, granted to an ordinary guest partition.
@@ -55,7 +58,8 @@ inline constexpr PartitionFeatures kFullFeatures{
     tlfs::cpuid::kAccessPartitionRefCounter | tlfs::cpuid::kAccessSynicRegs |
         tlfs::cpuid::kAccessHypercallMsrs | tlfs::cpuid::kAccessVpIndex,
     tlfs::cpuid::kPostMessages | tlfs::cpuid::kSignalEvents | tlfs::cpuid::kCreatePort |
-        tlfs::cpuid::kConnectPort};
+        tlfs::cpuid::kConnectPort,
+    0};
 
 struct PartitionConfig {
   PartitionId id;
@@ -73,6 +77,7 @@ class Partition {
   void set_features(const PartitionFeatures& f) { features_ = f; }
   bool has_privilege(uint32_t ebx_bit) const { return (features_.privileges & ebx_bit) != 0; }
   bool has_msr_access(uint32_t eax_bit) const { return (features_.msr_access & eax_bit) != 0; }
+  bool has_hints(uint32_t hint_bits) const { return (features_.hints & hint_bits) == hint_bits; }
 
   uint32_t vp_count() const { return vp_count_; }
   // Bounds-checked: nullptr for an index that names no VP.

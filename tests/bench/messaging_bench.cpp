@@ -104,7 +104,7 @@ struct Setup {
   }
   uint64_t call(uint64_t control) {
     HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, kInput, 0, 0, 0};
-    return handle_hypercall(*vp, regs).result;
+    return handle_hypercall(*vp, regs).value;
   }
 };
 

@@ -7,10 +7,13 @@
 // The oracle keeps its own shadow of what the guest programmed (SIMP, SIEFP,
 // the SINTs), from the TLFS rules for which writes are accepted, and never
 // reads the core's SynIC. Invariants, besides ASan/UBSan: every result is a
-// defined status with zero reserved bits; every SynIC MSR write is accepted
+// defined status with zero reserved bits and no more reps completed than
+// asked; a continued rep call makes progress; every SynIC MSR write is accepted
 // or refused (#GP) exactly as the TLFS says; the core writes only inside SIM
 // or SIEF pages the guest enabled; every interrupt raised is the vector and
-// AutoEOI setting of an unmasked SINT of that VP.
+// AutoEOI setting of an unmasked SINT of that VP, or (after a successful
+// SendSyntheticClusterIpi) one fixed vector of 16..255, not AutoEOI, on VPs
+// of the partition.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -141,6 +144,40 @@ struct Shadow {
   }
 };
 
+// One VMCALL as the CPU runs it, continued rep calls included. Checks the
+// result's shape; IPIs are checked and consumed from `irqs`.
+void checked_hypercall(Shadow& shadow, test::FakeInterrupts& irqs, Vp& vp, HypercallRegs regs) {
+  const uint64_t control = regs.mode == CpuMode::kLong64 ? regs.rcx : regs.rdx << 32 | regs.rax;
+  const uint16_t code = static_cast<uint16_t>(control);
+  const uint32_t reps = tlfs::control::rep_count(control);
+  shadow.check_interrupts(irqs);
+  HypercallOutcome out{};
+  for (uint32_t round = 0;; ++round) {
+    out = handle_hypercall(vp, regs);
+    if (out.end != HypercallEnd::kContinue) break;
+    // Progress: the rep start grows, and stays below the rep count.
+    const uint32_t before = tlfs::control::rep_start(control);
+    const uint32_t after = tlfs::control::rep_start(out.value);
+    if (after <= before || after >= reps || round > tlfs::control::kMaxReps) abort();
+    uint64_t rax = regs.rax, rdx = regs.rdx;
+    store_hypercall_control(regs, out.value, &regs.rcx, &rax, &rdx);
+    regs.rax = rax;
+    regs.rdx = rdx;
+  }
+  if (out.end == HypercallEnd::kUndefinedOpcode) return;
+  if (!known_status(static_cast<uint16_t>(out.value))) abort();
+  if ((out.value & 0xFFFF0000FFFF0000ull) != 0) abort();  // reserved result bits
+  if (((out.value >> 32) & 0xFFF) > reps) abort();
+  const bool ipi = code == uint16_t(tlfs::CallCode::kSendSyntheticClusterIpi) ||
+                   code == uint16_t(tlfs::CallCode::kSendSyntheticClusterIpiEx);
+  if (!ipi || static_cast<uint16_t>(out.value) != 0) return;
+  for (; shadow.irqs_checked < irqs.raised.size(); ++shadow.irqs_checked) {
+    const auto& r = irqs.raised[shadow.irqs_checked];
+    const auto& first = irqs.raised[irqs.raised.size() - 1];
+    if (r.vp >= kVps || r.auto_eoi || r.vector < 16 || r.vector != first.vector) abort();
+  }
+}
+
 // A synthetic MSR write, checked against the shadow where it follows the
 // MSR. What the write delivers is raised with the SINTs as they were.
 void checked_wrmsr(Shadow& shadow, const test::FakeInterrupts& irqs, Vp& vp, uint32_t msr,
@@ -188,11 +225,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         regs.r8 = in.take<uint64_t>();
         regs.rax = in.take<uint16_t>();
         regs.rbx = in.take<uint16_t>();
-        HypercallOutcome out = handle_hypercall(vp, regs);
-        if (!out.inject_ud) {
-          if (!known_status(static_cast<uint16_t>(out.result))) abort();
-          if ((out.result >> 16) != 0) abort();  // no reps, reserved bits clear
-        }
+        checked_hypercall(shadow, irqs, vp, regs);
         break;
       }
       case 1: {  // wrmsr
