@@ -38,8 +38,10 @@ bool hyperv_cpuid(const Partition& partition, uint32_t leaf, CpuidRegs* out) {
       out->ebx = f.privileges & ~tlfs::cpuid::kCpuManagement;  // never the root
       break;
     case tlfs::cpuid::kHintsLeaf:
-      // No hint bits: AutoEOI is not deprecated (bit 9) and this is not a
-      // nested hypervisor (bit 12). EBX: never notify long spin waits.
+      // The recommendations whose hypercalls the partition accepts (the
+      // call table gates them on the same bits). Never AutoEOI deprecated
+      // (bit 9) or nested (bit 12). EBX: never notify long spin waits.
+      out->eax = f.hints & ~(tlfs::cpuid::kHintDeprecateAutoEoi | tlfs::cpuid::kHintNested);
       out->ebx = 0xFFFFFFFF;
       break;
     case tlfs::cpuid::kLimitsLeaf:

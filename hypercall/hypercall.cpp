@@ -9,6 +9,8 @@
 
 #include "hypercall/abi.hpp"
 #include "hypercall/calls.hpp"
+#include "hypercall/processor_calls.hpp"
+#include "hypercall/tlfs/processor_calls.hpp"
 #include "kernel/hypervisor.hpp"
 
 namespace microhv {
@@ -57,6 +59,10 @@ constexpr CallShape fixed() {
 
 namespace cpuid = tlfs::cpuid;
 using tlfs::CallCode;
+constexpr uint32_t kIpi = cpuid::kHintClusterIpi;
+constexpr uint32_t kFlush = cpuid::kHintRemoteTlbFlush;
+constexpr uint32_t kEx = cpuid::kHintExProcessorMasks;
+constexpr uint32_t kGvaRange = sizeof(uint64_t);
 
 constexpr CallSpec kCalls[] = {
     {CallCode::kDeletePort, fixed<tlfs::DeletePortInput>(), cpuid::kCreatePort, 0,
@@ -71,6 +77,32 @@ constexpr CallSpec kCalls[] = {
      simple<hv_create_port>},
     {CallCode::kConnectPort, fixed<tlfs::ConnectPortInput>(), cpuid::kConnectPort, 0,
      simple<hv_connect_port>},
+    // No privilege bit guards these; the partition offers them with its
+    // CPUID 0x40000004 recommendations (TLFS: the Ex forms with
+    // ExProcessorMasks).
+    {CallCode::kSendSyntheticClusterIpi, fixed<tlfs::SendIpiInput>(), 0, kIpi, hv_send_ipi},
+    {CallCode::kSendSyntheticClusterIpiEx,
+     {sizeof(tlfs::SendIpiExHeader), true, 0, 0},
+     0,
+     kIpi | kEx,
+     hv_send_ipi_ex},
+    {CallCode::kFlushVirtualAddressSpace, fixed<tlfs::FlushSpaceInput>(), 0, kFlush,
+     hv_flush_space},
+    {CallCode::kFlushVirtualAddressList,
+     {sizeof(tlfs::FlushSpaceInput), false, kGvaRange, 0},
+     0,
+     kFlush,
+     hv_flush_list},
+    {CallCode::kFlushVirtualAddressSpaceEx,
+     {sizeof(tlfs::FlushSpaceExHeader), true, 0, 0},
+     0,
+     kFlush | kEx,
+     hv_flush_space_ex},
+    {CallCode::kFlushVirtualAddressListEx,
+     {sizeof(tlfs::FlushSpaceExHeader), true, kGvaRange, 0},
+     0,
+     kFlush | kEx,
+     hv_flush_list_ex},
 };
 
 }  // namespace

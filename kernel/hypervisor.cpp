@@ -15,18 +15,20 @@ Partition* Hypervisor::claim_slot(PartitionId id) {
 
 Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemory& memory,
                                         InterruptSink& interrupts, ReferenceClock& clock,
-                                        GuestPhysicalOverlays& overlays) {
+                                        GuestPhysicalOverlays& overlays, GuestTlb& tlb) {
   if (config.vp_count > kMaxVps) return nullptr;
   Partition* p = claim_slot(config.id);
-  if (p != nullptr) p->init(*this, config, {&memory, &interrupts, &clock, &overlays}, nullptr);
+  if (p != nullptr) {
+    p->init(*this, config, {&memory, &interrupts, &clock, &overlays, &tlb}, nullptr);
+  }
   return p;
 }
 
 Partition* Hypervisor::create_service_partition(PartitionId id, MessageService& service) {
   Partition* p = claim_slot(id);
   if (p != nullptr)
-    p->init(*this, {id, 0, PartitionFeatures{0, 0, 0}}, {nullptr, nullptr, nullptr, nullptr},
-            &service);
+    p->init(*this, {id, 0, PartitionFeatures{0, 0, 0}},
+            {nullptr, nullptr, nullptr, nullptr, nullptr}, &service);
   return p;
 }
 

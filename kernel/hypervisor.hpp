@@ -17,7 +17,7 @@ class Hypervisor {
   // or every partition slot is taken.
   Partition* create_partition(const PartitionConfig& config, GuestMemory& memory,
                               InterruptSink& interrupts, ReferenceClock& clock,
-                              GuestPhysicalOverlays& overlays);
+                              GuestPhysicalOverlays& overlays, GuestTlb& tlb);
   // A service partition (no VPs, no memory): see MessageService.
   Partition* create_service_partition(PartitionId id, MessageService& service);
   // Resolves a TLFS partition id as seen by `caller` (HV_PARTITION_ID_SELF).

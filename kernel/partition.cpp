@@ -9,6 +9,7 @@ void Partition::init(Hypervisor& hv, const PartitionConfig& config, const Platfo
   interrupts_ = platform.interrupts;
   clock_ = platform.clock;
   overlays_ = platform.overlays;
+  tlb_ = platform.tlb;
   service_ = service;
   id_ = config.id;
   features_ = config.features;

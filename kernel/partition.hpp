@@ -10,6 +10,7 @@
 #include "kernel/platform/guest_memory.hpp"
 #include "kernel/platform/interrupts.hpp"
 #include "kernel/platform/overlays.hpp"
+#include "kernel/platform/tlb.hpp"
 #include "kernel/synic_state.hpp"
 
 namespace microhv {
@@ -31,6 +32,7 @@ class MessageService {
 };
 
 inline constexpr uint32_t kMaxVps = 64;
+static_assert(kMaxVps <= VpMask::kCapacity, "IPI and flush targets are a VpMask");
 
 class Vp {
  public:
@@ -49,7 +51,8 @@ struct PartitionFeatures {
   uint32_t msr_access;  // CPUID 0x40000003.EAX bits (tlfs::cpuid::kAccess*)
   uint32_t privileges;  // CPUID 0x40000003.EBX bits (kPostMessages ...)
   // CPUID 0x40000004.EAX recommendations whose hypercalls the partition
-  // accepts; a call whose hint is clear is unknown to it.
+  // accepts (tlfs::cpuid::kHintRemoteTlbFlush, kHintClusterIpi,
+  // kHintExProcessorMasks); a call whose hint is clear is unknown to it.
   uint32_t hints;
 };
 
@@ -59,7 +62,8 @@ inline constexpr PartitionFeatures kFullFeatures{
         tlfs::cpuid::kAccessHypercallMsrs | tlfs::cpuid::kAccessVpIndex,
     tlfs::cpuid::kPostMessages | tlfs::cpuid::kSignalEvents | tlfs::cpuid::kCreatePort |
         tlfs::cpuid::kConnectPort,
-    0};
+    tlfs::cpuid::kHintRemoteTlbFlush | tlfs::cpuid::kHintClusterIpi |
+        tlfs::cpuid::kHintExProcessorMasks};
 
 struct PartitionConfig {
   PartitionId id;
@@ -91,6 +95,7 @@ class Partition {
   InterruptSink& interrupts() const { return *interrupts_; }
   ReferenceClock& clock() const { return *clock_; }
   GuestPhysicalOverlays& overlays() const { return *overlays_; }
+  GuestTlb& tlb() const { return *tlb_; }
 
   // Partition-wide synthetic MSRs (TLFS 3.13); what they mean is
   // hypercall/msr.cpp.
@@ -99,12 +104,13 @@ class Partition {
 
  private:
   friend class Hypervisor;
-  // What a guest partition runs on: all four, or none for a service.
+  // What a guest partition runs on: all five, or none for a service.
   struct Platform {
     GuestMemory* memory;
     InterruptSink* interrupts;
     ReferenceClock* clock;
     GuestPhysicalOverlays* overlays;
+    GuestTlb* tlb;
   };
   void init(Hypervisor& hv, const PartitionConfig& config, const Platform& platform,
             MessageService* service);
@@ -114,6 +120,7 @@ class Partition {
   InterruptSink* interrupts_ = nullptr;
   ReferenceClock* clock_ = nullptr;
   GuestPhysicalOverlays* overlays_ = nullptr;
+  GuestTlb* tlb_ = nullptr;
   MessageService* service_ = nullptr;
   PartitionId id_{0};
   bool active_ = false;

@@ -61,6 +61,7 @@ bool known_status(uint16_t s) {
     case tlfs::Status::kInsufficientBuffers:
     case tlfs::Status::kInvalidSynicState:
     case tlfs::Status::kInsufficientMemory:
+    case tlfs::Status::kTimeout:  // a flush target that did not acknowledge (FakeTlb)
       return true;
     default:
       return false;
@@ -201,11 +202,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   test::FakeInterrupts irqs;
   test::FakeClock clock;
   test::FakeOverlays overlays;
+  test::FakeTlb tlb;
   Reader in{data, size};
   PartitionFeatures features = kFullFeatures;
   features.privileges &= in.take<uint8_t>() | 0xFFFFFF0Fu;  // sometimes drop privileges
+  features.hints &= in.take<uint8_t>() | 0xFFFFF0FFu;       // sometimes drop the IPI/flush hints
   Partition* partition =
-      hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock, overlays);
+      hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock, overlays, tlb);
   // The VMBus host listens on connections 1 and 4, which the structured
   // post below reaches.
   VmbusHost vmbus;
@@ -214,7 +217,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   for (int steps = 0; steps < 64 && in.size > 0; ++steps) {
     Vp& vp = *partition->vp(VpIndex(in.take<uint8_t>() % kVps));
-    switch (in.take<uint8_t>() % 9) {
+    switch (in.take<uint8_t>() % 10) {
       case 0: {  // hypercall
         HypercallRegs regs{};
         uint8_t mode = in.take<uint8_t>();
@@ -225,7 +228,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         regs.r8 = in.take<uint64_t>();
         regs.rax = in.take<uint16_t>();
         regs.rbx = in.take<uint16_t>();
+        tlb.answer = (mode & 0x80) == 0;
         checked_hypercall(shadow, irqs, vp, regs);
+        break;
+      }
+      case 9: {  // structured IPI or flush, with a VP set and a GVA list
+        uint8_t b = in.take<uint8_t>();
+        static const tlfs::CallCode kCodes[] = {tlfs::CallCode::kSendSyntheticClusterIpi,
+                                                tlfs::CallCode::kSendSyntheticClusterIpiEx,
+                                                tlfs::CallCode::kFlushVirtualAddressSpace,
+                                                tlfs::CallCode::kFlushVirtualAddressList,
+                                                tlfs::CallCode::kFlushVirtualAddressSpaceEx,
+                                                tlfs::CallCode::kFlushVirtualAddressListEx};
+        const uint64_t code = uint64_t(kCodes[b % 6]);
+        uint64_t header[4] = {in.take<uint8_t>(), in.take<uint8_t>() & 7u, in.take<uint8_t>() & 3u,
+                              in.take<uint8_t>() & 7u};
+        memory.store(0, header);
+        for (uint32_t i = 0; i < 8; ++i) memory.store(32 + 8 * i, in.take<uint64_t>());
+        const uint64_t var = (b >> 3) & 3, count = in.take<uint8_t>() % 140;
+        const uint64_t control = code | var << tlfs::control::kVarHeaderShift |
+                                 count << tlfs::control::kRepCountShift |
+                                 uint64_t{in.take<uint8_t>() % 8u} << tlfs::control::kRepStartShift;
+        tlb.answer = (b & 0x80) == 0;
+        checked_hypercall(shadow, irqs, vp, {CpuMode::kLong64, 0, 0, 0, control, 0, 0, 0, 0});
         break;
       }
       case 1: {  // wrmsr

@@ -42,7 +42,7 @@ struct Guest {
     }
     hv = shared;
     partition =
-        hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays);
+        hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays, tlb);
   }
 
   Vp& vp(uint32_t i) { return *partition->vp(VpIndex(i)); }
@@ -153,6 +153,7 @@ struct Guest {
   FakeInterrupts irqs;
   FakeClock clock;
   FakeOverlays overlays;
+  FakeTlb tlb;
   Partition* partition;
   uint32_t continuations = 0;
   uint64_t last_rcx = 0;

@@ -35,10 +35,12 @@
 #include "vmx/hw/ept.hpp"
 #include "vmx/hw/log_sink.hpp"
 #include "vmx/hw/memory.hpp"
+#include "vmx/hw/tlb.hpp"
 #include "vmx/hw/vmcs.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
+#include "vmx/tlb_flush.hpp"
 #include "vmx/vp_core.hpp"
 
 namespace microhv::vmx::hw {
@@ -49,9 +51,11 @@ struct VcpuFrame {
   GuestRegs regs;           // filled by microhv_vmexit_stub; HOST_RSP = &host_stack_top
   uint64_t host_stack_top;  // offset 128, read by the stub
   RemoteQueue remote;       // offset 136: remote.work is tested by the stub before VMRESUME
+  TlbInbox tlb;             // flush requests for this VP (vmx/tlb_flush.hpp)
 };
 static_assert(__builtin_offsetof(VcpuFrame, host_stack_top) == 128);
 static_assert(__builtin_offsetof(VcpuFrame, remote) == 136);
+static_assert(sizeof(VcpuFrame) <= kPageSize, "the frame is one page (vmx/launch.hpp)");
 
 struct Host;
 
@@ -101,6 +105,7 @@ struct Host {
   HwInterrupts interrupts{*this};
   TscClock clock;
   EptOverlays overlays{*this};
+  HwTlb tlb{*this};
   Hypervisor hv;
   VmbusHost vmbus;
   alignas(TestDevice) unsigned char testdev_storage[sizeof(TestDevice)];
@@ -109,6 +114,7 @@ struct Host {
   VmxCapabilities caps{};
   uint64_t eptp = 0;
   uint64_t invept_type = 0, invvpid_type = 0;  // single-context when supported
+  InvvpidSupport invvpid{};                    // what remote TLB flushes may use
   bool mtf = false;                            // monitor trap flag (string I/O stepping)
   uint32_t cpu_count = 0;
   Vcpu vcpus[kMaxCpus];

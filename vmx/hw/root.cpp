@@ -44,6 +44,7 @@ bool adopt_capabilities(Host& h) {
       (cap & ept_cap::kInveptSingle) != 0 ? invept_type::kSingleContext : invept_type::kAllContexts;
   h.invvpid_type = (cap & ept_cap::kInvvpidSingle) != 0 ? invvpid_type::kSingleContext
                                                         : invvpid_type::kAllContexts;
+  h.invvpid = invvpid_support(cap, true);  // VPID is always on (compute_controls)
   const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
   h.mtf =
       control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
@@ -95,7 +96,7 @@ bool build_ept(Host& h) {
 Vp* create_guest(Host& h) {
   h.clock.start(h.info.tsc_hz);
   const PartitionConfig config{kGuestPartition, 1, kFullFeatures};
-  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
+  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays, h.tlb);
   if (h.partition == nullptr) return nullptr;
   // The built-in VMBus host: a service partition with connections 4 and 1
   // in the guest partition, so a Linux guest's hv_vmbus can negotiate. Its
