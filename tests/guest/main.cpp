@@ -6,7 +6,7 @@
 //   --demo                    the SynIC demo instead of the checks (demo.cpp)
 //   --bench                   the round-trip benchmark instead (bench.cpp)
 //   --load                    the multi-CPU load test instead (load.cpp)
-// Groups: guest cpuid msr hypercall port message seed event sint isolation smp.
+// Groups: guest cpuid msr hypercall port message seed event sint isolation smp rep.
 #include <efi.h>
 
 #include "boot/efi/mp_services.hpp"
@@ -121,6 +121,7 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
 }
 
 [[noreturn]] void finish() {
+  stop_vp1();
   g_finishing = true;
   char buf[96];
   if (g_skipped != 0) {
@@ -396,6 +397,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   env.out = alloc_pages(1);
   env.sim = alloc_pages(1);
   env.sief = alloc_pages(1);
+  env.tlb_pages = alloc_pages(kTlbPages);
   uint32_t apic_ids[kMaxCpus] = {};
   discover_cpus(apic_ids);
   bool cpu_pages_ok = true;
@@ -426,7 +428,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     if (g_only[0] != '\0') note("running only groups: %s", g_only);
   }
   if (env.hypercall_page == nullptr || env.in == nullptr || env.out == nullptr ||
-      env.sim == nullptr || env.sief == nullptr || !cpu_pages_ok) {
+      env.sim == nullptr || env.sief == nullptr || env.tlb_pages == nullptr || !cpu_pages_ok) {
     abort_suite("AllocatePages failed");
   }
   cli();
@@ -453,7 +455,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
       {"guest", group_guest},         {"cpuid", group_cpuid}, {"msr", group_msr},
       {"hypercall", group_hypercall}, {"port", group_port},   {"message", group_message},
       {"seed", group_seed},           {"event", group_event}, {"sint", group_sint},
-      {"isolation", group_isolation}, {"smp", group_smp},
+      {"isolation", group_isolation}, {"smp", group_smp},     {"rep", group_rep},
   };
   for (const Group& g : groups) {
     if (group_selected(g.name)) g.run();
