@@ -87,8 +87,18 @@ bool HwTlb::flush(VpIndex self_index, VpMask targets, const TlbFlushRequest& wha
   const uint64_t hz = h.info.tsc_hz != 0 ? h.info.tsc_hz : 1000000000ull;
   const uint64_t deadline = arch::rdtsc() + hz / 1000000 * kAckTimeoutUs;
   Waiter waiter(self);
+  const uint64_t t0 = arch::rdtsc();
   const uint32_t stuck = wait_for_targets(pending, n, deadline, waiter);
-  if (stuck == 0) return true;
+  if (stuck == 0) {
+    if (first_logged_.allow()) {
+      log::info(
+          "TLB flush hypercall: the first remote one, by VP %u for VPs 0x%llx: %u other VP(s) "
+          "acknowledged after %llu TSC ticks (later ones are not logged)\n",
+          self_index.value(), (unsigned long long)targets.bits(), n,
+          (unsigned long long)(arch::rdtsc() - t0));
+    }
+    return true;
+  }
   if (timeouts_logged_.allow()) {
     const RemoteQueue& q = *pending[0].queue;
     log::error(

@@ -19,6 +19,7 @@ class HwTlb final : public GuestTlb {
 
  private:
   Host& host_;
+  log::RateLimit first_logged_{1};     // the first remote flush, as evidence it is used
   log::RateLimit timeouts_logged_{8};  // a stuck VP makes every flush time out
 };
 
