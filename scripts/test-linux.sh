@@ -35,8 +35,9 @@ GUEST_FAIL_RE='^linux-guest: FAIL '
 GUEST_SUMMARY_RE='^linux-guest: [0-9]+ passed, [0-9]+ failed'
 GUEST_UPTIME_RE='^linux-guest: uptime [0-9.]+$'
 # The guest's checks: Hyper-V detected, modules loaded, VMBus version,
-# /sys/bus/vmbus, online CPUs, no Call Trace, no hv_post_msg() failed.
-MIN_CHECKS=7
+# /sys/bus/vmbus, online CPUs, no Call Trace, no hv_post_msg() failed, IPI
+# hypercalls, remote TLB flush hypercalls, no WARNING.
+MIN_CHECKS=10
 # microhv's own log: one regex per required line (served PostMessage calls).
 MICROHV_REQUIRED=(
   '^microhv: .*PostMessage'
@@ -58,6 +59,8 @@ BASELINE_HYPERV_CHECKS=(
   'modules loaded'
   'VMBus version negotiated'
   '/sys/bus/vmbus exists'
+  'IPI hypercalls'
+  'remote TLB flush hypercalls'
 )
 
 # Kernel command line: 115200 baud (the 9600 default costs minutes under
