@@ -14,9 +14,10 @@ namespace cr0 {
 inline constexpr uint64_t kPe = 1ull << 0;  // protection enable
 inline constexpr uint64_t kMp = 1ull << 1;
 inline constexpr uint64_t kEm = 1ull << 2;
-inline constexpr uint64_t kTs = 1ull << 3;  // task switched (CLTS clears it)
-inline constexpr uint64_t kEt = 1ull << 4;  // extension type (hardwired to 1)
-inline constexpr uint64_t kNe = 1ull << 5;  // numeric error
+inline constexpr uint64_t kTs = 1ull << 3;   // task switched (CLTS clears it)
+inline constexpr uint64_t kEt = 1ull << 4;   // extension type (hardwired to 1)
+inline constexpr uint64_t kNe = 1ull << 5;   // numeric error
+inline constexpr uint64_t kWp = 1ull << 16;  // write protect
 inline constexpr uint64_t kNw = 1ull << 29;
 inline constexpr uint64_t kCd = 1ull << 30;
 inline constexpr uint64_t kPg = 1ull << 31;
@@ -30,11 +31,14 @@ inline constexpr uint64_t kPae = 1ull << 5;
 inline constexpr uint64_t kVmxe = 1ull << 13;
 inline constexpr uint64_t kPcide = 1ull << 17;
 inline constexpr uint64_t kOsxsave = 1ull << 18;
+inline constexpr uint64_t kCet = 1ull << 23;  // control-flow enforcement
 }  // namespace cr4
 
 namespace efer {
+inline constexpr uint64_t kSce = 1ull << 0;   // SYSCALL enable
 inline constexpr uint64_t kLme = 1ull << 8;   // long mode enable
 inline constexpr uint64_t kLma = 1ull << 10;  // long mode active
+inline constexpr uint64_t kNxe = 1ull << 11;  // execute-disable enable
 }  // namespace efer
 
 namespace rflags {

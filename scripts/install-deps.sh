@@ -15,6 +15,8 @@ packages=(
   qemu-system-x86 ovmf bochs bochs-term bochsbios vgabios
   # Linux guest (initramfs)
   busybox-static cpio kmod
+  # its console (scripts/lib/console.py) and the console test
+  python3
 )
 
 missing=()

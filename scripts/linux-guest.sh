@@ -6,9 +6,10 @@
 #
 # - The kernel is Debian's, the one linux-image-amd64 depends on
 #   (linux-image-6.1.0-N-amd64). Set LINUX_IMAGE_PKG to pin another one.
-#   Its .deb is fetched with `apt-get download` into build/linux/debs/ (kept:
-#   reruns do not fetch again), unpacked with dpkg-deb -x into
-#   build/linux/root/ and given a modules.dep with `depmod -b`.
+#   Its .deb (about 70 MB) is fetched with `apt-get download` into
+#   build/linux/debs/ (kept: reruns do not fetch again), unpacked with
+#   dpkg-deb -x and given a modules.dep with `depmod -b`; build/linux/root/
+#   keeps only the kernel and the modules the guest loads (a few MB).
 # - The initramfs (gzip'd cpio newc) holds busybox (from the host's
 #   busybox-static package), /init (tests/linux/init), the modules named in
 #   MODULES below with everything they depend on (decompressed to plain .ko:
@@ -73,9 +74,16 @@ if [ -z "$pkg" ]; then
 fi
 deb=$(ls "$debs/${pkg}"_*_amd64.deb 2>/dev/null | sort -V | tail -n1 || true)
 if [ -z "$deb" ]; then
-  log "downloading $pkg"
+  size=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Size: //p' | head -n1)
+  log "downloading $pkg (${size:+$((size / 1048576)) MB, }once: kept in $debs)"
+  # As root apt fetches as the user _apt, which cannot write into a build/
+  # owned by root, and warns that it falls back to root ("unsandboxed"): say
+  # so from the start. apt checks the package against the signed lists
+  # either way.
+  sandbox=()
+  [ "$(id -u)" -ne 0 ] || sandbox=(-o APT::Sandbox::User=root)
   # apt-get download writes into the current directory.
-  (cd "$debs" && apt-get download -q "$pkg") || die "apt-get download $pkg failed"
+  (cd "$debs" && apt-get download -q "${sandbox[@]}" "$pkg") || die "apt-get download $pkg failed"
   deb=$(ls "$debs/${pkg}"_*_amd64.deb | sort -V | tail -n1)
 fi
 pkg_version=$(dpkg-deb -f "$deb" Version)
@@ -96,42 +104,57 @@ if [ $force = 0 ] && up_to_date; then
   exit 0
 fi
 
-# ------------------------------------------------------------ unpack + depmod
-stamp=$root/.unpacked-from
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(basename "$deb")" ] || [ "$deb" -nt "$stamp" ]; then
-  log "unpacking $(basename "$deb")"
-  rm -rf "$root" "$root.tmp"
-  mkdir -p "$root.tmp"
-  dpkg-deb -x "$deb" "$root.tmp"
-  mv "$root.tmp" "$root"
-fi
-kver=$(ls "$root/lib/modules" | head -n1)
-[ -n "$kver" ] && [ -f "$root/boot/vmlinuz-$kver" ] || die "no kernel in $deb"
-moddir=$root/lib/modules/$kver
-if [ ! -f "$moddir/modules.dep" ] || [ ! -f "$stamp" ]; then
-  log "depmod $kver"
-  depmod -b "$root" "$kver"
-fi
-basename "$deb" >"$stamp"
-
 # ------------------------------------------------------------ module closure
 # modules.dep lines: "kernel/a/b.ko.xz: kernel/c.ko.xz kernel/d.ko.xz" where
 # the list after the colon is already complete (transitive) and ordered so
 # that loading it from right to left satisfies every dependency.
-declare -A seen=()
-load_order=()
-add_module() {
-  local name=$1 line path deps i
-  line=$(grep -E "(^|/)${name//_/[_-]}\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | head -n1) ||
-    die "module $name is not in $kver's modules.dep"
-  path=${line%%:*}
-  read -r -a deps <<<"${line#*:}"
-  for ((i = ${#deps[@]} - 1; i >= 0; i--)); do
-    [ -n "${seen[${deps[$i]}]:-}" ] || { seen[${deps[$i]}]=1; load_order+=("${deps[$i]}"); }
+# module_closure MODDIR: load_order=(MODULES and their dependencies).
+module_closure() {
+  local moddir=$1 name line path deps i
+  declare -A seen=()
+  load_order=()
+  for name in "${MODULES[@]}"; do
+    line=$(grep -E "(^|/)${name//_/[_-]}\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | head -n1) ||
+      die "module $name is not in $(basename "$moddir")'s modules.dep"
+    path=${line%%:*}
+    read -r -a deps <<<"${line#*:}"
+    for ((i = ${#deps[@]} - 1; i >= 0; i--)); do
+      [ -n "${seen[${deps[$i]}]:-}" ] || { seen[${deps[$i]}]=1; load_order+=("${deps[$i]}"); }
+    done
+    [ -n "${seen[$path]:-}" ] || { seen[$path]=1; load_order+=("$path"); }
   done
-  [ -n "${seen[$path]:-}" ] || { seen[$path]=1; load_order+=("$path"); }
 }
-for m in "${MODULES[@]}"; do add_module "$m"; done
+
+# ------------------------------------------------------------ unpack + depmod
+# The package unpacks to about 400 MB, nearly all of it modules the guest does
+# not load: build/linux/root/ keeps only the kernel, modules.dep and the
+# modules in the closure of MODULES.
+stamp=$root/.unpacked-from
+want_stamp="$(basename "$deb") ${MODULES[*]}"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ] || [ "$deb" -nt "$stamp" ]; then
+  log "unpacking $(basename "$deb") (about 400 MB for a moment; the kernel and ${MODULES[*]} are kept)"
+  tmp=$out/unpack.tmp
+  rm -rf "$root" "$tmp"
+  mkdir -p "$tmp"
+  dpkg-deb -x "$deb" "$tmp"
+  kver=$(ls "$tmp/lib/modules" | head -n1)
+  [ -n "$kver" ] && [ -f "$tmp/boot/vmlinuz-$kver" ] || die "no kernel in $deb"
+  log "depmod $kver"
+  depmod -b "$tmp" "$kver"
+  module_closure "$tmp/lib/modules/$kver"
+  mkdir -p "$root/boot" "$root/lib/modules/$kver"
+  cp "$tmp/boot/vmlinuz-$kver" "$root/boot/"
+  cp "$tmp/lib/modules/$kver/modules.dep" "$root/lib/modules/$kver/"
+  for path in "${load_order[@]}"; do
+    mkdir -p "$(dirname "$root/lib/modules/$kver/$path")"
+    cp "$tmp/lib/modules/$kver/$path" "$root/lib/modules/$kver/$path"
+  done
+  rm -rf "$tmp"
+  echo "$want_stamp" >"$stamp"
+fi
+kver=$(ls "$root/lib/modules" | head -n1)
+moddir=$root/lib/modules/$kver
+module_closure "$moddir"
 
 # ------------------------------------------------------------ initramfs tree
 log "building the initramfs ($kver, busybox $(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo '?'))"

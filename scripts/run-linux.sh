@@ -1,51 +1,56 @@
 #!/usr/bin/env bash
-# make run GUEST=linux: Debian's Linux kernel boots above microhv and leaves
-# you at a busybox shell on its serial console (try `dmesg | grep -i vmbus`;
-# `exit` powers the machine off). QEMU/KVM with nested VT-x when the host has
-# it, otherwise Bochs + OVMF with 2 CPUs (about 2 minutes to the shell).
-# RUN_TIMEOUT (seconds, default 1800) bounds the session.
+# make run GUEST=linux: Debian's Linux kernel boots above microhv on 2 CPUs
+# and leaves you at a busybox shell on its serial console, in this terminal.
+#
+# QEMU/KVM with -cpu host,+vmx when the host has nested VT-x (seconds to the
+# shell), otherwise Bochs 2.7 + OVMF, which emulates VT-x (minutes). The
+# emulator's COM1 is a TCP connection on 127.0.0.1, on a port the kernel picks,
+# to scripts/lib/console.py, which is the terminal: guest output appears as it
+# is printed, a status line shows the boot stage while the guest is quiet,
+# `exit` or `poweroff` in the guest ends the session, Ctrl-] (and Ctrl-C until
+# the shell is up) leaves at once, and the emulator never outlives the session.
+#
+# Settings: RUN_TIMEOUT (seconds, default 1800) bounds the session;
+# RUN_EMULATOR=bochs forces Bochs on a host with nested VT-x; RUN_EMULATOR=
+# qemu-tcg runs the QEMU path without VT-x (microhv then declines and OVMF
+# goes on to its shell: only a check of the console plumbing).
+# Logs in build/run-linux/: session.log (the serial console, plain text),
+# session.trace (when each stage began, in seconds), emulator.out, and for
+# Bochs bochs.log.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib/common.sh"
+
+out=build/run-linux
+mkdir -p "$out"
+# One session per checkout at a time: a second one would rewrite the disk
+# image under the first. The lock lives as long as the console (fd 9).
+exec 9>"$out/.lock"
+flock -n 9 || die "another \`make run GUEST=linux\` from this checkout is still running; leave it first (Ctrl-] in its terminal)"
 
 scripts/linux-guest.sh
-make -s build/microhv.efi
-out=build/run-linux
-mkdir -p "$out/bochs"
-printf '%s\n' 'image = \EFI\linux\vmlinuz' \
-  'options = console=ttyS0,115200 cryptomgr.notests=1 mitigations=off quiet initrd=\EFI\linux\initrd.img microhv.cpus=2 linux-guest.shell=1' \
-  >"$out/microhv.cfg"
-scripts/make-esp.sh "$out/esp.img" build/microhv.efi:EFI/BOOT/BOOTX64.EFI \
-  "$out/microhv.cfg:EFI/microhv/microhv.cfg" build/linux/vmlinuz:EFI/linux/vmlinuz \
-  build/linux/initrd.img:EFI/linux/initrd.img
-
-kvm_nested_vmx_usable() {
-  [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-  grep -qw vmx /proc/cpuinfo || return 1
-  local nested=/sys/module/kvm_intel/parameters/nested
-  [ -r $nested ] && grep -qE '^(Y|1)$' $nested
-}
-if kvm_nested_vmx_usable; then
-  echo "run-linux: nested VT-x available; QEMU/KVM (the console is this terminal)"
-  exec scripts/qemu.sh --accel kvm --timeout "${RUN_TIMEOUT:-1800}" --serial stdio "$out/esp.img"
-fi
-
-# Bochs: COM1 is a TCP socket on this machine's loopback; this script is the
-# terminal at the other end (bash's /dev/tcp), so the emulator's own screen
-# output stays in its log.
-port=${RUN_LINUX_PORT:-14501}
-echo "run-linux: no nested VT-x; Bochs + OVMF with 2 CPUs (about 2 minutes to the shell; logs in $out/bochs)"
-scripts/bochs.sh --cpu broadwell_ult --megs 256 --timeout "${RUN_TIMEOUT:-1800}" --opt 'cpu: count=2' \
-  --opt "com1: enabled=1, mode=socket-server, dev=localhost:$port" "$out/esp.img" "$out/bochs" \
-  >"$out/bochs/run.out" 2>&1 &
-bochs_pid=$!
-trap 'kill -HUP $bochs_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then break; fi
-  kill -0 $bochs_pid 2>/dev/null || { echo "run-linux: Bochs ended early; see $out/bochs/" >&2; exit 1; }
-  sleep 0.2
-done
-{ tr -d '\r' <&3 | sed -u -e 's/\x1b\[[0-9;=?]*[A-Za-z]//g'; } &
-reader=$!
-cat >&3 || true
-wait $bochs_pid || true
-kill $reader 2>/dev/null || true
+esp_linux "$out" "microhv.cpus=2 linux-guest.shell=1"
+timeout_s=${RUN_TIMEOUT:-1800}
+emulator=${RUN_EMULATOR:-}
+[ -n "$emulator" ] || { kvm_nested_vmx_usable && emulator=qemu-kvm || emulator=bochs; }
+case $emulator in
+  qemu-kvm | qemu-tcg)
+    qemu_command "${emulator#qemu-}" "$out/esp.img" "$out/ovmf-vars.fd" -smp 2 \
+      -serial 'tcp:127.0.0.1:@PORT@,nodelay=on'
+    # timeout(1) is the backstop should the console itself be killed.
+    command=(timeout -k 10 $((timeout_s + 30)) "${QEMU_COMMAND[@]}")
+    hint=$out/emulator.out
+    say "QEMU ($emulator) with 2 CPUs"
+    ;;
+  bochs)
+    BOCHS_CPU=broadwell_ult bochs_config "$out" "$out/esp.img" 'cpu: count=2' \
+      'com1: enabled=1, mode=socket-client, dev=127.0.0.1:$MICROHV_CONSOLE_PORT'
+    bochs_command "$out" $((timeout_s + 30))
+    command=("${BOCHS_COMMAND[@]}")
+    hint=$out/bochs.log
+    say "Bochs 2.7 + OVMF with 2 CPUs, which emulates VT-x (no nested VT-x here): the firmware takes" \
+      "about 1 minute, Linux 1-3 more until the shell"
+    ;;
+  *) die "RUN_EMULATOR must be bochs, qemu-kvm or qemu-tcg, not $emulator" ;;
+esac
+exec python3 scripts/lib/console.py --name "$PROG" --log "$out/session.log" --timeout "$timeout_s" \
+  --trace "$out/session.trace" --emulator-log "$out/emulator.out" --emulator-hint "$hint" -- "${command[@]}"

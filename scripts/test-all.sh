@@ -2,13 +2,17 @@
 # make test: runs every test stage in order, each as a make target, streaming
 # its output; then prints a summary table and "N passed, N failed".
 #
-# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-bochs when
-# scripts/test-bochs.sh exists. A stage whose make target does not exist (yet)
-# is skipped and counted neither as passed nor as failed.
+# Stages: test-unit, test-fuzz-smoke, test-qemu, and test-vtd, test-bochs,
+# test-load and test-linux when their scripts exist. A stage whose make
+# target does not exist (yet) is skipped and counted neither as passed nor as
+# failed. Every stage prints a line at least every ~12 s (progress_run around each stage;
+# inside, scripts/heartbeat.sh, bochs.sh --progress and the console test's
+# progress every 10 s).
 set -uo pipefail
-cd "$(dirname "$0")/.." || exit 1
+. "$(dirname "$0")/lib/common.sh"
 
 stages=(test-unit test-fuzz-smoke test-qemu)
+[ -f scripts/test-vtd.sh ] && stages+=(test-vtd)
 [ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
 [ -f scripts/test-load.sh ] && stages+=(test-load)
 [ -f scripts/test-linux.sh ] && stages+=(test-linux)
@@ -35,9 +39,11 @@ for stage in "${stages[@]}"; do
     times+=(-)
     continue
   fi
-  echo "=== $stage"
+  echo "=== $stage (at $(date +%T))"
   start=$(now_ms)
-  if make --no-print-directory "$stage"; then
+  # -j2: the build machine has 2 cores. progress_run: a line after 12 s of
+  # silence (a long compile, a quiet test binary).
+  if progress_run "$stage" make -j2 --no-print-directory "$stage"; then
     results+=(PASS)
     passed=$((passed + 1))
   else

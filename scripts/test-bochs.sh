@@ -23,7 +23,7 @@
 # other (BOCHS_PARALLEL=0 runs all three in turn). Logs:
 # build/test-bochs/<stage>/{com1.txt,bochs.log,bochs.out}.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib/common.sh"
 
 top=build/test-bochs
 efi=build/microhv.efi
@@ -32,23 +32,15 @@ mkdir -p "$top"
 fail=0
 t0=$(date +%s)
 
-# GNU-EFI's relocator applies only RELATIVE relocations and silently skips
-# the rest: a GLOB_DAT (typically an ODR-used `inline constexpr` variable)
-# leaves a NULL pointer in the loaded image.
-bad_relocs=$(readelf -rW build/microhv.so | awk '$3 ~ /^R_X86_64/ && $3 != "R_X86_64_RELATIVE"' | c++filt)
-if [ -n "$bad_relocs" ]; then
-  echo "test-bochs: FAIL build/microhv.so has relocations GNU-EFI does not apply (give those variables"
-  echo "            internal linkage: static constexpr, not inline constexpr):"
-  sed 's/^/  | /' <<<"$bad_relocs"
-  fail=1
+if scripts/check-relocs.sh build/microhv.so; then
+  echo "test-bochs: ok   image has RELATIVE relocations only (the only kind GNU-EFI applies)"
 else
-  echo "test-bochs: ok   image has RELATIVE relocations only"
+  echo "test-bochs: FAIL build/microhv.so has relocations GNU-EFI does not apply"
+  fail=1
 fi
 
 log=""
-# grep reads the whole log (no -q): with pipefail, an early exit of grep
-# would make tr die of SIGPIPE and turn a match into a failure.
-matches() { tr -d '\r' <"$log" | grep -aE "$1" >/dev/null; }
+matches() { log_has "$log" "$1"; }
 expect() {  # expect DESCRIPTION REGEX
   if matches "$2"; then
     echo "test-bochs: ok   $1"
@@ -60,21 +52,23 @@ expect() {  # expect DESCRIPTION REGEX
 reject() {  # reject DESCRIPTION REGEX
   if matches "$2"; then
     echo "test-bochs: FAIL $1:"
-    { tr -d '\r' <"$log" | grep -aE "$2" | head -5 | sed 's/^/  | /'; } || true
+    log_lines "$log" "$2" | head -5 | sed 's/^/  | /' || true
     fail=1
   else
     echo "test-bochs: ok   $1"
   fi
 }
 declare -A boot_pid boot_start
+proc_traps
 boot_start_bg() {  # boot_start_bg STAGE UNTIL-REGEX LINGER [bochs.sh options...]
   local stage=$1 until=$2 linger=$3 out=$top/$1
   shift 3
   rm -f "$out/com1.txt"
   boot_start[$stage]=$(date +%s)
-  scripts/bochs.sh --timeout "${BOCHS_TIMEOUT:-240}" --until "$until" --linger "$linger" "$@" \
-    "$out/esp.img" "$out" >"$out/bochs.sh.out" 2>&1 &
+  scripts/bochs.sh --timeout "${BOCHS_TIMEOUT:-240}" --until "$until" --linger "$linger" \
+    --progress "test-bochs [$stage]" "$@" "$out/esp.img" "$out" >"$out/bochs.sh.out" &
   boot_pid[$stage]=$!
+  proc_track "${boot_pid[$stage]}"
 }
 boot_wait() {  # boot_wait STAGE: waits for it and makes its COM1 log current
   local stage=$1 status=0
@@ -91,15 +85,14 @@ bochs_hints() {  # bochs_hints STAGE
   { grep -a -E 'VMENTER FAIL|VMFAIL|VMABORT|>>PANIC<<' "$top/$1/bochs.log" 2>/dev/null | grep -v 'Received SIGHUP' |
     grep -v 'ACPI control: soft power off' | head -10 | sed 's/^/  bochs.log | /'; } || true
 }
-suite_until='^[0-9]+ passed, [0-9]+ failed|guest stopped|host stopped|virtualization failed|BdsDxe: starting Boot.*UiApp'
+suite_until="^[0-9]+ passed, [0-9]+ failed|$GUEST_APP_STOP_RE"
 check_suite() {  # check_suite: the suite's verdict in $log
-  { tr -d '\r' <"$log" | grep -aE '^guest: (FAIL|SKIP)|passed, .* failed|guest stopped' | sed 's/^/  | /' | head -40; } ||
-    true
+  log_lines "$log" '^guest: (FAIL|SKIP)|passed, .* failed|guest stopped' | sed 's/^/  | /' | head -40 || true
   expect "microhv chainloaded the suite" '^microhv: starting next stage .*guest_suite'
   expect "suite finished with 0 failures" '^[1-9][0-9]* passed, 0 failed'
   # The issue's floor: at least MIN_SUITE_CHECKS checks must have run and passed.
   local passed
-  passed=$(tr -d '\r' <"$log" | grep -aoE '^[0-9]+ passed, 0 failed' | tail -1 | cut -d' ' -f1 || true)
+  passed=$(log_lines "$log" '^[0-9]+ passed, 0 failed' | tail -1 | cut -d' ' -f1)
   if [ "${passed:-0}" -ge "${MIN_SUITE_CHECKS:-40}" ]; then
     echo "test-bochs: ok   suite ran $passed checks (at least ${MIN_SUITE_CHECKS:-40})"
   else
@@ -119,15 +112,10 @@ have_suite=0
 if ls tests/guest/*.cpp >/dev/null 2>&1; then
   have_suite=1
   make -s build/guest_suite.efi >/dev/null
-  for stage in suite suite-smp; do
-    mkdir -p "$top/$stage"
-  done
-  printf 'image = \\EFI\\microhv\\guest_suite.efi\n' >"$top/suite/microhv.cfg"
-  printf 'image = \\EFI\\microhv\\guest_suite.efi\ntestdev = on\n' >"$top/suite-smp/microhv.cfg"
-  for stage in suite suite-smp; do
-    scripts/make-esp.sh "$top/$stage/esp.img" "$efi:EFI/BOOT/BOOTX64.EFI" \
-      build/guest_suite.efi:EFI/microhv/guest_suite.efi "$top/$stage/microhv.cfg:EFI/microhv/microhv.cfg"
-  done
+  suite_config='image = \EFI\microhv\guest_suite.efi'
+  esp_with_microhv "$top/suite" "$suite_config" build/guest_suite.efi:EFI/microhv/guest_suite.efi
+  esp_with_microhv "$top/suite-smp" "$suite_config
+testdev = on" build/guest_suite.efi:EFI/microhv/guest_suite.efi
   # The longest boot first, in the background.
   if [ "${BOCHS_PARALLEL:-1}" = 1 ]; then
     boot_start_bg suite-smp "$suite_until" 1 --opt 'cpu: count=2'
@@ -137,8 +125,8 @@ fi
 # ---- 1. takeover
 mkdir -p "$top/takeover"
 scripts/make-esp.sh "$top/takeover/esp.img" "$efi:EFI/BOOT/BOOTX64.EFI"
-boot takeover 'guest stopped|host stopped|BdsDxe: starting Boot.*UiApp|virtualization failed' 8
-{ tr -d '\r' <"$log" | grep -a '^microhv' | grep -av '^microhv: VMX: ' | sed 's/^/  | /' | head -40; } || true
+boot takeover "$GUEST_APP_STOP_RE" 8
+log_lines "$log" '^microhv' | grep -av '^microhv: VMX: ' | sed 's/^/  | /' | head -40 || true
 expect "VMXON" '^microhv: VMXON ok'
 expect "VMLAUNCH of the firmware" '^microhv: launching the firmware as guest'
 expect "the boot CPU is VP 0" '^microhv: cpu 0: VMLAUNCH ok, VP 0 '
@@ -164,8 +152,7 @@ if [ $have_suite -eq 1 ]; then
   # ---- 3. the suite on 2 CPUs: every CPU a VP
   [ "${BOCHS_PARALLEL:-1}" = 1 ] || boot_start_bg suite-smp "$suite_until" 1 --opt 'cpu: count=2'
   boot_wait suite-smp
-  { tr -d '\r' <"$log" | grep -aE '^microhv: (cpu [0-9]+:|guest: (cpu|[0-9]+ of)|testdev:|vmx: MP)' |
-    sed 's/^/  | /' | head -20; } || true
+  log_lines "$log" '^microhv: (cpu [0-9]+:|guest: (cpu|[0-9]+ of)|testdev:|vmx: MP)' | sed 's/^/  | /' | head -20 || true
   expect "MP services found 2 processors" '^microhv: vmx: MP services: 2 processors \(2 enabled\), BSP is processor 0: 2 VP\(s\)'
   expect "cpu 0 virtualized as VP 0" '^microhv: cpu 0: VMLAUNCH ok, VP 0 '
   expect "cpu 1 virtualized as VP 1" '^microhv: cpu 1: VMLAUNCH ok, VP 1 '

@@ -2,7 +2,7 @@
 # make test-linux: an unmodified Debian Linux kernel boots above microhv and
 # talks VMBus to microhv's built-in host. Bochs 2.7 + OVMF, 2 CPUs.
 #
-#   scripts/test-linux.sh [--baseline qemu|bochs] [--timeout S] [--cpus N] [--shell]
+#   scripts/test-linux.sh [--baseline qemu|bochs | --console] [--timeout S] [--cpus N] [--shell]
 #
 # Default (microhv): an ESP with build/microhv.efi as EFI/BOOT/BOOTX64.EFI,
 # \EFI\microhv\microhv.cfg naming \EFI\linux\vmlinuz (+ load options), and
@@ -17,6 +17,11 @@
 # broadwell_ult, 1 CPU). Linux finds no Hyper-V there: passes when exactly the
 # BASELINE_HYPERV_CHECKS fail and all the others pass.
 #
+# --console: the same checks on the session of `make run GUEST=linux` that
+# tests/linux/console_test.py drives through a pseudo-terminal as a user
+# would (Ctrl-C while booting, then a second run to the shell, commands,
+# `exit`); its serial log is judged as above, and the console test must pass.
+#
 # --shell adds linux-guest.shell=1 (a busybox shell on COM1 after the checks;
 # only useful with an interactive console, not here).
 #
@@ -26,7 +31,7 @@
 # Prints the guest's uptime when /init started, the uptime at the verdict and
 # the wall time. Logs: build/test-linux/<mode>/ (com1.txt, bochs.log, ...).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib/common.sh"
 
 # ---------------------------------------------------------------- verdict rules
 # Lines of the guest (tests/linux/init; format in tests/linux/README.md).
@@ -63,11 +68,6 @@ BASELINE_HYPERV_CHECKS=(
   'remote TLB flush hypercalls'
 )
 
-# Kernel command line: 115200 baud (the 9600 default costs minutes under
-# Bochs), no crypto self-tests, no mitigations, quiet console (dmesg keeps
-# everything the checks read).
-KERNEL_ARGS='console=ttyS0,115200 cryptomgr.notests=1 mitigations=off quiet'
-
 # ---------------------------------------------------------------- options
 mode=microhv
 timeout_s=${TEST_LINUX_TIMEOUT:-}
@@ -76,86 +76,82 @@ shell_arg=""
 while [ $# -gt 0 ]; do
   case $1 in
     --baseline) mode=$2; shift 2 ;;
+    --console) mode=console; shift ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --shell) shell_arg=" linux-guest.shell=1"; shift ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,33p' "$0" >&2; exit 2 ;;
   esac
 done
 case $mode in
   microhv) cpus=${cpus:-2}; timeout_s=${timeout_s:-360} ;;
+  console) cpus=2 ;;
   bochs) cpus=${cpus:-1}; timeout_s=${timeout_s:-420} ;;
   qemu) cpus=${cpus:-1}; timeout_s=${timeout_s:-180} ;;
-  *) echo "test-linux: --baseline takes qemu or bochs" >&2; exit 2 ;;
+  *) die "--baseline takes qemu or bochs" ;;
 esac
 out=build/test-linux/$mode
-[ $mode = microhv ] || out=build/test-linux/baseline-$mode
+case $mode in bochs | qemu) out=build/test-linux/baseline-$mode ;; esac
 mkdir -p "$out"
-say() { echo "test-linux: $*"; }
 
 # ---------------------------------------------------------------- inputs
 scripts/linux-guest.sh
-kernel=build/linux/vmlinuz
-initrd=build/linux/initrd.img
-if [ $mode = microhv ]; then
-  efi=${MICROHV_EFI:-build/microhv.efi}
-  [ -f "$efi" ] || { say "$efi missing (make all)"; exit 1; }
-  options="$KERNEL_ARGS initrd=\\EFI\\linux\\initrd.img microhv.cpus=$cpus$shell_arg"
-  printf '%s\n' \
-    '# Written by scripts/test-linux.sh' \
-    'image = \EFI\linux\vmlinuz' \
-    "options = $options" >"$out/microhv.cfg"
-  scripts/make-esp.sh "$out/esp.img" \
-    "$efi:EFI/BOOT/BOOTX64.EFI" \
-    "$out/microhv.cfg:EFI/microhv/microhv.cfg" \
-    "$kernel:EFI/linux/vmlinuz" \
-    "$initrd:EFI/linux/initrd.img"
-else
-  # No BOOTX64.EFI: OVMF's boot manager ends in its built-in EFI shell,
-  # which runs startup.nsh from the first file system after a countdown.
-  options="$KERNEL_ARGS initrd=\\initrd.img microhv.cpus=$cpus$shell_arg"
-  printf 'fs0:\r\n\\vmlinuz %s\r\n' "$options" >"$out/startup.nsh"
-  scripts/make-esp.sh "$out/esp.img" \
-    "$out/startup.nsh:startup.nsh" "$kernel:vmlinuz" "$initrd:initrd.img"
-fi
-say "mode $mode, $cpus CPU(s), timeout ${timeout_s}s; kernel options: $options"
+options="microhv.cpus=$cpus$shell_arg"
+case $mode in
+  microhv) esp_linux "$out" "$options" ;;
+  bochs | qemu)
+    # No BOOTX64.EFI: OVMF's boot manager ends in its built-in EFI shell,
+    # which runs startup.nsh from the first file system after a countdown.
+    printf 'fs0:\r\n\\vmlinuz %s initrd=\\initrd.img %s\r\n' "$LINUX_KERNEL_ARGS" "$options" >"$out/startup.nsh"
+    scripts/make-esp.sh "$out/esp.img" \
+      "$out/startup.nsh:startup.nsh" build/linux/vmlinuz:vmlinuz build/linux/initrd.img:initrd.img
+    ;;
+esac
+[ $mode = console ] || say "mode $mode, $cpus CPU(s), timeout ${timeout_s}s; kernel options: $options"
 
 # ---------------------------------------------------------------- boot
 log=$out/com1.txt
 rm -f "$log" "$out/wall-to-init"
-start=$(date +%s)
-# Wall time until /init's first line shows up in the serial log.
-(
-  while sleep 1; do
-    if [ -f "$log" ] && tr -d '\r' <"$log" | grep -aqE "$GUEST_UPTIME_RE"; then
-      echo $(($(date +%s) - start)) >"$out/wall-to-init"
-      exit 0
-    fi
-  done
-) &
-watcher=$!
-trap 'kill $watcher 2>/dev/null || true' EXIT
+start=$SECONDS
 status=0
-if [ $mode = qemu ]; then
-  # No --until: QEMU runs until the guest powers it off (ACPI), which is
-  # part of what this checks.
-  scripts/qemu.sh --accel tcg --timeout "$timeout_s" --serial "$log" \
-    --fail-on 'Kernel panic - not syncing|X64 Exception Type' \
-    "$out/esp.img" -- -smp "$cpus" || status=$?
+if [ $mode = console ]; then
+  # The user's path: `make run GUEST=linux` on a pseudo-terminal, first
+  # interrupted with Ctrl-C while the firmware boots, then again to the
+  # shell (/init's checks run before it), commands typed, `exit`.
+  tests/linux/console_test.py --sessions interrupt,shell || status=$?
+  cp build/run-linux/session.log "$log" 2>/dev/null || true
 else
-  # bochs.sh writes `cpu: ... count=1`; the later line overrides the count.
-  scripts/bochs.sh --cpu broadwell_ult --megs 256 --timeout "$timeout_s" \
-    --opt "cpu: count=$cpus" --until "$STOP_RE" --linger 20 \
-    "$out/esp.img" "$out" || status=$?
+  # Wall time until /init's first line shows up in the serial log.
+  (
+    while sleep 1; do
+      if log_has "$log" "$GUEST_UPTIME_RE"; then
+        echo $((SECONDS - start)) >"$out/wall-to-init"
+        exit 0
+      fi
+    done
+  ) &
+  proc_track $!
+  proc_traps
+  if [ $mode = qemu ]; then
+    # No --until: QEMU runs until the guest powers it off (ACPI), which is
+    # part of what this checks.
+    scripts/qemu.sh --accel tcg --timeout "$timeout_s" --serial "$log" \
+      --fail-on 'Kernel panic - not syncing|X64 Exception Type' \
+      "$out/esp.img" -- -smp "$cpus" || status=$?
+  else
+    # The later `cpu:` line overrides the count.
+    scripts/bochs.sh --cpu broadwell_ult --megs 256 --timeout "$timeout_s" \
+      --opt "cpu: count=$cpus" --until "$STOP_RE" --linger 20 --progress "$PROG [$mode]" \
+      "$out/esp.img" "$out" || status=$?
+  fi
+  proc_cleanup
 fi
-wall=$(($(date +%s) - start))
-kill $watcher 2>/dev/null || true
-wait $watcher 2>/dev/null || true
+wall=$(elapsed $start)
 wall_init=$(cat "$out/wall-to-init" 2>/dev/null || echo none)
-say "emulator ran ${wall} s (status $status)"
+say "$([ $mode = console ] && echo "console test" || echo emulator) ran ${wall} s (status $status)"
 
 touch "$log"
-text=$(sed -e 's/\x1b\[[0-9;=?]*[A-Za-z]//g' -e 's/\r//g' "$log" | tr -d '\000')
+text=$(plain_text "$log" | tr -d '\000')
 lines() { grep -aE -e "$1" <<<"$text" || true; }
 
 { lines '^(linux-guest|microhv): ' | sed 's/^/  | /' | head -120; } || true
@@ -166,6 +162,8 @@ say "guest uptime at /init: $(secs "$uptime_init"), at the verdict: $(secs "$upt
 say "wall time: $(secs "$wall_init") to /init, $wall s in all"
 
 # ---------------------------------------------------------------- verdict
+bochs_dir=$out
+[ $mode != console ] || bochs_dir=build/run-linux
 fail=0
 bad() {
   say "FAIL $*"
@@ -185,7 +183,8 @@ else
   good "guest summary: ${summary#linux-guest: }"
 fi
 
-if [ $mode = microhv ]; then
+[ $mode != console ] || [ $status -eq 0 ] || bad "the console test failed (above)"
+if [ $mode = microhv ] || [ $mode = console ]; then
   if [ -n "$summary" ]; then
     [ "$nfail" -eq 0 ] && [ "$npass" -ge $MIN_CHECKS ] &&
       good "all $npass guest checks passed" ||
@@ -220,8 +219,8 @@ if lines 'X64 Exception Type' | grep -q .; then
   bad "the firmware reported a CPU exception:"
   { grep -aE -A1 'X64 Exception Type' <<<"$text" | head -4 | sed 's/^/  | /'; } || true
 fi
-if [ -f "$out/bochs.log" ]; then
-  if grep -aq 'Shutdown port: shutdown requested' "$out/bochs.log"; then
+if [ -f "$bochs_dir/bochs.log" ]; then
+  if grep -aq 'Shutdown port: shutdown requested' "$bochs_dir/bochs.log"; then
     say "note the guest powered Bochs off (port 0x8900)"
   else
     say "note Bochs was stopped from outside (no power-off through port 0x8900)"
@@ -230,8 +229,8 @@ fi
 
 if [ $fail -ne 0 ]; then
   say "FAILED ($mode); logs in $out/"
-  if [ -f "$out/bochs.log" ]; then
-    { grep -a -iE 'VMENTER FAIL|VMFAIL|VMABORT|PANIC|triple' "$out/bochs.log" |
+  if [ -f "$bochs_dir/bochs.log" ]; then
+    { grep -a -iE 'VMENTER FAIL|VMFAIL|VMABORT|PANIC|triple' "$bochs_dir/bochs.log" |
       grep -avE 'SIGHUP|Shutdown port' | head -10 |
       sed 's/^/  bochs.log | /'; } || true
   fi

@@ -18,35 +18,16 @@
 # MICROHV_EFI=path boots that microhv image instead of building build/microhv.efi;
 # BOCHS_TIMEOUT=SECONDS is the wall-clock limit (default 900).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib/common.sh"
 
 cpus=2
 if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then
   cpus=$1
   shift
 fi
-[ "$cpus" -ge 1 ] && [ "$cpus" -le 8 ] || { echo "test-load: CPUS must be 1..8, not $cpus" >&2; exit 2; }
-opts="--load${*:+ $*}"
-# microhv.cfg is `key = value` lines with `#` comments: keep options plain.
-[[ "$opts" =~ ^[A-Za-z0-9=,._\ -]*$ ]] || { echo "test-load: unsupported characters in options: $opts" >&2; exit 2; }
+[ "$cpus" -ge 1 ] && [ "$cpus" -le 8 ] || { warn "CPUS must be 1..8, not $cpus"; exit 2; }
 dir=build/test-load
-scripts/guest-esp.sh "$dir" "$opts"
-
-start=$(date +%s)
-status=0
-# ignore_bad_msrs=1: OVMF's PEI reads MSR 0x17 on every CPU.
-cpu_opts=()
-if [ "$cpus" -gt 1 ]; then
-  cpu_opts=(--opt "cpu: model=tigerlake, count=$cpus, ips=50000000, reset_on_triple_fault=0, ignore_bad_msrs=1")
-fi
-scripts/bochs.sh --timeout "${BOCHS_TIMEOUT:-900}" "${cpu_opts[@]}" \
-  --until '^[0-9]+ passed, [0-9]+ failed|guest stopped|host stopped|virtualization failed|BdsDxe: starting Boot.*UiApp' \
-  "$dir/esp.img" "$dir/out" || status=$?
-log=$dir/out/com1.txt
-touch "$log"
-tr -d '\r' <"$log" | grep -a -E '^load: |^[0-9]+ passed, [0-9]+ failed|^microhv: (error|.*stopped|.*failed)' || true
-echo "test-load: $cpus CPUs, Bochs ran $(($(date +%s) - start)) s (bochs.sh status $status)"
-if ! tr -d '\r' <"$log" | grep -a -q -E '^load: PASS$'; then
-  echo "test-load: FAILED; see $log and $dir/out/bochs.log" >&2
-  exit 1
-fi
+esp_guest_app "$dir" "--load${*:+ $*}"
+guest_app_boot "$dir" "$cpus" "${BOCHS_TIMEOUT:-900}" '^[0-9]+ passed, [0-9]+ failed' --progress "$PROG"
+log_lines "$GUEST_LOG" '^load: |^[0-9]+ passed, [0-9]+ failed|^microhv: (error|.*stopped|.*failed)'
+log_has "$GUEST_LOG" '^load: PASS$' || die "FAILED; see $GUEST_LOG and $dir/out/bochs.log"

@@ -9,7 +9,8 @@
 //      one now: RFLAGS.IF = 1, no STI / MOV-SS blocking, not waiting for SIPI
 // and asks for an interrupt window whenever an external interrupt stays
 // pending, so the VM exits as soon as the guest opens interrupts.
-// The hardware part (vmx/hw/exit_loop.cpp) writes the decision into the VMCS.
+// vmx/entry_prep.cpp writes the decision into the VMCS (vmx/hw/exit_loop.cpp
+// calls it before every entry).
 #pragma once
 
 #include <stdint.h>

@@ -4,12 +4,16 @@ namespace microhv::vmx {
 
 using namespace arch;
 
+// is_leaf() tests bit 7 whatever the format.
+static_assert(pte::kLarge == ept::kLarge && ept::kLarge == vtd::sl::kLarge);
+
 PageTables::PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys,
-                       unsigned max_leaf_level)
+                       unsigned max_leaf_level, unsigned levels)
     : format_(format),
       alloc_(alloc),
       phys_(phys),
-      max_leaf_level_(max_leaf_level < 1 ? 1 : (max_leaf_level > 3 ? 3 : max_leaf_level)) {}
+      max_leaf_level_(max_leaf_level < 1 ? 1 : (max_leaf_level > 3 ? 3 : max_leaf_level)),
+      levels_(levels == 3 && format == TableFormat::kVtdSecondLevel ? 3 : 4) {}
 
 bool PageTables::init() {
   root_ = alloc_.alloc_page();
@@ -20,6 +24,12 @@ bool PageTables::init() {
 
 uint64_t PageTables::encode_leaf(uint64_t pa, MapAttr attr, unsigned level) const {
   if (attr.perms == 0) return 0;
+  if (format_ == TableFormat::kVtdSecondLevel) {
+    const uint64_t rw = ((attr.perms & kPermR) != 0 ? vtd::sl::kRead : 0) |
+                        ((attr.perms & kPermW) != 0 ? vtd::sl::kWrite : 0);
+    if (rw == 0) return 0;
+    return (pa & kPteAddrMask) | rw | (level > 1 ? vtd::sl::kLarge : 0);
+  }
   const uint64_t large = level > 1 ? (format_ == TableFormat::kEpt ? ept::kLarge : pte::kLarge) : 0;
   if (format_ == TableFormat::kEpt) {
     return (pa & kPteAddrMask) | (attr.perms & ept::kRwx) |
@@ -33,19 +43,38 @@ uint64_t PageTables::encode_leaf(uint64_t pa, MapAttr attr, unsigned level) cons
 
 uint64_t PageTables::encode_table(Hpa table) const {
   if (format_ == TableFormat::kEpt) return (table.value() & kPteAddrMask) | ept::kRwx;
+  if (format_ == TableFormat::kVtdSecondLevel) {
+    return (table.value() & kPteAddrMask) | vtd::sl::kRead | vtd::sl::kWrite;
+  }
   return (table.value() & kPteAddrMask) | pte::kPresent | pte::kWritable;
 }
 
 bool PageTables::is_present(uint64_t e) const {
-  return format_ == TableFormat::kEpt ? (e & ept::kRwx) != 0 : (e & pte::kPresent) != 0;
+  switch (format_) {
+    case TableFormat::kEpt:
+      return (e & ept::kRwx) != 0;
+    case TableFormat::kVtdSecondLevel:
+      return (e & (vtd::sl::kRead | vtd::sl::kWrite)) != 0;
+    case TableFormat::kHost:
+      break;
+  }
+  return (e & pte::kPresent) != 0;
 }
 
 bool PageTables::is_leaf(uint64_t e, unsigned level) const {
   if (level == 1) return true;
-  return (e & (format_ == TableFormat::kEpt ? ept::kLarge : pte::kLarge)) != 0;
+  // ept::kLarge, pte::kLarge and vtd::sl::kLarge are all bit 7.
+  return (e & pte::kLarge) != 0;
 }
 
 MapAttr PageTables::decode_attr(uint64_t e) const {
+  if (format_ == TableFormat::kVtdSecondLevel) {
+    // No memory type in a legacy-mode second-level entry: report WB, what
+    // snooped DMA to RAM behaves like.
+    return MapAttr{static_cast<uint8_t>(((e & vtd::sl::kRead) != 0 ? kPermR : 0) |
+                                        ((e & vtd::sl::kWrite) != 0 ? kPermW : 0)),
+                   MemType::kWb};
+  }
   if (format_ == TableFormat::kEpt) {
     return MapAttr{static_cast<uint8_t>(e & ept::kRwx),
                    static_cast<MemType>((e & ept::kMemTypeMask) >> ept::kMemTypeShift)};
@@ -58,7 +87,7 @@ MapAttr PageTables::decode_attr(uint64_t e) const {
 // splitting large pages above it. nullptr when out of pages.
 uint64_t* PageTables::descend(uint64_t in, unsigned target_level) {
   uint64_t* table = phys_.table(root_.value());
-  for (unsigned level = 4; level > target_level; --level) {
+  for (unsigned level = levels_; level > target_level; --level) {
     uint64_t& e = table[table_index(in, level)];
     if (!is_present(e) || is_leaf(e, level)) {
       const Optional<Hpa> next = alloc_.alloc_page();
@@ -82,6 +111,8 @@ uint64_t* PageTables::descend(uint64_t in, unsigned target_level) {
 
 bool PageTables::map(uint64_t in, Hpa out, uint64_t size, MapAttr attr) {
   if (!root_ || ((in | out.value() | size) & (kPageSize4K - 1)) != 0) return false;
+  const uint64_t width = level_page_size(levels_ + 1);  // 2^39 or 2^48
+  if (in >= width || size > width - in) return false;
   uint64_t done = 0;
   while (done < size) {
     const uint64_t v = in + done, p = out.value() + done, left = size - done;
@@ -102,8 +133,9 @@ bool PageTables::map(uint64_t in, Hpa out, uint64_t size, MapAttr attr) {
 
 bool PageTables::translate(uint64_t in, Translation* result) {
   if (!root_) return false;
+  if (in >= level_page_size(levels_ + 1)) return false;
   uint64_t* table = phys_.table(root_.value());
-  for (unsigned level = 4; level >= 1; --level) {
+  for (unsigned level = levels_; level >= 1; --level) {
     const uint64_t e = table[table_index(in, level)];
     if (!is_present(e)) return false;
     if (level <= 3 && is_leaf(e, level)) {

@@ -1,5 +1,6 @@
-// One 4-level page-table builder for both host paging and EPT (NOVA/Hedron
-// style): the formats differ only in how an entry is encoded. Hardware sits
+// One page-table builder for host paging, EPT and VT-d second-level tables
+// (NOVA/Hedron style): the formats differ only in how an entry is encoded,
+// and VT-d tables may have 3 levels instead of 4. Hardware sits
 // behind two small interfaces so host tests plug in fake memory:
 //  - PageAllocator hands out zeroed 4 KiB pages by host-physical address;
 //  - PhysAccess turns a host-physical table address into a pointer (identity
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "arch/paging.hpp"
+#include "arch/vtd.hpp"
 #include "kernel/base/optional.hpp"
 #include "kernel/base/types.hpp"
 
@@ -48,26 +50,34 @@ inline constexpr uint8_t kPermR = 1, kPermW = 2, kPermX = 4, kPermRwx = 7;
 // GNU-EFI's loader-time relocator rejects. Internal linkage keeps it RELATIVE-only.
 static constexpr MapAttr kNotPresent{0, arch::MemType::kUc};
 
-enum class TableFormat : uint8_t { kHost, kEpt };
+// kVtdSecondLevel (VT-d 9.8): R and W only (X is for execute requests, which
+// microhv does not enable), no memory type (legacy-mode walks ignore it), PS
+// for large leaves; an entry with R = W = 0 is not present.
+enum class TableFormat : uint8_t { kHost, kEpt, kVtdSecondLevel };
 
 class PageTables {
  public:
-  // `max_leaf_level`: 3 when 1 GiB pages are supported, else 2 (2 MiB).
-  PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys, unsigned max_leaf_level);
+  // `max_leaf_level`: 3 when 1 GiB pages are supported, else 2 (2 MiB), or
+  // 1 (4 KiB only). `levels`: 4 (PML4 root, 48-bit) or 3 (PDPT root, 39-bit;
+  // VT-d only: a 3-level second-level table, 9.8).
+  PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys, unsigned max_leaf_level,
+             unsigned levels = 4);
 
-  // Allocates the root (PML4). False when out of pages.
+  // Allocates the root (PML4, or PDPT with 3 levels). False when out of pages.
   bool init();
-  // The PML4 (valid once init() succeeded).
+  // The root: PML4, or PDPT with 3 levels (valid once init() succeeded).
   Hpa root() const { return root_.value_or(Hpa(0)); }
 
-  // The input address of a translation is guest-physical for EPT and
-  // host-linear for host paging; the output is always host-physical. The
+  // The input address of a translation is guest-physical for EPT,
+  // host-linear for host paging and the DMA address for VT-d; the output is
+  // always host-physical. The
   // Gpa overloads are the EPT's.
   //
   // Maps [in, in+size) to [out, out+size) with the largest pages that fit,
   // splitting existing large pages where a range starts or ends inside one.
-  // 4 KiB granularity; false on misalignment or when out of pages (the
-  // tables stay valid but the range may be partly mapped).
+  // 4 KiB granularity; false on misalignment, beyond the address width of
+  // the levels, or when out of pages (the tables stay valid but the range
+  // may be partly mapped).
   bool map(uint64_t in, Hpa out, uint64_t size, MapAttr attr);
   bool map(Gpa in, Hpa out, uint64_t size, MapAttr attr) {
     return map(in.value(), out, size, attr);
@@ -85,6 +95,7 @@ class PageTables {
   bool translate(Gpa in, Translation* result) { return translate(in.value(), result); }
 
   uint64_t tables_allocated() const { return tables_; }
+  unsigned levels() const { return levels_; }
 
  private:
   uint64_t encode_leaf(uint64_t pa, MapAttr attr, unsigned level) const;
@@ -98,6 +109,7 @@ class PageTables {
   PageAllocator& alloc_;
   PhysAccess& phys_;
   unsigned max_leaf_level_;
+  unsigned levels_;
   Optional<Hpa> root_;
   uint64_t tables_ = 0;
 };

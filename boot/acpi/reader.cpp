@@ -53,6 +53,18 @@ size_t root_entries(const uint8_t* rsdp, uint64_t* out, size_t cap) {
   return count;
 }
 
+const uint8_t* find_table(const uint8_t* rsdp, const char* signature, uint32_t* length) {
+  uint64_t entries[64];
+  size_t n = root_entries(rsdp, entries, 64);
+  for (size_t i = 0; i < n && i < 64; ++i) {
+    const uint8_t* t = table_at(entries[i], signature);
+    if (t == nullptr) continue;
+    if (length != nullptr) *length = get_u32(t + 4);
+    return t;
+  }
+  return nullptr;
+}
+
 uint64_t dsdt_address(const uint8_t* rsdp) {
   uint64_t entries[64];
   size_t n = root_entries(rsdp, entries, 64);

@@ -22,6 +22,11 @@ bool rsdp_valid(const uint8_t* rsdp);
 // 0 when the root table is missing or malformed.
 size_t root_entries(const uint8_t* rsdp, uint64_t* out, size_t cap);
 
+// The first table the root table lists with this 4-character signature
+// and a plausible Length (at least a header, at most 16 MiB), or nullptr.
+// `length` (may be nullptr) receives its Length.
+const uint8_t* find_table(const uint8_t* rsdp, const char* signature, uint32_t* length);
+
 // The DSDT of the FADT the root table lists (0 when none).
 uint64_t dsdt_address(const uint8_t* rsdp);
 

@@ -2,6 +2,7 @@
 
 #include "arch/cpu.hpp"
 #include "boot/acpi/acpi.hpp"
+#include "boot/efi/firmware_acpi.hpp"
 #include "boot/efi/mp_services.hpp"
 #include "kernel/base/log.hpp"
 
@@ -13,7 +14,6 @@ using acpi::Platform;
 using acpi::VmbusDevice;
 
 EFI_GUID kAcpi20TableGuid = ACPI_20_TABLE_GUID;
-EFI_GUID kAcpi10TableGuid = ACPI_TABLE_GUID;
 EFI_GUID kGraphicsOutputGuid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
 // UEFI 2.x section 21.2 (EFI_ACPI_TABLE_PROTOCOL); GNU-EFI does not define it.
 EFI_GUID kAcpiTableProtocolGuid = {
@@ -32,27 +32,6 @@ constexpr uint64_t kVmbusGapLength = 0xFEC00000 - kVmbusGapBase;
 constexpr uint64_t kIoApicBase = 0xFEC00000;
 constexpr size_t kTableBufferBytes = 64 * 1024;
 constexpr UINTN kFullSetPages = 16;  // RSDP..DSDT: under 16 KiB even for 256 CPUs
-
-bool same_guid(const EFI_GUID& a, const EFI_GUID& b) {
-  const auto* x = reinterpret_cast<const uint8_t*>(&a);
-  const auto* y = reinterpret_cast<const uint8_t*>(&b);
-  for (size_t i = 0; i < sizeof(EFI_GUID); ++i) {
-    if (x[i] != y[i]) return false;
-  }
-  return true;
-}
-
-// The firmware's RSDP, preferring the ACPI 2.0 entry as Linux does.
-const uint8_t* firmware_rsdp(EFI_SYSTEM_TABLE* st) {
-  const uint8_t* v1 = nullptr;
-  for (UINTN i = 0; i < st->NumberOfTableEntries; ++i) {
-    const EFI_CONFIGURATION_TABLE& t = st->ConfigurationTable[i];
-    const auto* p = static_cast<const uint8_t*>(t.VendorTable);
-    if (same_guid(t.VendorGuid, kAcpi20TableGuid) && acpi::rsdp_valid(p)) return p;
-    if (same_guid(t.VendorGuid, kAcpi10TableGuid) && acpi::rsdp_valid(p)) v1 = p;
-  }
-  return v1;
-}
 
 template <typename T>
 T* locate(EFI_SYSTEM_TABLE* st, EFI_GUID* guid) {

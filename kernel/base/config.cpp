@@ -1,6 +1,7 @@
 #include "kernel/base/config.hpp"
 
 #include "kernel/base/log.hpp"
+#include "kernel/base/text.hpp"
 
 namespace microhv {
 namespace {
@@ -13,13 +14,7 @@ struct Slice {
   const char* begin;
   const char* end;
   size_t size() const { return static_cast<size_t>(end - begin); }
-  bool equals(const char* s) const {
-    size_t i = 0;
-    for (; s[i] != '\0'; ++i) {
-      if (begin + i >= end || begin[i] != s[i]) return false;
-    }
-    return begin + i == end;
-  }
+  bool equals(const char* s) const { return text_equals(begin, size(), s); }
 };
 
 Slice trim(Slice s) {

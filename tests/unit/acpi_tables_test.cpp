@@ -292,6 +292,13 @@ TEST_CASE("ACPI: a full set walked from its RSDP finds FADT, MADT, DSDT and VMBu
   CHECK(entries[0] == phys + 4096 + l.fadt);
   CHECK(entries[1] == phys + 4096 + l.madt);
   CHECK(dsdt_address(rsdp) == phys + 4096 + l.dsdt);
+  // Tables by signature through the XSDT, with their Length (the DMAR lookup
+  // of the VT-d code uses this).
+  uint32_t length = 0;
+  CHECK(find_table(rsdp, "APIC", &length) == tables + l.madt);
+  CHECK(length == le32(tables + l.madt + 4));
+  CHECK(find_table(rsdp, "FACP", nullptr) == tables + l.fadt);
+  CHECK(find_table(rsdp, "DMAR", &length) == nullptr);
   const size_t offsets[] = {l.dsdt, l.fadt, l.madt, l.xsdt, l.rsdt};
   for (size_t off : offsets) {
     CHECK(off % 16 == 0);
@@ -308,6 +315,7 @@ TEST_CASE("ACPI: a full set walked from its RSDP finds FADT, MADT, DSDT and VMBu
   fix_checksum(rsdp1, 36, 32);
   CHECK(root_entries(rsdp1, entries, 8) == 2);
   CHECK(tables_declare_hid(rsdp1, kVmbusHid));
+  CHECK(find_table(rsdp1, "APIC", nullptr) == tables + l.madt);
 
   // Too small a buffer: no layout.
   CHECK(build_full_set(tables, 600, phys + 4096, phys, tp.p).size == 0);

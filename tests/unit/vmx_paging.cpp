@@ -1,37 +1,16 @@
 // The page-table builder (host format and EPT) and the guest EPT layout,
 // on fake physical memory that checks every table stays well-formed.
 #include <catch2/catch.hpp>
-#include <map>
-#include <vector>
 
+#include "tests/unit/fake_phys.hpp"
 #include "vmx/ept.hpp"
 #include "vmx/page_tables.hpp"
 
 using namespace microhv;
 using namespace microhv::vmx;
+using microhv::test::FakePhys;
 
 namespace {
-
-// Physical memory made of numbered 4 KiB table pages at fake addresses.
-class FakePhys final : public PhysAccess, public PageAllocator {
- public:
-  explicit FakePhys(size_t limit = 4096) : limit_(limit) {}
-  Optional<Hpa> alloc_page() override {
-    if (pages.size() >= limit_) return kNone;
-    const uint64_t hpa = 0x100000000ull + pages.size() * 4096;
-    pages.emplace(hpa, std::vector<uint64_t>(512, 0));
-    return Hpa(hpa);
-  }
-  uint64_t* table(Hpa page) override {
-    auto it = pages.find(page.value());
-    REQUIRE(it != pages.end());
-    return it->second.data();
-  }
-  std::map<uint64_t, std::vector<uint64_t>> pages;
-
- private:
-  size_t limit_;
-};
 
 constexpr MapAttr kWb{kPermRwx, arch::MemType::kWb};
 constexpr MapAttr kUc{kPermRwx, arch::MemType::kUc};

@@ -104,8 +104,8 @@ bool HwCpu::step_io_natively(uint16_t) {
   if (!v.host->mtf) return false;
   set_io_intercept(v.launch->io_bitmap_a, TestDevice::kIoPort, false);
   v.io_step = true;
-  v.proc_controls |= proc::kMonitorTrapFlag;
-  return v.vmcs.write(Field::kProcControls, v.proc_controls);
+  v.entry.proc_controls |= proc::kMonitorTrapFlag;
+  return v.vmcs.write(Field::kProcControls, v.entry.proc_controls);
 }
 
 bool HwCpu::end_io_step() {
@@ -113,8 +113,8 @@ bool HwCpu::end_io_step() {
   if (!v.io_step) return false;
   if (v.host->info.testdev) set_io_intercept(v.launch->io_bitmap_a, TestDevice::kIoPort, true);
   v.io_step = false;
-  v.proc_controls &= ~proc::kMonitorTrapFlag;
-  return v.vmcs.write(Field::kProcControls, v.proc_controls);
+  v.entry.proc_controls &= ~proc::kMonitorTrapFlag;
+  return v.vmcs.write(Field::kProcControls, v.entry.proc_controls);
 }
 
 // ---- The guest's local APIC. Writes to the xAPIC page and to the x2APIC

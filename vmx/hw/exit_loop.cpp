@@ -55,7 +55,7 @@ void prepare_entry(Vcpu& v) {
     if (!apply_init_state(v.vmcs, h.cpu, h.caps, v.bsp, v.frame->regs, v.events)) {
       stop_guest(v, "applying the INIT state failed (VMREAD/VMWRITE)", &v.frame->regs);
     }
-    v.injection_armed = false;
+    v.entry.injection_armed = false;
     must_write(v, Field::kEntryInterruptionInfo, 0);
     ++v.inits_received;
     flush_after_init(v);
@@ -74,51 +74,8 @@ void prepare_entry(Vcpu& v) {
     v.events.nmis += in.nmis;
     v.genuine_nmis += in.nmis;
   }
-  uint32_t intr = static_cast<uint32_t>(must_read(v, Field::kGuestInterruptibility));
-  if ((intr & interruptibility::kBlockingBySmi) != 0) {
-    // Never set outside SMM, where microhv never runs a guest (SDM 27.3.4);
-    // Bochs 2.7 reports it after wait-for-SIPI, and VM entry would fail.
-    intr &= ~interruptibility::kBlockingBySmi;
-    must_write(v, Field::kGuestInterruptibility, intr);
-  }
-  bool window;
-  if (!v.injection_armed) {
-    const GuestInterruptState s{must_read(v, Field::kGuestRflags), intr, act};
-    const InjectionDecision d = decide_injection(v.events, s);
-    if (d.inject) {
-      uint32_t info = d.intr_info;
-      // With unrestricted guest in real mode no error code may be delivered.
-      if ((must_read(v, Field::kGuestCr0) & arch::cr0::kPe) == 0) {
-        info &= ~intr_info::kDeliverErrorCode;
-      }
-      must_write(v, Field::kEntryInterruptionInfo, info);
-      if ((info & intr_info::kDeliverErrorCode) != 0) {
-        must_write(v, Field::kEntryExceptionErrorCode, d.error_code);
-      }
-      must_write(v, Field::kEntryInstructionLength, d.instruction_length);
-      if (d.wake) {
-        must_write(v, Field::kGuestActivityState, activity::kActive);
-        act = activity::kActive;
-      }
-      v.injection_armed = true;
-    } else {
-      must_write(v, Field::kEntryInterruptionInfo, 0);
-    }
-    window = d.interrupt_window;
-  } else {
-    // An event is already armed for this entry (re-entry path): keep it and
-    // ask for a window for whatever else is pending.
-    window = v.events.any_interrupt();
-  }
-  // NMI-window exiting (virtual NMIs): an NMI waiting for the guest's IRET.
-  const bool nmi_window =
-      v.events.nmis > 0 && act != activity::kWaitForSipi && act != activity::kShutdown;
-  uint32_t want = window ? (v.proc_controls | proc::kInterruptWindowExiting)
-                         : (v.proc_controls & ~proc::kInterruptWindowExiting);
-  want = nmi_window ? (want | proc::kNmiWindowExiting) : (want & ~proc::kNmiWindowExiting);
-  if (want != v.proc_controls) {
-    must_write(v, Field::kProcControls, want);
-    v.proc_controls = want;
+  if (!write_entry_events(v.vmcs, v.events, v.entry, act)) {
+    stop_guest(v, "VMREAD/VMWRITE failed writing the event injection", &v.frame->regs);
   }
   __atomic_store_n(&v.frame->remote.activity, act, __ATOMIC_RELEASE);
 }
@@ -244,7 +201,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   Vcpu& v = *current_vcpu();
   Host& h = *v.host;
   ++v.exits;
-  v.injection_armed = false;  // a VM exit invalidates the VM-entry event fields
+  v.entry.injection_armed = false;  // a VM exit invalidates the VM-entry event fields
   if (!v.launched) first_exit(v, regs);
   regs->rsp = must_read(v, Field::kGuestRsp);
   const uint32_t raw = static_cast<uint32_t>(must_read(v, Field::kExitReason));

@@ -29,6 +29,7 @@
 #include "synic/services/testdev.hpp"
 #include "synic/services/vmbus_host.hpp"
 #include "vmx/controls.hpp"
+#include "vmx/entry_prep.hpp"
 #include "vmx/exits.hpp"
 #include "vmx/hw/apic.hpp"
 #include "vmx/hw/cpu_services.hpp"
@@ -67,15 +68,14 @@ struct Vcpu {
   uint32_t index = 0;      // VP index
   uint32_t processor = 0;  // MP services processor number
   ApicId apic_id{0};
-  bool bsp = false;              // IA32_APIC_BASE.BSP on this CPU
-  Vp* vp = nullptr;              // set once the CPU is a VP (published with release)
-  HwVmcs vmcs;                   // this CPU's current VMCS
-  VpCore core;                   // the core as this VP's exit handlers reach it
-  PendingEvents events;          // touched by this CPU only; other CPUs use frame->remote
-  uint32_t proc_controls = 0;    // cached primary controls (interrupt window, MTF)
-  bool launched = false;         // the first VM exit has been seen
-  bool injection_armed = false;  // an event is in the VM-entry fields for this entry
-  bool io_step = false;          // step_io_natively armed (MTF)
+  bool bsp = false;       // IA32_APIC_BASE.BSP on this CPU
+  Vp* vp = nullptr;       // set once the CPU is a VP (published with release)
+  HwVmcs vmcs;            // this CPU's current VMCS
+  VpCore core;            // the core as this VP's exit handlers reach it
+  PendingEvents events;   // touched by this CPU only; other CPUs use frame->remote
+  EntryEventState entry;  // injection armed; cached primary controls (windows, MTF)
+  bool launched = false;  // the first VM exit has been seen
+  bool io_step = false;   // step_io_natively armed (MTF)
   bool apic_warned = false;
   bool kick_warned = false;
   uint16_t host_tr = 0;

@@ -99,7 +99,7 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch& cpu) {
                         cpu.guest_rip,
                         cpu.guest_rflags,
                         reinterpret_cast<const uint64_t*>(cpu.guest.gdtr_base)};
-  v.proc_controls = ctl.proc.value;
+  v.entry.proc_controls = ctl.proc.value;
   if (!write_initial_vmcs(v.vmcs, setup)) {
     log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors, see above)\n", v.processor,
                v.vmcs.failures());
