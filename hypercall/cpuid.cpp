@@ -39,9 +39,10 @@ bool hyperv_cpuid(const Partition& partition, uint32_t leaf, CpuidRegs* out) {
       out->edx = f.misc;
       break;
     case tlfs::cpuid::kHintsLeaf:
-      // Only the hints the partition was granted (relaxed timing); never
-      // "AutoEOI deprecated" (bit 9) nor "nested" (bit 12). EBX: never
-      // notify long spin waits.
+      // Only the hints the partition was granted: relaxed timing, and the
+      // recommendations whose hypercalls it accepts (the call table gates
+      // them on the same bits). Never AutoEOI deprecated (bit 9) or nested
+      // (bit 12). EBX: never notify long spin waits.
       out->eax = f.hints & ~(tlfs::cpuid::kHintDeprecateAutoEoi | tlfs::cpuid::kHintNested);
       out->ebx = 0xFFFFFFFF;
       break;

@@ -23,7 +23,7 @@ Partition* Hypervisor::claim_slot(PartitionId id, PartitionQuota quota) {
 
 Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemory& memory,
                                         InterruptSink& interrupts, ReferenceClock& clock,
-                                        GuestPhysicalOverlays& overlays) {
+                                        GuestPhysicalOverlays& overlays, GuestTlb& tlb) {
   if (config.vp_count > kMaxVps) return nullptr;
   Partition* parent = nullptr;
   if (config.parent.value() != 0) {
@@ -34,7 +34,7 @@ Partition* Hypervisor::create_partition(const PartitionConfig& config, GuestMemo
   }
   Partition* p = claim_slot(config.id, config.quota);
   if (p != nullptr) {
-    p->init(*this, config, parent, {&memory, &interrupts, &clock, &overlays}, nullptr);
+    p->init(*this, config, parent, {&memory, &interrupts, &clock, &overlays, &tlb}, nullptr);
   }
   return p;
 }
@@ -44,7 +44,7 @@ Partition* Hypervisor::create_service_partition(PartitionId id, MessageService& 
   Partition* p = claim_slot(id, quota);
   if (p != nullptr) {
     p->init(*this, {id, 0, PartitionFeatures{0, 0}, quota}, nullptr,
-            {nullptr, nullptr, nullptr, nullptr}, &service);
+            {nullptr, nullptr, nullptr, nullptr, nullptr}, &service);
   }
   return p;
 }

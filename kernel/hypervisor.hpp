@@ -24,7 +24,7 @@ class Hypervisor {
   // partitions left of the tables, or every partition slot is taken.
   Partition* create_partition(const PartitionConfig& config, GuestMemory& memory,
                               InterruptSink& interrupts, ReferenceClock& clock,
-                              GuestPhysicalOverlays& overlays);
+                              GuestPhysicalOverlays& overlays, GuestTlb& tlb);
   // A service partition (no VPs, no memory, no parent): see MessageService.
   Partition* create_service_partition(PartitionId id, MessageService& service,
                                       PartitionQuota quota);

@@ -11,6 +11,7 @@ void Partition::init(Hypervisor& hv, const PartitionConfig& config, Partition* p
   interrupts_ = platform.interrupts;
   clock_ = platform.clock;
   overlays_ = platform.overlays;
+  tlb_ = platform.tlb;
   service_ = service;
   id_ = config.id;
   features_ = config.features;

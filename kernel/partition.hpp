@@ -10,6 +10,7 @@
 #include "kernel/platform/guest_memory.hpp"
 #include "kernel/platform/interrupts.hpp"
 #include "kernel/platform/overlays.hpp"
+#include "kernel/platform/tlb.hpp"
 #include "kernel/ports.hpp"
 #include "kernel/synic_state.hpp"
 #include "kernel/time_state.hpp"
@@ -33,6 +34,7 @@ class MessageService {
 };
 
 inline constexpr uint32_t kMaxVps = 64;
+static_assert(kMaxVps <= VpMask::kCapacity, "IPI and flush targets are a VpMask");
 
 class Vp {
  public:
@@ -58,7 +60,11 @@ struct PartitionFeatures {
   uint32_t msr_access;  // CPUID 0x40000003.EAX bits (tlfs::cpuid::kAccess*)
   uint32_t privileges;  // CPUID 0x40000003.EBX bits (kPostMessages ...)
   uint32_t misc = 0;    // CPUID 0x40000003.EDX bits (kFeature*)
-  uint32_t hints = 0;   // CPUID 0x40000004.EAX bits (kHint*)
+  // CPUID 0x40000004.EAX bits: relaxed timing, and the recommendations
+  // whose hypercalls the partition accepts (tlfs::cpuid::kHintRemoteTlbFlush,
+  // kHintClusterIpi, kHintExProcessorMasks); a call whose hint is clear is
+  // unknown to it.
+  uint32_t hints = 0;
 };
 
 // Everything microhv implements, granted to an ordinary guest partition.
@@ -79,7 +85,8 @@ static constexpr PartitionFeatures kFullFeatures{
         tlfs::cpuid::kConnectPort,
     tlfs::cpuid::kFeatureFrequencyMsrs | tlfs::cpuid::kFeatureGuestCrashMsrs |
         tlfs::cpuid::kFeatureStimerDirectMode,
-    tlfs::cpuid::kHintRelaxedTiming};
+    tlfs::cpuid::kHintRelaxedTiming | tlfs::cpuid::kHintRemoteTlbFlush |
+        tlfs::cpuid::kHintClusterIpi | tlfs::cpuid::kHintExProcessorMasks};
 
 // What the platform can back.
 struct PlatformTimeSupport {
@@ -133,6 +140,7 @@ class Partition {
   void set_features(const PartitionFeatures& f) { features_ = f; }
   bool has_privilege(uint32_t ebx_bit) const { return (features_.privileges & ebx_bit) != 0; }
   bool has_msr_access(uint32_t eax_bit) const { return (features_.msr_access & eax_bit) != 0; }
+  bool has_hints(uint32_t hint_bits) const { return (features_.hints & hint_bits) == hint_bits; }
 
   uint32_t vp_count() const { return vp_count_; }
   // Bounds-checked: nullptr for an index that names no VP.
@@ -151,6 +159,7 @@ class Partition {
   // Reference time now (TLFS 12.4), from the host TSC of the calling CPU.
   uint64_t reference_time() const { return reference_time_at(clock_->read_tsc(), time.scale); }
   GuestPhysicalOverlays& overlays() const { return *overlays_; }
+  GuestTlb& tlb() const { return *tlb_; }
 
   // Partition-wide synthetic MSRs (TLFS 3.13); what they mean is
   // hypercall/msr.cpp.
@@ -161,12 +170,13 @@ class Partition {
 
  private:
   friend class Hypervisor;
-  // What a guest partition runs on: all four, or none for a service.
+  // What a guest partition runs on: all five, or none for a service.
   struct Platform {
     GuestMemory* memory;
     InterruptSink* interrupts;
     ReferenceClock* clock;
     GuestPhysicalOverlays* overlays;
+    GuestTlb* tlb;
   };
   void init(Hypervisor& hv, const PartitionConfig& config, Partition* parent,
             const Platform& platform, MessageService* service);
@@ -176,6 +186,7 @@ class Partition {
   InterruptSink* interrupts_ = nullptr;
   ReferenceClock* clock_ = nullptr;
   GuestPhysicalOverlays* overlays_ = nullptr;
+  GuestTlb* tlb_ = nullptr;
   MessageService* service_ = nullptr;
   Partition* parent_ = nullptr;
   PartitionQuota quota_{0, 0};

@@ -105,6 +105,7 @@ check_suite() {  # check_suite: the suite's verdict in $log
   expect "SynIC message delivered by injection (AutoEOI)" '^guest: PASS post-message-interrupts-once'
   expect "SynIC non-AutoEOI SINT through the local APIC" '^guest: PASS sint-non-autoeoi-redelivers-after-eoi'
   expect "hypercall page is a read+execute overlay" '^guest: PASS hypercall-page-write-protected'
+  expect "a continued rep call takes a pending interrupt at its VMCALL" '^guest: PASS rep-continued-call-takes-pending-interrupt'
   expect "built-in VMBus host attached to the guest partition" '^microhv: vmbus: VMBus host attached'
   reject "microhv never stopped the guest" 'guest stopped|host stopped|host exception'
   reject "no microhv errors" '^microhv: error:'
@@ -185,6 +186,8 @@ if [ $have_suite -eq 1 ]; then
   expect "time: VP 1 reads the TSC page in step with TIME_REF_COUNT" '^guest: PASS time-vp1-tsc-page-matches-time-ref-count'
   expect "time: VP 1's synthetic timer fires on VP 1 while it halts" '^guest: PASS time-vp1-stimer-fires-on-vp1-halted'
   check_suite
+  expect "an IPI hypercall reaches VP 1" '^guest: PASS ipi-vp1-spinning'
+  expect "a flush hypercall returns after VP 1 dropped its stale translation" '^guest: PASS flush-vp1-list-mask'
   [ $fail -eq 0 ] || bochs_hints suite-smp
 fi
 

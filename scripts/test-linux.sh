@@ -50,9 +50,10 @@ GUEST_SUMMARY_RE='^linux-guest: [0-9]+ passed, [0-9]+ failed'
 GUEST_UPTIME_RE='^linux-guest: uptime [0-9.]+$'
 # The guest's checks: Hyper-V detected, modules loaded, VMBus version,
 # /sys/bus/vmbus, online CPUs, no Call Trace, no hv_post_msg() failed, the
-# clocksource (TSC page, not the MSR), Hyper-V clockevents, and with the
-# benchmark the clock_gettime ratio.
-MIN_CHECKS=11
+# clocksource (TSC page, not the MSR), Hyper-V clockevents, with the
+# benchmark the clock_gettime ratio, IPI hypercalls, remote TLB flush
+# hypercalls, no WARNING.
+MIN_CHECKS=14
 # microhv's own log: one regex per required line (served PostMessage calls).
 MICROHV_REQUIRED=(
   '^microhv: .*PostMessage'
@@ -83,6 +84,8 @@ BASELINE_HYPERV_CHECKS=(
   'modules loaded'
   'VMBus version negotiated'
   '/sys/bus/vmbus exists'
+  'IPI hypercalls'
+  'remote TLB flush hypercalls'
 )
 
 # ---------------------------------------------------------------- options

@@ -1,5 +1,5 @@
 // The order in which these report their statuses is part of the one
-// documented check order in hypercall/hypercall.cpp: what the input names
+// documented check order in hypercall/abi.cpp: what the input names
 // (connection, port), then the target VP, its SynIC, and last the buffers.
 #include "synic/messaging.hpp"
 

@@ -53,9 +53,26 @@ ExitAction on_vmcall(ExitContext& c) {
   in.rdi = c.regs.rdi;
   in.r8 = c.regs.r8;
   const HypercallOutcome out = c.core.hypercall(in);
-  if (out.inject_ud) return inject_ud(c);
-  store_hypercall_result(in, out.result, &c.regs.rax, &c.regs.rdx);
-  return ExitAction::kAdvance;
+  switch (out.end) {
+    case HypercallEnd::kUndefinedOpcode:
+      return inject_ud(c);
+    case HypercallEnd::kResult:
+      store_hypercall_result(in, out.value, &c.regs.rax, &c.regs.rdx);
+      return ExitAction::kAdvance;
+    case HypercallEnd::kContinue:
+      break;
+  }
+  // TLFS "Hypercall Continuation": the rep start advanced in RCX (EDX:EAX),
+  // RIP still at the VMCALL. An STI or MOV-SS shadow covered this VMCALL
+  // only; it ends here as it would after the instruction, so the guest's
+  // pending interrupts are taken before the call runs again.
+  store_hypercall_control(in, out.value, &c.regs.rcx, &c.regs.rax, &c.regs.rdx);
+  uint64_t intr = 0;
+  if (!read(c, Field::kGuestInterruptibility, &intr)) return vmcs_failed(c);
+  constexpr uint64_t kShadows =
+      interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs;
+  if ((intr & kShadows) != 0) write(c, Field::kGuestInterruptibility, intr & ~kShadows);
+  return ExitAction::kRetry;
 }
 
 // ---- XSETBV (55): validated, then executed for the guest.

@@ -4,7 +4,8 @@
 // CPUID, MSR and XSETBV with fault recovery) and the Hyper-V core -- so host
 // tests drive them with fakes. Every handler returns where RIP goes:
 //   kAdvance: the instruction was emulated; RIP += exit instruction length
-//   kRetry:   RIP unchanged (an exception was queued, or nothing to skip)
+//   kRetry:   RIP unchanged (an exception was queued, a hypercall is
+//             continued, or nothing to skip)
 //   kStop:    the guest cannot continue; the back end dumps state and halts
 // Nothing advances RIP by default, and an exit without a handler stops.
 #pragma once

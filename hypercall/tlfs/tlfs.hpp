@@ -34,6 +34,12 @@ const char* status_name(Status s);
 // (CreatePort 0x95, ConnectPort 0x96); Delete and Disconnect kept the v2.0
 // numbers (0x58, 0x5B) there too.
 enum class CallCode : uint16_t {
+  kFlushVirtualAddressSpace = 0x0002,
+  kFlushVirtualAddressList = 0x0003,  // rep
+  kSendSyntheticClusterIpi = 0x000B,
+  kFlushVirtualAddressSpaceEx = 0x0013,  // variable header
+  kFlushVirtualAddressListEx = 0x0014,   // rep, variable header
+  kSendSyntheticClusterIpiEx = 0x0015,   // variable header
   kDeletePort = 0x0058,
   kDisconnectPort = 0x005B,
   kPostMessage = 0x005C,
@@ -55,6 +61,22 @@ inline constexpr unsigned kRepStartShift = 48;  // 59:48
 inline constexpr uint64_t kRepStartMask = 0xFFFull << 48;
 // 30:27, 47:44 and 63:60 are reserved and must be zero.
 inline constexpr uint64_t kReservedMask = (0xFull << 27) | (0xFull << 44) | (0xFull << 60);
+inline constexpr uint32_t kMaxReps = 0xFFF;  // 12-bit rep count and rep start
+
+constexpr uint32_t var_header_qwords(uint64_t c) {
+  return static_cast<uint32_t>((c & kVarHeaderMask) >> kVarHeaderShift);
+}
+constexpr uint32_t rep_count(uint64_t c) {
+  return static_cast<uint32_t>((c & kRepCountMask) >> kRepCountShift);
+}
+constexpr uint32_t rep_start(uint64_t c) {
+  return static_cast<uint32_t>((c & kRepStartMask) >> kRepStartShift);
+}
+// The input value a continued rep call is re-executed with (TLFS "Hypercall
+// Continuation": the hypervisor updates the rep start index in RCX).
+constexpr uint64_t with_rep_start(uint64_t c, uint32_t start) {
+  return (c & ~kRepStartMask) | (static_cast<uint64_t>(start & kMaxReps) << kRepStartShift);
+}
 }  // namespace control
 
 // Result value (RAX): 15:0 status, 43:32 reps completed.
@@ -322,8 +344,11 @@ inline constexpr uint32_t kFeatureFrequencyMsrs = 1u << 8;
 inline constexpr uint32_t kFeatureGuestCrashMsrs = 1u << 10;
 inline constexpr uint32_t kFeatureStimerDirectMode = 1u << 19;
 // 0x40000004.EAX hints.
+inline constexpr uint32_t kHintRemoteTlbFlush = 1u << 2;  // HvCallFlushVirtualAddress*
 inline constexpr uint32_t kHintRelaxedTiming = 1u << 5;
 inline constexpr uint32_t kHintDeprecateAutoEoi = 1u << 9;
+inline constexpr uint32_t kHintClusterIpi = 1u << 10;        // HvCallSendSyntheticClusterIpi
+inline constexpr uint32_t kHintExProcessorMasks = 1u << 11;  // the *Ex forms (HV_VP_SET)
 inline constexpr uint32_t kHintNested = 1u << 12;
 }  // namespace cpuid
 

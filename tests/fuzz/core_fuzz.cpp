@@ -120,9 +120,11 @@ void checked_hypercall(World& w, GuestSide& side, uint32_t vp, const HypercallRe
   const bool modeled = predict(w, side, regs, &ud, &status);
   const HypercallOutcome out = handle_hypercall(*side.partition->vp(VpIndex(vp)), regs);
   if (!modeled) return;
-  expect(out.inject_ud == ud, "#UD differs from the TLFS rule (CPL 0, protected or long mode)");
+  expect((out.end == HypercallEnd::kUndefinedOpcode) == ud,
+         "#UD differs from the TLFS rule (CPL 0, protected or long mode)");
   if (ud) return;
-  expect(out.result == tlfs::make_result(status), "hypercall status differs from the oracle's");
+  expect(out.end == HypercallEnd::kResult && out.value == tlfs::make_result(status),
+         "hypercall status differs from the oracle's");
 }
 
 // A well-formed call: the input block at GPA 0 of the caller (or fast).

@@ -1,6 +1,6 @@
 // The core fuzz target's oracle, part 2: the status every call must return
 // and what it changes, from the TLFS pages of each call and microhv's
-// documented choices (the check order in hypercall/hypercall.cpp, README
+// documented choices (the check order in hypercall/abi.cpp, README
 // "Interface choices"), computed on the shadow (core_shadow.hpp) alone; the
 // VMBus host's protocol (Linux include/linux/hyperv.h message layouts) with
 // its rule that no answer is lost; and the SynIC MSR rules (TLFS 11.8).

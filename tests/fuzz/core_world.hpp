@@ -25,6 +25,7 @@ struct GuestSide {
   uint64_t parent;
   test::FakeMemory memory;
   test::FakeInterrupts irqs;
+  test::FakeTlb tlb;
   test::FakeOverlays overlays;
   Partition* partition = nullptr;
   uint32_t privileges = kFullFeatures.privileges;  // what the world gave it
@@ -52,10 +53,14 @@ struct World {
   void build() {
     hv = new (hv_storage) Hypervisor;
     for (GuestSide& s : sides) {
+      // Without the IPI and remote-flush hints: their calls raise interrupts
+      // and flushes this oracle does not model (rep_fuzz.cpp covers them).
+      PartitionFeatures features = kFullFeatures;
+      features.hints = tlfs::cpuid::kHintRelaxedTiming;
       s.partition = hv->create_partition(
-          {PartitionId(s.id), s.vps, kFullFeatures, kDefaultQuota, PartitionId(s.parent),
+          {PartitionId(s.id), s.vps, features, kDefaultQuota, PartitionId(s.parent),
            TimeBase{test::FakeClock::kTscHz, 100'000'000}},
-          s.memory, s.irqs, clock, s.overlays);
+          s.memory, s.irqs, clock, s.overlays, s.tlb);
       expect(s.partition != nullptr, "world: partition not created");
       ShadowPartition shadow;
       shadow.id = s.id;

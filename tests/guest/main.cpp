@@ -6,7 +6,8 @@
 //   --demo                    the SynIC demo instead of the checks (demo.cpp)
 //   --bench                   the round-trip benchmark instead (bench.cpp)
 //   --load                    the multi-CPU load test instead (load.cpp)
-// Groups: guest cpuid msr hypercall port message seed event sint time isolation smp.
+// Groups: guest cpuid msr hypercall port message seed event sint time isolation
+// authority smp rep hostile.
 //   --crash-at-end            after the summary, report a crash (crash MSRs)
 #include <efi.h>
 
@@ -122,6 +123,7 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
 }
 
 [[noreturn]] void finish() {
+  stop_vp1();
   g_finishing = true;
   char buf[96];
   if (g_skipped != 0) {
@@ -399,6 +401,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   env.sim = alloc_pages(1);
   env.sief = alloc_pages(1);
   env.time_pages = alloc_pages(3);
+  env.tlb_pages = alloc_pages(kTlbPages);
   uint32_t apic_ids[kMaxCpus] = {};
   discover_cpus(apic_ids);
   bool cpu_pages_ok = true;
@@ -429,7 +432,8 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     if (g_only[0] != '\0') note("running only groups: %s", g_only);
   }
   if (env.hypercall_page == nullptr || env.in == nullptr || env.out == nullptr ||
-      env.sim == nullptr || env.sief == nullptr || env.time_pages == nullptr || !cpu_pages_ok) {
+      env.sim == nullptr || env.sief == nullptr || env.time_pages == nullptr ||
+      env.tlb_pages == nullptr || !cpu_pages_ok) {
     abort_suite("AllocatePages failed");
   }
   cli();
@@ -466,6 +470,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
       {"isolation", group_isolation},
       {"authority", group_authority},
       {"smp", group_smp},
+      {"rep", group_rep},
       // Last: the x2APIC check leaves the APIC in x2APIC mode.
       {"hostile", group_hostile_cpu},
       {"hostile", group_hostile_apic},

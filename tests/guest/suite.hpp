@@ -11,7 +11,9 @@
 //   checks_time_vp1.cpp    the time checks on VP 1 (run from the smp group)
 //   checks_isolation.cpp   group isolation (microhv's memory is unreachable)
 //   checks_smp.cpp         group smp (cross-VP delivery, needs >= 2 CPUs)
-//   smp_vp1.{hpp,cpp}      the smp group's harness: VP 1's command loop, the mailbox
+//   smp_vp1.{hpp,cpp}      VP 1's command loop and the mailbox (groups smp and rep)
+//   checks_rep.cpp         group rep (rep hypercalls, IPIs, TLB flushes)
+//   tlb_probe.{hpp,cpp}    group rep's own page tables: a mapping to change under a VP's TLB
 //   main.cpp               efi_main, options, MP services, report, shutdown
 //   demo.cpp, bench.cpp    --demo and --bench modes (not checks)
 //   load.cpp               --load mode (multi-CPU message and event storm): set-up
@@ -104,7 +106,13 @@ unsigned cpu_count();
 unsigned this_cpu();  // by local APIC ID; kMaxCpus for a CPU not in the table
 uint32_t apic_id();   // of the calling CPU
 uint32_t irq_count_on(unsigned cpu, uint8_t vector);
-uint64_t irq_tsc_on(unsigned cpu, uint8_t vector);  // TSC at the last one
+uint64_t irq_tsc_on(unsigned cpu, uint8_t vector);  // TSC at the last one (>= 2 CPUs only)
+// Where the last interrupt on `vector` found the calling CPU: the RIP and
+// RCX it interrupted (a continued hypercall is interrupted at its VMCALL).
+struct IrqFrame {
+  uint64_t rip, rcx;
+};
+IrqFrame irq_frame(uint8_t vector);
 // Called (after the count is bumped) for every SINT vector on every CPU.
 using IrqHook = void (*)(unsigned cpu, uint8_t vector);
 void set_irq_hook(IrqHook hook);
@@ -169,7 +177,9 @@ struct Env {
   // every CPU's; the checks on CPU 0 use the pages above). Null for CPUs that
   // do not exist.
   CpuPages cpu[kMaxCpus];
+  uint8_t* tlb_pages;  // kTlbPages for the rep group's page tables (tlb_probe.cpp)
 };
+inline constexpr size_t kTlbPages = 6;
 extern Env env;
 
 inline constexpr uint8_t kPageFill = 0xCC;  // fill of the hypercall page before enabling
@@ -181,6 +191,7 @@ inline constexpr uint8_t kSintEvt = 4, kVecEvt = kIrqBase + 1;        // AutoEOI
 inline constexpr uint8_t kSintNoAuto = 5, kVecNoAuto = kIrqBase + 2;  // EOI by handler
 inline constexpr uint8_t kSintMasked = 6, kVecMasked = kIrqBase + 3;  // masked
 inline constexpr uint8_t kSintScratch = 7;                            // MSR round-trip tests only
+inline constexpr uint8_t kVecIpi = kIrqBase + 4;  // HvCallSendSyntheticClusterIpi (EOI by handler)
 inline constexpr uint8_t kVecSelfIpi = kIrqBase + 7;  // harness self-test (local APIC self-IPI)
 
 // Port and connection ids (ids >= 0x1000 avoid VMBus' well-known 1 and 4).
@@ -322,6 +333,9 @@ void group_smp();
 // Group "hostile" (a guest that tries to get at the machine beneath it).
 void group_hostile_cpu();   // checks_hostile_cpu.cpp: MSRs, CPUID, the TSC
 void group_hostile_apic();  // checks_hostile_apic.cpp: IA32_APIC_BASE, the xAPIC page, x2APIC
+void group_rep();
+// Ends VP 1's command loop if a group started it (smp_vp1.cpp).
+void stop_vp1();
 
 }  // namespace guest
 

@@ -59,14 +59,17 @@ TEST_CASE("CPUID: hints keep AutoEOI undeprecated and say not nested") {
   REQUIRE(hyperv_cpuid(*g.partition, 0x40000004, &r));
   CHECK((r.eax & tlfs::cpuid::kHintDeprecateAutoEoi) == 0);
   CHECK((r.eax & tlfs::cpuid::kHintNested) == 0);
-  // Relaxed timing (bit 5) is the one hint granted; nothing else is.
-  CHECK(r.eax == tlfs::cpuid::kHintRelaxedTiming);
+  // Granted: relaxed timing (bit 5) and the recommendations whose calls
+  // microhv accepts (remote flush 2, cluster IPI 10, Ex masks 11); nothing else.
+  constexpr uint32_t kGranted = tlfs::cpuid::kHintRelaxedTiming | tlfs::cpuid::kHintRemoteTlbFlush |
+                                tlfs::cpuid::kHintClusterIpi | tlfs::cpuid::kHintExProcessorMasks;
+  CHECK(r.eax == kGranted);
   // Even a partition holding them never shows bits 9 and 12.
   PartitionFeatures f = kFullFeatures;
   f.hints |= tlfs::cpuid::kHintDeprecateAutoEoi | tlfs::cpuid::kHintNested;
   g.partition->set_features(f);
   REQUIRE(hyperv_cpuid(*g.partition, 0x40000004, &r));
-  CHECK(r.eax == tlfs::cpuid::kHintRelaxedTiming);
+  CHECK(r.eax == kGranted);
 }
 
 TEST_CASE("CPUID: a feature the platform cannot back is gone from CPUID and its MSRs #GP") {

@@ -106,14 +106,15 @@ class FakeCore final : public HvCore {
   HypercallOutcome hypercall(const HypercallRegs& r) override {
     last = r;
     ++calls;
-    if (r.cpl != 0 || r.mode == CpuMode::kReal) return {true, 0};
-    return {false, 0x2};
+    if (r.cpl != 0 || r.mode == CpuMode::kReal) return {HypercallEnd::kUndefinedOpcode, 0};
+    return next;
   }
   void testdev_write(uint32_t value) override { testdev.push_back(value); }
   std::vector<uint32_t> testdev;
   std::vector<std::pair<uint32_t, uint64_t>> writes;
   HypercallRegs last{};
   int calls = 0;
+  HypercallOutcome next{HypercallEnd::kResult, 0x2};  // what a valid call returns
 };
 
 inline VmxCapabilities exit_test_caps() {

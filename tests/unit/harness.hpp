@@ -46,7 +46,7 @@ struct Guest {
     // The time base the fake clock runs at, unless the test chose one.
     PartitionConfig with_time = config;
     if (with_time.time.tsc_hz == 0) with_time.time = TimeBase{FakeClock::kTscHz, kApicHz};
-    partition = hv->create_partition(with_time, memory, irqs, clock, overlays);
+    partition = hv->create_partition(with_time, memory, irqs, clock, overlays, tlb);
     REQUIRE(partition != nullptr);
   }
 
@@ -56,11 +56,21 @@ struct Guest {
     if (size > 0) std::memcpy(&memory.bytes[kInputPage], input, size);
     return hypercall_raw(control, kInputPage, 0, caller);
   }
+  // One VMCALL as the CPU runs it: a continued rep call executes again with
+  // the RCX microhv wrote (TLFS "Hypercall Continuation"), as often as it is
+  // continued; `continuations` counts them, `last_rcx` is RCX at the end.
   uint64_t hypercall_raw(uint64_t control, uint64_t rdx, uint64_t r8, uint32_t caller = 0) {
-    HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, rdx, 0, 0, r8};
-    HypercallOutcome out = handle_hypercall(vp(caller), regs);
-    REQUIRE_FALSE(out.inject_ud);
-    return out.result;
+    continuations = 0;
+    for (;;) {
+      HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, rdx, 0, 0, r8};
+      HypercallOutcome out = handle_hypercall(vp(caller), regs);
+      REQUIRE(out.end != HypercallEnd::kUndefinedOpcode);
+      last_rcx = control;
+      if (out.end == HypercallEnd::kResult) return out.value;
+      REQUIRE(continuations < 4096);  // each one makes progress; never endless
+      ++continuations;
+      control = out.value;
+    }
   }
   tlfs::Status status(uint64_t control, const void* input, size_t size, uint32_t caller = 0) {
     return static_cast<tlfs::Status>(hypercall(control, input, size, caller) & 0xFFFF);
@@ -148,7 +158,10 @@ struct Guest {
   FakeInterrupts irqs;
   FakeClock clock;
   FakeOverlays overlays;
+  FakeTlb tlb;
   Partition* partition;
+  uint32_t continuations = 0;
+  uint64_t last_rcx = 0;
 };
 
 inline constexpr uint64_t kPost = uint64_t(tlfs::CallCode::kPostMessage);

@@ -56,15 +56,16 @@ TEST_CASE("Quota: partitions cannot reserve more than the tables hold") {
   FakeInterrupts irqs;
   FakeClock clock;
   FakeOverlays overlays;
+  FakeTlb tlb;
   const PartitionQuota big{kMaxPorts - 1, kMaxConnections - 1};
   REQUIRE(hv.create_partition({PartitionId(1), 1, kFullFeatures, big}, memory, irqs, clock,
-                              overlays) != nullptr);
+                              overlays, tlb) != nullptr);
   CHECK(hv.create_partition({PartitionId(2), 1, kFullFeatures, PartitionQuota{2, 1}}, memory, irqs,
-                            clock, overlays) == nullptr);
+                            clock, overlays, tlb) == nullptr);
   CHECK(hv.create_partition({PartitionId(2), 1, kFullFeatures, PartitionQuota{1, 2}}, memory, irqs,
-                            clock, overlays) == nullptr);
+                            clock, overlays, tlb) == nullptr);
   CHECK(hv.create_partition({PartitionId(2), 1, kFullFeatures, PartitionQuota{1, 1}}, memory, irqs,
-                            clock, overlays) != nullptr);
+                            clock, overlays, tlb) != nullptr);
   CHECK(hv.reserved().ports == kMaxPorts);
   CHECK(hv.reserved().connections == kMaxConnections);
 }

@@ -73,7 +73,9 @@ class EntryCheckCore final : public HvCore {
   }
   MsrResult read_msr(uint32_t, uint64_t*) override { return MsrResult::kGp; }
   MsrResult write_msr(uint32_t, uint64_t) override { return MsrResult::kGp; }
-  HypercallOutcome hypercall(const HypercallRegs&) override { return {true, 0}; }
+  HypercallOutcome hypercall(const HypercallRegs&) override {
+    return {HypercallEnd::kUndefinedOpcode, 0};
+  }
   void testdev_write(uint32_t) override {}
 };
 

@@ -115,6 +115,39 @@ TEST_CASE("exits: VMCALL hands the registers and mode to the core") {
   CHECK_FALSE(r.events.exception);
 }
 
+TEST_CASE("exits: a continued rep call keeps RIP, writes RCX and ends an STI shadow") {
+  // TLFS "Hypercall Continuation": RIP stays at the VMCALL, the rep start
+  // index is updated in RCX, RAX is not written (no result yet); pending
+  // interrupts must be taken before the VMCALL runs again, so the one
+  // instruction an STI or MOV SS shadow covered is over.
+  Rig r;
+  r.regs.rcx = 0x000000C800000003ull;  // FlushVirtualAddressList, 200 reps
+  r.regs.rax = 0x1234;
+  r.core.next = {HypercallEnd::kContinue, 0x004000C800000003ull};
+  r.vmcs.fields[Field::kGuestInterruptibility] = interruptibility::kBlockingBySti;
+  REQUIRE(r.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(r.regs.rcx == 0x004000C800000003ull);
+  CHECK(r.regs.rax == 0x1234);
+  CHECK(r.vmcs.fields[Field::kGuestInterruptibility] == 0);
+  CHECK_FALSE(r.events.exception);
+
+  Rig mov_ss;  // MOV-SS blocking too; other interruptibility bits stay
+  mov_ss.core.next = r.core.next;
+  mov_ss.vmcs.fields[Field::kGuestInterruptibility] =
+      interruptibility::kBlockingByMovSs | interruptibility::kBlockingByNmi;
+  REQUIRE(mov_ss.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(mov_ss.vmcs.fields[Field::kGuestInterruptibility] == interruptibility::kBlockingByNmi);
+
+  Rig compat;  // 32-bit convention: EDX:EAX is the input value
+  compat.vmcs.fields[Field::kGuestCsAccess] = 0xC09B;  // CS.L = 0
+  compat.core.next = r.core.next;
+  compat.regs.rcx = 0x1000;
+  REQUIRE(compat.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(compat.regs.rdx == 0x004000C8);
+  CHECK(compat.regs.rax == 0x00000003);
+  CHECK(compat.regs.rcx == 0x1000);  // the input GPA (EBX:ECX) stays
+}
+
 TEST_CASE("exits: VMCALL from CPL3 or real mode gets #UD and RIP stays") {
   Rig r;
   r.vmcs.fields[Field::kGuestSsAccess] = 0xC0F3;  // DPL 3

@@ -109,10 +109,12 @@ void prepare_entry(Vcpu& v) {
     v.entry.injection_armed = false;
     must_write(v, Field::kEntryInterruptionInfo, 0);
     ++v.inits_received;
+    flush_after_init(v);
   }
   run_synthetic_timers(v);
   uint32_t act = static_cast<uint32_t>(must_read(v, Field::kGuestActivityState));
   const RemoteQueue::Drained in = v.frame->remote.drain();
+  serve_tlb_inbox(v);  // after the drain: a later post sets `work` again
   if (in.any) {
     if (remote_delivery(act) == RemoteDelivery::kQueue) {
       for_each_vector(in.auto_eoi, [&](uint8_t vec) { v.events.queue_interrupt(vec); });
@@ -285,6 +287,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   ctx.refused_log = &h.refused_logged;
   const ExitAction action = dispatch_exit(ctx);
   log_exit_events(v, ctx);
+  if (reason == exit_reason::kInit && action != ExitAction::kStop) flush_after_init(v);
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
   v.last_reason = reason;
   switch (action) {

@@ -36,10 +36,12 @@
 #include "vmx/hw/ept.hpp"
 #include "vmx/hw/log_sink.hpp"
 #include "vmx/hw/memory.hpp"
+#include "vmx/hw/tlb.hpp"
 #include "vmx/hw/vmcs.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
+#include "vmx/tlb_flush.hpp"
 #include "vmx/vp_core.hpp"
 #include "vmx/vp_cpu_state.hpp"
 
@@ -51,9 +53,11 @@ struct VcpuFrame {
   GuestRegs regs;           // filled by microhv_vmexit_stub; HOST_RSP = &host_stack_top
   uint64_t host_stack_top;  // offset 128, read by the stub
   RemoteQueue remote;       // offset 136: remote.work is tested by the stub before VMRESUME
+  TlbInbox tlb;             // flush requests for this VP (vmx/tlb_flush.hpp)
 };
 static_assert(__builtin_offsetof(VcpuFrame, host_stack_top) == 128);
 static_assert(__builtin_offsetof(VcpuFrame, remote) == 136);
+static_assert(sizeof(VcpuFrame) <= kPageSize, "the frame is one page (vmx/launch.hpp)");
 
 struct Host;
 
@@ -105,6 +109,7 @@ struct Host {
   HwInterrupts interrupts{*this};
   TscClock clock;
   EptOverlays overlays{*this};
+  HwTlb tlb{*this};
   Hypervisor hv;
   VmbusHost vmbus;
   alignas(TestDevice) unsigned char testdev_storage[sizeof(TestDevice)];
@@ -113,6 +118,7 @@ struct Host {
   VmxCapabilities caps{};
   uint64_t eptp = 0;
   uint64_t invept_type = 0, invvpid_type = 0;  // single-context when supported
+  InvvpidSupport invvpid{};                    // what remote TLB flushes may use
   bool mtf = false;                            // monitor trap flag (string I/O stepping)
   // The VMX-preemption timer (PINBASED_CTLS allowed-1 bit 6) and its rate
   // (IA32_VMX_MISC[4:0]): the host timer behind the synthetic timers.

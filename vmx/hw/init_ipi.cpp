@@ -48,6 +48,7 @@ void emulate_init(Vcpu& self, Vcpu& t) {
           __atomic_load_n(&q.work, __ATOMIC_ACQUIRE), (unsigned long long)t.exits);
       return;
     }
+    serve_tlb_inbox(self);  // t may be waiting for this VP's flush acknowledgment
     arch::pause();
   }
   if (self.inits_sent == 1) {

@@ -63,6 +63,7 @@ bool adopt_capabilities(Host& h) {
       (cap & ept_cap::kInveptSingle) != 0 ? invept_type::kSingleContext : invept_type::kAllContexts;
   h.invvpid_type = (cap & ept_cap::kInvvpidSingle) != 0 ? invvpid_type::kSingleContext
                                                         : invvpid_type::kAllContexts;
+  h.invvpid = invvpid_support(cap, true);  // VPID is always on (compute_controls)
   const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
   h.mtf =
       control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
@@ -137,7 +138,7 @@ Vp* create_guest(Host& h) {
       h.preemption_timer ? "" : " missing", h.preemption_timer_rate,
       (features.msr_access & tlfs::cpuid::kAccessPartitionReferenceTsc) != 0 ? "on" : "off",
       h.info.host_invariant_tsc ? 1u : 0u, features.msr_access, features.misc);
-  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
+  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays, h.tlb);
   if (h.partition == nullptr) return nullptr;
   // The built-in VMBus host: a service partition with connections 4 and 1
   // in the guest partition, so a Linux guest's hv_vmbus can negotiate. Its
