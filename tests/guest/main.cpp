@@ -476,7 +476,12 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
       {"hostile", group_hostile_apic},
   };
   for (const Group& g : groups) {
-    if (group_selected(g.name)) g.run();
+    if (!group_selected(g.name)) continue;
+    // VP 1 goes back to the firmware before the hostile group: that group
+    // leaves VP 0's APIC in x2APIC mode, and OVMF's AP code, returning from
+    // VP 1's procedure afterwards, then triple-faulted VP 1.
+    if (g.run == group_hostile_cpu) stop_vp1();
+    g.run();
   }
   finish();
 }

@@ -346,6 +346,7 @@ namespace guest {
 void stop_vp1() {
   using namespace smp;
   if (g_vp1_started && !g_ap_lost) run(kCmdExit, "exit");
+  g_vp1_started = false;
 }
 
 }  // namespace guest
