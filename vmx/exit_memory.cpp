@@ -1,74 +1,17 @@
 // Guest accesses that fault in EPT (reason 48) and EPT misconfigurations
 // (49). What a violation means is GuestEpt::classify's decision (vmx/
 // guest_ept.hpp); here it is carried out: stores to the xAPIC page are
-// emulated, accesses to microhv's memory, an overlay page or beyond the
+// emulated (vmx/exit_apic.cpp), accesses to microhv's memory, an overlay page or beyond the
 // guest's physical width get #GP(0), an access EPT allows by now (it
 // changed since) or high MMIO mapped on demand is retried, and anything
 // microhv cannot explain -- or a misconfiguration, which only a microhv bug
 // can cause -- is reported with the GPA, the qualification and RIP and
 // stops the guest (README: every VP parks; microhv stays up).
-#include "arch/x86.hpp"
 #include "kernel/base/log.hpp"
-#include "vmx/decode.hpp"
 #include "vmx/exit_handlers.hpp"
-#include "vmx/guest_walk.hpp"
 
 namespace microhv::vmx {
 namespace {
-
-namespace efer = arch::efer;
-namespace access = arch::access;
-
-// ---- Writes to the local APIC page. EPT maps the xAPIC page read-only, so
-// a guest store to it exits here before it happens: the instruction is
-// fetched through the guest's page tables and decoded (vmx/decode.hpp),
-// and the value goes to the back end, which writes the real register (or
-// emulates an INIT IPI to a VP). RIP moves past the store, which also ends
-// an STI/MOV-SS shadow. VM exits for EPT violations report no instruction
-// length, hence the decoding.
-ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
-  uint64_t efer = 0, cs_access = 0, rip = 0, cs_base = 0, cr0 = 0, cr3 = 0, cr4 = 0, intr = 0;
-  if (!read(c, Field::kGuestEfer, &efer) || !read(c, Field::kGuestCsAccess, &cs_access) ||
-      !read(c, Field::kGuestRip, &rip) || !read(c, Field::kGuestCsBase, &cs_base) ||
-      !read(c, Field::kGuestCr0, &cr0) || !read(c, Field::kGuestCr3, &cr3) ||
-      !read(c, Field::kGuestCr4, &cr4) || !read(c, Field::kGuestInterruptibility, &intr)) {
-    return vmcs_failed(c);
-  }
-  const CodeSize size = ((efer & efer::kLma) != 0 && (cs_access & access::kLong) != 0)
-                            ? CodeSize::k64
-                        : (cs_access & access::kDefault32) != 0 ? CodeSize::k32
-                                                                : CodeSize::k16;
-  uint64_t linear = cs_base + rip;
-  if (size != CodeSize::k64) linear &= 0xFFFFFFFFull;
-  const GuestPaging paging{cr0, cr3, cr4, efer};
-  uint8_t bytes[15] = {};
-  const uint32_t got =
-      c.memory != nullptr ? fetch_guest_bytes(*c.memory, paging, linear, bytes, sizeof(bytes)) : 0;
-  const StoreDecode d = decode_store(bytes, got, size);
-  if (!d.ok || d.width != 4 || (offset & 3) != 0) {
-    log::error(
-        "local APIC page: write to offset 0x%x at RIP 0x%llx by an instruction microhv cannot "
-        "emulate (%u bytes fetched: %02x %02x %02x %02x %02x %02x)\n",
-        offset, static_cast<unsigned long long>(rip), got, bytes[0], bytes[1], bytes[2], bytes[3],
-        bytes[4], bytes[5]);
-    return stop(c, "unsupported write to the local APIC page");
-  }
-  uint64_t gpr[16];
-  for (unsigned r = 0; r < 16; ++r) gpr[r] = c.regs.gpr(r);
-  const uint32_t value = static_cast<uint32_t>(store_value(d, gpr));
-  // XCHG also loads the old register value into the source register.
-  const bool is_xchg = d.opcode == 0x87;
-  if (is_xchg) {
-    const uint32_t old = c.cpu.apic_read(offset);
-    c.regs.gpr(d.reg) = old;  // a 32-bit register write clears bits 63:32
-  }
-  c.cpu.apic_write(offset, value);
-  write(c, Field::kGuestRip, rip + d.length);
-  constexpr uint64_t kShadows =
-      interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs;
-  if ((intr & kShadows) != 0) write(c, Field::kGuestInterruptibility, intr & ~kShadows);
-  return ExitAction::kRetry;
-}
 
 // An access that faulted is not re-executed as it was: if it was an IRET
 // that unblocked NMIs (qualification bit 12, virtual NMIs), NMIs must be
@@ -99,16 +42,25 @@ ExitAction on_ept_violation(ExitContext& c) {
     return vmcs_failed(c);
   }
   const Gpa gpa(raw_gpa);
-  const EptFaultInfo f = c.ept != nullptr ? c.ept->on_violation(gpa, c.qualification)
-                                          : EptFaultInfo{EptFault::kStop, "no EPT to ask about it"};
+  // The xAPIC page this VP's APIC answers at (the back end sets apic_page
+  // only then): its stores are emulated whatever else EPT says.
+  if (c.apic_page && gpa.page_base() == c.apic_page.value() &&
+      (c.qualification & ept_qual::kWrite) != 0) {
+    return emulate_apic_write(c, static_cast<uint32_t>(gpa.page_offset()));
+  }
+  EptFaultInfo f = c.ept != nullptr ? c.ept->on_violation(gpa, c.qualification)
+                                    : EptFaultInfo{EptFault::kStop, "no EPT to ask about it"};
   switch (f.action) {
-    case EptFault::kEmulateApicWrite:
-      return emulate_apic_write(c, static_cast<uint32_t>(gpa.page_offset()));
     case EptFault::kRetry:
     case EptFault::kMapOnDemand:  // on_violation resolves it; treated as mapped
       c.invalidate_ept = true;
       keep_nmi_blocking(c);
       return ExitAction::kRetry;
+    case EptFault::kEmulateApicWrite:
+      // The page EPT protects, but this VP's APIC is elsewhere (launch
+      // reported it): no APIC of this VP is there to write. Denied.
+      f.what = "a write to the xAPIC page while this VP's APIC is elsewhere";
+      [[fallthrough]];
     case EptFault::kInjectGp:
       if (c.denied_log == nullptr || c.denied_log->allow()) {
         log::info(

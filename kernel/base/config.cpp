@@ -64,9 +64,9 @@ bool parse_config(const char* text, size_t len, Config* out, char* error, size_t
     } else if (key.equals("options")) {
       ok = copy_value(value, out->options, sizeof(out->options));
     } else if (key.equals("testdev")) {
-      if (value.equals("on")) {
-        out->testdev = true;
-      } else if (!value.equals("off")) {
+      if (value.equals("on") || value.equals("off")) {
+        out->testdev = value.equals("on");  // the last line that sets it wins
+      } else {
         format(error, error_cap, "line %u: testdev must be on or off", line_no);
         return false;
       }

@@ -45,3 +45,14 @@ TEST_CASE("Config: malformed lines, unknown keys and overlong values are refused
   CHECK(err == "line 1: value too long");
   CHECK(parse("image = " + std::string(255, 'x') + "\n", &c, &err));
 }
+
+// Found by the config fuzzer: "off" after "on" was ignored.
+TEST_CASE("Config: the last line that sets a key wins, testdev = off included") {
+  Config c;
+  std::string err;
+  REQUIRE(parse("testdev = on\ntestdev = off\n", &c, &err));
+  CHECK_FALSE(c.testdev);
+  REQUIRE(parse("image = a\nimage = b\ntestdev = off\ntestdev = on\n", &c, &err));
+  CHECK(std::string(c.image) == "b");
+  CHECK(c.testdev);
+}

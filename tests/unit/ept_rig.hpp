@@ -16,6 +16,7 @@ namespace microhv::test {
 
 inline constexpr uint64_t kRigHiddenBase = 0xDEA9000, kRigHiddenSize = 0x280000;
 inline constexpr uint64_t kRigOverlayBacking = 0x7777000;  // "microhv's" hypercall page
+inline constexpr uint64_t kRigTscBacking = 0x7778000;      // and its reference TSC page
 
 struct EptRig final : public vmx::EptFaults {
   explicit EptRig(unsigned address_bits = 40, unsigned max_leaf = 3,
@@ -33,6 +34,7 @@ struct EptRig final : public vmx::EptFaults {
     ept = std::make_unique<vmx::GuestEpt>(layout, mem, mem, max_leaf);
     ept->set_overlay_backing(OverlayId::kHypercallPage, Hpa(kRigOverlayBacking),
                              vmx::kPermR | vmx::kPermX);
+    ept->set_overlay_backing(OverlayId::kReferenceTscPage, Hpa(kRigTscBacking), vmx::kPermR);
     REQUIRE(ept->build());
   }
 

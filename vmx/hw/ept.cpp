@@ -17,17 +17,17 @@ void shoot_down_ept(Host& h, Vcpu& self) {
 namespace {
 
 const char* overlay_name(OverlayId id) {
-  return id == OverlayId::kHypercallPage ? "hypercall page" : "overlay";
+  return id == OverlayId::kHypercallPage ? "hypercall page" : "reference TSC page";
 }
 
 }  // namespace
 
-// The overlays are microhv pages mapped at the GPA the core chose (the
-// hypercall page, TLFS 3.13: read+execute). Guest writes to them exit (EPT
-// violation) and get #GP; the RAM underneath is untouched and comes back
-// when the overlay moves or is removed. The EPT is shared by all VPs:
-// changes are serialised by ept_lock and every CPU invalidates before its
-// next entry.
+// The overlays are microhv pages mapped at the GPA the core chose: the
+// hypercall page (TLFS 3.13) read+execute, the reference TSC page (TLFS
+// 12.7) read-only. Guest writes to them exit (EPT violation) and get #GP;
+// the RAM underneath is untouched and comes back when the overlay moves or
+// is removed. The EPT is shared by all VPs: changes are serialised by
+// ept_lock and every CPU invalidates before its next entry.
 bool EptOverlays::write(OverlayId id, uint32_t offset, const void* data, uint32_t len) {
   const auto i = static_cast<uint32_t>(id);
   if (i >= kOverlayCount || host_.overlay_backing[i] == 0 || offset > kPageSize ||
@@ -58,8 +58,8 @@ OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
   }
   if (status != OverlayStatus::kPlaced) {
     if (refusals_.allow()) {
-      log::info("%s at GPA 0x%llx %s: %s; the MSR write gets #GP (at most 8 such lines)\n",
-                overlay_name(id), static_cast<unsigned long long>(gpa.value()),
+      log::info("%s at GPA 0x%llx %s: %s (at most 8 such lines)\n", overlay_name(id),
+                static_cast<unsigned long long>(gpa.value()),
                 status == OverlayStatus::kRefused ? "refused" : "not mapped", why);
     }
     return status;

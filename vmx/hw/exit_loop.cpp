@@ -6,20 +6,10 @@
 #include "arch/serial.hpp"
 #include "arch/vmx/vmcs_names.hpp"
 #include "arch/x86.hpp"
+#include "synic/timers.hpp"
 #include "vmx/hw/host.hpp"
 
 namespace microhv::vmx::hw {
-namespace {
-
-// This CPU's VP belongs to a stopped partition (vmx/smp.hpp): it never
-// enters again. No lock is held here.
-[[noreturn]] void park(Vcpu& v) {
-  log::info("cpu %u: VP %u parked: the guest partition stopped (microhv stays up)\n", v.processor,
-            v.index);
-  halt_forever();
-}
-
-}  // namespace
 
 void dump_registers(const GuestRegs& r) {
   log::info("  rax=%016llx rcx=%016llx rdx=%016llx rbx=%016llx\n", (unsigned long long)r.rax,
@@ -47,6 +37,53 @@ void must_write(Vcpu& v, Field f, uint64_t value) {
   if (!v.vmcs.write(f, value)) stop_guest(v, "VMWRITE failed on the exit path", &v.frame->regs);
 }
 
+// The synthetic timers of this CPU's VP (synic/timers.hpp): fires those that
+// are due -- their interrupts join this entry's injection -- and arms the
+// VMX-preemption timer for the earliest deadline left, or turns it off.
+// The timer keeps counting while the guest halts (HLT is C1, SDM 26.5.1),
+// so a halted VP wakes for its timer. Without a preemption timer the
+// partition has no synthetic timers (restrict_features), so nothing is due.
+void run_synthetic_timers(Vcpu& v) {
+  Host& h = *v.host;
+  Vp* vp = v.vp;
+  if (!h.preemption_timer || vp == nullptr) return;
+  uint64_t deadline = stimers_next_deadline(*vp);
+  if (deadline != kNoDeadline) {
+    const uint64_t now = vp->partition().reference_time();
+    if (deadline <= now) {
+      stimers_run(*vp, now);
+      deadline = stimers_next_deadline(*vp);
+    }
+  }
+  if (v.pin_controls == 0)
+    v.pin_controls = static_cast<uint32_t>(must_read(v, Field::kPinControls));
+  const uint32_t want = deadline == kNoDeadline ? (v.pin_controls & ~pin::kPreemptionTimer)
+                                                : (v.pin_controls | pin::kPreemptionTimer);
+  if (want != v.pin_controls) {
+    must_write(v, Field::kPinControls, want);
+    v.pin_controls = want;
+  }
+  if (deadline == kNoDeadline) return;
+  const uint64_t target = tsc_at_reference_time(deadline, vp->partition().time.scale);
+  must_write(v, Field::kPreemptionTimerValue,
+             preemption_timer_value(arch::rdtsc(), target, h.preemption_timer_rate));
+}
+
+// This CPU's VP belongs to a stopped partition (vmx/smp.hpp: a crash report,
+// hypercall/crash.hpp, or an exit microhv could not handle): it never enters
+// again. The other VPs are poked so they stop at their next entry too. No
+// lock is held here; microhv stays up.
+void park_if_stopped(Vcpu& v) {
+  if (!vp_must_park(v.vp)) return;
+  kick_other_vps(*v.host, v);
+  // crash.reported was written before the partition went inactive (release).
+  const Partition& p = v.vp->partition();
+  log::info("cpu %u: VP %u parked: partition %llu stopped %s\n", v.processor, v.index,
+            static_cast<unsigned long long>(p.id().value()),
+            p.crash.reported ? "after its crash report" : "(microhv stays up)");
+  halt_forever();
+}
+
 // Runs with host interrupts off right before every VM entry (and again from
 // microhv_reenter when entry.S finds the inbox non-empty at the last
 // moment): takes what other CPUs posted, invalidates EPT if another CPU
@@ -54,7 +91,7 @@ void must_write(Vcpu& v, Field f, uint64_t value) {
 // the guest enters with (senders drop SINTs for a wait-for-SIPI VP).
 void prepare_entry(Vcpu& v) {
   Host& h = *v.host;
-  if (vp_must_park(v.vp)) park(v);
+  park_if_stopped(v);
   const uint64_t gen = __atomic_load_n(&h.ept_generation, __ATOMIC_ACQUIRE);
   if (gen != v.ept_seen) {
     v.ept_seen = gen;
@@ -69,9 +106,12 @@ void prepare_entry(Vcpu& v) {
     v.entry.injection_armed = false;
     must_write(v, Field::kEntryInterruptionInfo, 0);
     ++v.inits_received;
+    flush_after_init(v);
   }
+  run_synthetic_timers(v);
   uint32_t act = static_cast<uint32_t>(must_read(v, Field::kGuestActivityState));
   const RemoteQueue::Drained in = v.frame->remote.drain();
+  serve_tlb_inbox(v);  // after the drain: a later post sets `work` again
   if (in.any) {
     if (remote_delivery(act) == RemoteDelivery::kQueue) {
       for_each_vector(in.auto_eoi, [&](uint8_t vec) { v.events.queue_interrupt(vec); });
@@ -185,6 +225,7 @@ void log_exit_events(Vcpu& v, const ExitContext& ctx) {
 }  // namespace
 
 [[noreturn]] void halt_forever() {
+  log::stop_holding();
   serial::flush();
   for (;;) {
     arch::cli();
@@ -242,10 +283,15 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   ctx.remote = &v.frame->remote;
   ctx.bsp = v.bsp;
   ctx.testdev = h.info.testdev;
-  ctx.apic_page = h.apic_page;
+  // The xAPIC page EPT write-protects, when it is this VP's (all VPs share
+  // one EPT; launch_this_cpu reports a VP whose APIC sits elsewhere).
+  if (h.apic_page && h.apic_page.value() == v.cpu_state.apic.base) ctx.apic_page = h.apic_page;
   ctx.memory = &h.memory;
+  ctx.cpu_state = &v.cpu_state;
+  ctx.refused_log = &h.refused_logged;
   const ExitAction action = dispatch_exit(ctx);
   log_exit_events(v, ctx);
+  if (reason == exit_reason::kInit && action != ExitAction::kStop) flush_after_init(v);
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
   v.last_reason = reason;
   if (ctx.invalidate_ept) v.ept_seen = ~0ull;  // INVEPT in prepare_entry
