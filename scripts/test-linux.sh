@@ -86,6 +86,8 @@ BASELINE_HYPERV_CHECKS=(
   '/sys/bus/vmbus exists'
   'IPI hypercalls'
   'remote TLB flush hypercalls'
+  'clocksource is the TSC page'
+  'Hyper-V clockevent registered on every CPU'
 )
 
 # ---------------------------------------------------------------- options
