@@ -72,6 +72,16 @@ bool build_guest_ept(PageTables& pt, const EptLayout& layout) {
   if (layout.hidden_size != 0 && !pt.unmap(Gpa(layout.hidden_base.value()), layout.hidden_size)) {
     return false;
   }
+  for (uint32_t i = 0; i < layout.more_hidden_count; ++i) {
+    const HiddenRange& h = layout.more_hidden[i];
+    const uint64_t base = h.base.value() & ~(arch::kPageSize4K - 1);
+    const uint64_t end = h.base.value() + h.size;
+    if (h.size == 0 || base >= layout.limit) continue;
+    const uint64_t top = end < layout.limit ? end : layout.limit;
+    if (!pt.unmap(Gpa(base), ((top - base) + arch::kPageSize4K - 1) & ~(arch::kPageSize4K - 1))) {
+      return false;
+    }
+  }
   return true;
 }
 
@@ -79,9 +89,12 @@ bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len) {
   const uint64_t start = gpa.value();
   if (len == 0 || start + len < start) return false;
   const uint64_t end = start + len;
-  const uint64_t hidden = layout.hidden_base.value();
-  if (layout.hidden_size != 0 && start < hidden + layout.hidden_size && end > hidden) {
-    return false;
+  const auto touches = [&](Hpa base, uint64_t size) {
+    return size != 0 && start < base.value() + size && end > base.value();
+  };
+  if (touches(layout.hidden_base, layout.hidden_size)) return false;
+  for (uint32_t i = 0; i < layout.more_hidden_count; ++i) {
+    if (touches(layout.more_hidden[i].base, layout.more_hidden[i].size)) return false;
   }
   for (uint32_t i = 0; i < layout.region_count; ++i) {
     const MemRegion& r = layout.regions[i];

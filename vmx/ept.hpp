@@ -38,14 +38,39 @@ constexpr Hpa identity_hpa(Gpa gpa) {
 // kind (RAM wins where RAM and non-RAM overlap). Returns the new count.
 uint32_t normalize_regions(MemRegion* regions, uint32_t count);
 
+// A host-physical range the guest must not reach (rounded out to pages).
+struct HiddenRange {
+  Hpa base;
+  uint64_t size;
+  bool contains(Hpa hpa) const {
+    return hpa.value() >= base.value() && hpa.value() - base.value() < size;
+  }
+};
+
 struct EptLayout {
   const MemRegion* regions;  // normalized
   uint32_t region_count;
   uint64_t limit;   // identity-map [0, limit): at least 4 GiB, at most 2^MAXPHYADDR
   Hpa hidden_base;  // microhv's memory: not present in EPT
   uint64_t hidden_size;
+  // More ranges not present in EPT: the DMA remapping units' register
+  // windows (vmx/vtd/resident.hpp), so that the guest cannot turn DMA
+  // protection off. Set with hide_more() before build_guest_ept.
+  const HiddenRange* more_hidden = nullptr;
+  uint32_t more_hidden_count = 0;
+
+  void hide_more(const HiddenRange* ranges, uint32_t count) {
+    more_hidden = ranges;
+    more_hidden_count = count;
+  }
+  bool hides_more(Hpa hpa) const {
+    for (uint32_t i = 0; i < more_hidden_count; ++i) {
+      if (more_hidden[i].contains(hpa)) return true;
+    }
+    return false;
+  }
   bool hides(Hpa hpa) const {
-    return hpa.value() >= hidden_base.value() && hpa.value() - hidden_base.value() < hidden_size;
+    return HiddenRange{hidden_base, hidden_size}.contains(hpa) || hides_more(hpa);
   }
 };
 
@@ -58,7 +83,7 @@ bool build_guest_ept(PageTables& pt, const EptLayout& layout);
 uint64_t identity_limit(const MemRegion* regions, uint32_t count, unsigned phys_addr_bits);
 
 // Guest RAM check for GuestMemory: [gpa, gpa+len) inside RAM regions and not
-// touching the hidden range. len 0 is false.
+// touching a hidden range. len 0 is false.
 bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len);
 
 }  // namespace microhv::vmx

@@ -66,8 +66,9 @@ ExitAction emulate_apic_write(ExitContext& c, uint32_t offset) {
 
 }  // namespace
 
-// ---- EPT violation (48): the guest touched microhv's memory or wrote to
-// the hypercall overlay. It gets #GP(0) at the faulting instruction and
+// ---- EPT violation (48): the guest touched microhv's memory (or the DMA
+// remapping registers, which count as microhv's) or wrote to the hypercall
+// overlay. It gets #GP(0) at the faulting instruction and
 // never sees the data.
 ExitAction on_ept_violation(ExitContext& c) {
   uint64_t raw_gpa = 0, rip = 0;
@@ -95,7 +96,9 @@ ExitAction on_ept_violation(ExitContext& c) {
         "EPT: guest %s of GPA 0x%llx at RIP 0x%llx denied (%s); injecting #GP(0) (at most 16 such "
         "lines are logged)\n",
         what, static_cast<unsigned long long>(gpa.value()), static_cast<unsigned long long>(rip),
-        hidden ? "microhv memory" : "hypercall page is read+execute");
+        !hidden                                   ? "hypercall page is read+execute"
+        : c.hidden->hides_more(identity_hpa(gpa)) ? "DMA remapping registers"
+                                                  : "microhv memory");
   }
   return inject_gp(c);
 }

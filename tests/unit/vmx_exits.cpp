@@ -227,6 +227,14 @@ TEST_CASE("exits: EPT violation on microhv memory or the hypercall page -> #GP, 
   x.vmcs.fields[Field::kGuestPhysicalAddress] = 0x10000000000ull;
   CHECK(x.run(exit_reason::kEptViolation, 0x1) == ExitAction::kStop);
   CHECK_FALSE(x.events.exception);
+  // A remapping unit's registers are hidden like microhv's memory (issue 14:
+  // the guest must not turn DMA protection off).
+  const HiddenRange vtd[] = {{Hpa(0xFED90000), 0x1000}};
+  Rig v;
+  v.layout.hide_more(vtd, 1);
+  v.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFED9001C;  // GSTS
+  CHECK(v.run(exit_reason::kEptViolation, 0x2) == ExitAction::kRetry);
+  CHECK(v.injected(vector::kGp));
 }
 
 TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode") {

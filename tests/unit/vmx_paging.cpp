@@ -135,13 +135,51 @@ TEST_CASE("EPT layout: identity limit is >= 4 GiB, covers RAM, respects MAXPHYAD
   CHECK(identity_limit(big, 1, 32) == (4ull << 30));
 }
 
-TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
-  MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
-  const uint32_t n = normalize_regions(r, 2);
-  const EptLayout layout{r, n, 4ull << 30, Hpa(0xDEA9000), 0x280000};
+namespace {
+
+// Low RAM, RAM from 1 MiB to 256 MiB, microhv's memory at 0xDEA9000.
+struct EptRig {
+  EptRig() : n(normalize_regions(r, 2)) { REQUIRE(pt.init()); }
+  MemRegion r[2] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
+  uint32_t n;
+  EptLayout layout{r, n, 4ull << 30, Hpa(0xDEA9000), 0x280000};
   FakePhys mem;
-  PageTables pt(TableFormat::kEpt, mem, mem, 3);
-  REQUIRE(pt.init());
+  PageTables pt{TableFormat::kEpt, mem, mem, 3};
+};
+
+}  // namespace
+
+TEST_CASE("EPT layout: the DMA remapping units' register windows are not present either") {
+  EptRig rig;
+  EptLayout& layout = rig.layout;
+  PageTables& pt = rig.pt;
+  // Two units, one with a two-page window; one window beyond the limit.
+  const HiddenRange windows[] = {
+      {Hpa(0xFED90000), 0x1000}, {Hpa(0xFED92000), 0x2000}, {Hpa(0x1000000000ull), 0x1000}};
+  layout.hide_more(windows, 3);
+  REQUIRE(build_guest_ept(pt, layout));
+  PageTables::Translation t{};
+  CHECK_FALSE(pt.translate(0xFED90000, &t));
+  CHECK_FALSE(pt.translate(0xFED90FFF, &t));
+  REQUIRE(pt.translate(0xFED91000, &t));  // between the windows: ordinary MMIO
+  CHECK(t.attr == kUc);
+  CHECK_FALSE(pt.translate(0xFED92000, &t));
+  CHECK_FALSE(pt.translate(0xFED93FF8, &t));
+  REQUIRE(pt.translate(0xFED94000, &t));
+  REQUIRE(pt.translate(0xFED8F000, &t));
+  CHECK_FALSE(pt.translate(0xDEA9000, &t));  // microhv's own memory still hidden
+  CHECK(layout.hides(Hpa(0xFED93000)));
+  CHECK(layout.hides_more(Hpa(0xFED93000)));
+  CHECK_FALSE(layout.hides_more(Hpa(0xDEA9000)));
+  CHECK(layout.hides(Hpa(0xDEA9000)));
+  CHECK_FALSE(layout.hides(Hpa(0xFED91000)));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0xFED90000), 4));
+}
+
+TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
+  EptRig rig;
+  const EptLayout& layout = rig.layout;
+  PageTables& pt = rig.pt;
   REQUIRE(build_guest_ept(pt, layout));
   PageTables::Translation t{};
   REQUIRE(pt.translate(0x1000, &t));

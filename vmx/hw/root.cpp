@@ -50,13 +50,14 @@ bool adopt_capabilities(Host& h) {
   return true;
 }
 
-// The guest's EPT: an identity map of everything except microhv's memory,
-// and the local APIC page read-only so that guest writes to it exit and an
-// INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
+// The guest's EPT: an identity map of everything except microhv's memory
+// and the DMA remapping units' registers, and the local APIC page read-only so that guest writes to
+// it exit and an INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
 bool build_ept(Host& h) {
   const LaunchInfo& info = h.info;
   h.memory.layout = EptLayout{info.regions, info.region_count, info.ept_limit, Hpa(info.pool_base),
                               info.pool_size};
+  adopt_dma_protection(h);  // the remapping units' registers: not present either
   if (!h.ept.init() || !build_guest_ept(h.ept, h.memory.layout)) {
     log::error("building EPT failed\n");
     return false;
