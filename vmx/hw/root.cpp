@@ -51,8 +51,9 @@ bool adopt_capabilities(Host& h) {
 }
 
 // The guest's EPT: an identity map of everything except microhv's memory
-// and the DMA remapping units' registers, and the local APIC page read-only so that guest writes to
-// it exit and an INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
+// and the DMA remapping units' registers, and the local APIC page read-only
+// so that guest writes to it exit and an INIT IPI to a VP can be emulated
+// instead of sent (vmx/smp.hpp).
 bool build_ept(Host& h) {
   const LaunchInfo& info = h.info;
   h.memory.layout = EptLayout{info.regions, info.region_count, info.ept_limit, Hpa(info.pool_base),

@@ -1,7 +1,7 @@
 // What the take-over leaves in microhv's pool about DMA remapping, for the
 // host: protect()'s result (the units and the tables), the fault log, when
 // to poll next, and the units' register windows that EPT keeps from the
-// guest. The EFI side builds it (boot/efi/dma_guard.cpp); the host adopts it
+// guest. The EFI side builds it (boot/dma/dma_guard.cpp); the host adopts it
 // (vmx/hw/dma.cpp). Plain data apart from the unit accessors, which
 // rebind_units() points at the host's own (vmx/vtd/protect.hpp). Portable.
 #pragma once
