@@ -1,5 +1,8 @@
 // Reserved (RsvdZ) input fields that are not zero, and any VTL but 0, are
-// INVALID_PARAMETER. Where this sits in the check order: hypercall.cpp.
+// INVALID_PARAMETER. Then the partition a port call acts on: the caller
+// itself (HV_PARTITION_ID_SELF or its own id) or a partition it is the
+// parent of (Hypervisor::acting_on). Where this sits in the check order:
+// hypercall.cpp.
 #include "hypercall/calls.hpp"
 
 #include "kernel/hypervisor.hpp"
@@ -33,9 +36,9 @@ Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
       info.rsvdz != 0) {
     return Status::kInvalidParameter;
   }
-  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
-  if (owner == nullptr) return Status::kInvalidPartitionId;
-  if (owner->service() != nullptr) return Status::kAccessDenied;  // microhv's own
+  const PartitionLookup owner = self.hypervisor().acting_on(self, in.port_partition);
+  if (owner.status != Status::kSuccess) return owner.status;
+  // Who may connect: any partition that exists (0: any at all).
   Partition* connector = nullptr;
   if (in.connection_partition != 0) {
     connector = self.hypervisor().find_partition(self, in.connection_partition);
@@ -44,16 +47,15 @@ Status hv_create_port(Vp& caller, const tlfs::CreatePortInput& in) {
   PortSpec spec{PortId(in.port_id),    static_cast<tlfs::PortType>(info.port_type),
                 info.target_sint,      VpIndex(info.target_vp),
                 info.base_flag_number, info.flag_count};
-  return create_port(*owner, spec, connector);
+  return create_port(*owner.partition, spec, connector);
 }
 
 Status hv_delete_port(Vp& caller, const tlfs::DeletePortInput& in) {
   Partition& self = caller.partition();
   if (in.rsvdz != 0) return Status::kInvalidParameter;
-  Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
-  if (owner == nullptr) return Status::kInvalidPartitionId;
-  if (owner->service() != nullptr) return Status::kAccessDenied;  // microhv's own
-  return delete_port(*owner, PortId(in.port_id));
+  const PartitionLookup owner = self.hypervisor().acting_on(self, in.port_partition);
+  if (owner.status != Status::kSuccess) return owner.status;
+  return delete_port(*owner.partition, PortId(in.port_id));
 }
 
 Status hv_connect_port(Vp& caller, const tlfs::ConnectPortInput& in) {
@@ -63,19 +65,23 @@ Status hv_connect_port(Vp& caller, const tlfs::ConnectPortInput& in) {
       info.padding != 0 || info.rsvdz[0] != 0 || info.rsvdz[1] != 0 || info.rsvdz[2] != 0) {
     return Status::kInvalidParameter;
   }
-  Partition* connector = self.hypervisor().find_partition(self, in.connection_partition);
+  const PartitionLookup connector = self.hypervisor().acting_on(self, in.connection_partition);
+  if (connector.status != Status::kSuccess) return connector.status;
+  // The port may be in any partition: whether this one may connect to it is
+  // the port's own rule (its ConnectionPartition, checked by connect_port).
   Partition* owner = self.hypervisor().find_partition(self, in.port_partition);
-  if (connector == nullptr || owner == nullptr) return Status::kInvalidPartitionId;
-  return connect_port(*connector, ConnectionId(in.connection_id), *owner, PortId(in.port_id),
-                      static_cast<tlfs::PortType>(info.port_type));
+  if (owner == nullptr) return Status::kInvalidPartitionId;
+  if (!owner->active()) return Status::kInvalidPartitionState;
+  return connect_port(*connector.partition, ConnectionId(in.connection_id), *owner,
+                      PortId(in.port_id), static_cast<tlfs::PortType>(info.port_type));
 }
 
 Status hv_disconnect_port(Vp& caller, const tlfs::DisconnectPortInput& in) {
   Partition& self = caller.partition();
   if (in.rsvdz != 0) return Status::kInvalidParameter;
-  Partition* connector = self.hypervisor().find_partition(self, in.connection_partition);
-  if (connector == nullptr) return Status::kInvalidPartitionId;
-  return disconnect_port(*connector, ConnectionId(in.connection_id));
+  const PartitionLookup connector = self.hypervisor().acting_on(self, in.connection_partition);
+  if (connector.status != Status::kSuccess) return connector.status;
+  return disconnect_port(*connector.partition, ConnectionId(in.connection_id));
 }
 
 }  // namespace microhv

@@ -36,10 +36,14 @@ bool hyperv_cpuid(const Partition& partition, uint32_t leaf, CpuidRegs* out) {
     case tlfs::cpuid::kFeaturesLeaf:
       out->eax = f.msr_access;
       out->ebx = f.privileges & ~tlfs::cpuid::kCpuManagement;  // never the root
+      out->edx = f.misc;
       break;
     case tlfs::cpuid::kHintsLeaf:
-      // No hint bits: AutoEOI is not deprecated (bit 9) and this is not a
-      // nested hypervisor (bit 12). EBX: never notify long spin waits.
+      // Only the hints the partition was granted: relaxed timing, and the
+      // recommendations whose hypercalls it accepts (the call table gates
+      // them on the same bits). Never AutoEOI deprecated (bit 9) or nested
+      // (bit 12). EBX: never notify long spin waits.
+      out->eax = f.hints & ~(tlfs::cpuid::kHintDeprecateAutoEoi | tlfs::cpuid::kHintNested);
       out->ebx = 0xFFFFFFFF;
       break;
     case tlfs::cpuid::kLimitsLeaf:

@@ -28,18 +28,32 @@ struct HypercallRegs {
   uint64_t rax, rbx, rcx, rdx, rsi, rdi, r8;
 };
 
-struct HypercallOutcome {
+enum class HypercallEnd : uint8_t {
+  // The call is done: `value` is the result value, for RAX (64-bit) or
+  // EDX:EAX (32-bit); RIP moves past the VMCALL.
+  kResult,
+  // A rep call is not done yet (TLFS "Hypercall Continuation"): `value` is
+  // the hypercall input value with the rep start index advanced, for RCX
+  // (64-bit) or EDX:EAX (32-bit). RIP stays at the VMCALL, so the guest
+  // takes its pending interrupts and then executes the call again; an STI or
+  // MOV SS shadow that covered the VMCALL ends, as it would have after it.
+  kContinue,
   // #UD: the VMCALL is not a hypercall from this mode (TLFS: CPL > 0 or real
   // or virtual-8086 mode). The back end injects #UD and leaves RIP alone.
-  bool inject_ud;
-  // Otherwise the result value. The back end writes it to RAX (64-bit) or
-  // EDX:EAX (32-bit) and advances RIP past the VMCALL.
-  uint64_t result;
+  kUndefinedOpcode,
+};
+
+struct HypercallOutcome {
+  HypercallEnd end;
+  uint64_t value;
 };
 
 HypercallOutcome handle_hypercall(Vp& caller, const HypercallRegs& regs);
 
-// Writes the result into the registers of the convention in use.
+// Writes a kResult value into the registers of the convention in use.
 void store_hypercall_result(const HypercallRegs& in, uint64_t result, uint64_t* rax, uint64_t* rdx);
+// Writes a kContinue input value: RCX (64-bit) or EDX:EAX (32-bit).
+void store_hypercall_control(const HypercallRegs& in, uint64_t control, uint64_t* rcx,
+                             uint64_t* rax, uint64_t* rdx);
 
 }  // namespace microhv

@@ -1,6 +1,9 @@
 #include "hypercall/msr.hpp"
 
+#include "hypercall/crash.hpp"
+#include "hypercall/time_msr.hpp"
 #include "kernel/hypervisor.hpp"
+#include "synic/timers.hpp"
 
 namespace microhv {
 namespace {
@@ -9,7 +12,8 @@ namespace msr = tlfs::msr;
 namespace cpuid = tlfs::cpuid;
 namespace hypercall_msr = tlfs::hypercall_msr;
 
-// Which CPUID 0x40000003.EAX bit makes an MSR exist for the guest.
+// Which CPUID 0x40000003.EAX bit makes an MSR exist for the guest (EDX for
+// the crash MSRs, below).
 uint32_t access_bit(uint32_t m) {
   if (m == msr::kGuestOsId || m == msr::kHypercall) return cpuid::kAccessHypercallMsrs;
   // Linux 6.1 writes VP_ASSIST_PAGE on every CPU whether or not it is
@@ -19,11 +23,18 @@ uint32_t access_bit(uint32_t m) {
   if (m == msr::kVpAssistPage) return cpuid::kAccessHypercallMsrs;
   if (m == msr::kVpIndex) return cpuid::kAccessVpIndex;
   if (m == msr::kTimeRefCount) return cpuid::kAccessPartitionRefCounter;
+  if (m == msr::kReferenceTsc) return cpuid::kAccessPartitionReferenceTsc;
+  if (m == msr::kTscFrequency || m == msr::kApicFrequency) return cpuid::kAccessFrequencyMsrs;
+  if (m == msr::kTscInvariantControl) return cpuid::kAccessTscInvariant;
+  if (is_stimer_msr(m)) return cpuid::kAccessSynicTimers;
   if (is_synic_msr(m)) return cpuid::kAccessSynicRegs;
   return 0;  // not implemented: #GP
 }
 
 bool accessible(const Vp& vp, uint32_t m) {
+  if (is_crash_msr(m)) {
+    return (vp.partition().features().misc & cpuid::kFeatureGuestCrashMsrs) != 0;
+  }
   const uint32_t bit = access_bit(m);
   return bit != 0 && vp.partition().has_msr_access(bit);
 }
@@ -84,7 +95,7 @@ MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
       vp.vp_assist_page = value;
       return MsrResult::kOk;
     default:
-      return MsrResult::kGp;  // VP_INDEX and TIME_REF_COUNT are read-only
+      return MsrResult::kGp;  // VP_INDEX is read-only
   }
 }
 
@@ -94,8 +105,11 @@ MsrResult read_synthetic_msr(Vp& vp, uint32_t m, uint64_t* value) {
   if (!msr::is_synthetic(m)) return MsrResult::kNotSynthetic;
   if (!accessible(vp, m)) return MsrResult::kGp;
   if (is_synic_msr(m)) return synic_read_msr(vp, m, value);
+  if (is_crash_msr(m)) return crash_read_msr(vp, m, value);
   Partition& partition = vp.partition();
   LockGuard guard(partition.hypervisor().lock);
+  if (is_time_msr(m)) return time_read_msr(vp, m, value);
+  if (is_stimer_msr(m)) return stimer_read_msr(vp, m, value);
   switch (m) {
     case msr::kGuestOsId:
       *value = partition.guest_os_id;
@@ -109,9 +123,6 @@ MsrResult read_synthetic_msr(Vp& vp, uint32_t m, uint64_t* value) {
     case msr::kVpAssistPage:
       *value = vp.vp_assist_page;
       return MsrResult::kOk;
-    case msr::kTimeRefCount:
-      *value = partition.clock().now_100ns();
-      return MsrResult::kOk;
     default:
       return MsrResult::kGp;  // access_bit() admits no other
   }
@@ -121,7 +132,10 @@ MsrResult write_synthetic_msr(Vp& vp, uint32_t m, uint64_t value) {
   if (!msr::is_synthetic(m)) return MsrResult::kNotSynthetic;
   if (!accessible(vp, m)) return MsrResult::kGp;
   if (is_synic_msr(m)) return synic_write_msr(vp, m, value);
+  if (is_crash_msr(m)) return crash_write_msr(vp, m, value);
   LockGuard guard(vp.partition().hypervisor().lock);
+  if (is_time_msr(m)) return time_write_msr(vp, m, value);
+  if (is_stimer_msr(m)) return stimer_write_msr(vp, m, value);
   return write_locked(vp, m, value);
 }
 

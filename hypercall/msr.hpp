@@ -1,9 +1,11 @@
 // The synthetic-MSR front (TLFS appendix "Hyper-V Synthetic MSRs"): the back
-// end forwards every RDMSR/WRMSR in 0x40000000-0x400000FF here and injects
+// end forwards every RDMSR/WRMSR in 0x40000000-0x400001FF here and injects
 // #GP when told to. The partition-wide MSRs (GUEST_OS_ID, HYPERCALL) and the
-// per-VP VP_INDEX, VP_ASSIST_PAGE and TIME_REF_COUNT are handled here; the
-// SynIC MSRs go down to synic/msr.cpp. An MSR exists for a partition only
-// when its CPUID 0x40000003.EAX access bit is granted.
+// per-VP VP_INDEX and VP_ASSIST_PAGE are handled here; the time MSRs go to
+// hypercall/time_msr.cpp, the crash MSRs to hypercall/crash.cpp, the SynIC
+// MSRs to synic/msr.cpp and the synthetic timers to synic/timers.cpp. An
+// MSR exists for a partition only when its CPUID 0x40000003 access bit
+// (EAX; EDX bit 10 for the crash MSRs) is granted.
 #pragma once
 
 #include <stdint.h>

@@ -21,6 +21,18 @@ Port* PortTable::allocate_port() {
   return nullptr;
 }
 
+uint32_t PortTable::ports_held_by(const Partition* owner) const {
+  uint32_t n = 0;
+  for (const auto& p : ports_) n += (p.state != PortState::kFree && p.owner == owner) ? 1 : 0;
+  return n;
+}
+
+uint32_t PortTable::connections_held_by(const Partition* owner) const {
+  uint32_t n = 0;
+  for (const auto& c : connections_) n += (c.in_use && c.owner == owner) ? 1 : 0;
+  return n;
+}
+
 Connection* PortTable::find_connection(const Partition* owner, ConnectionId id) {
   for (auto& c : connections_) {
     if (c.in_use && c.owner == owner && c.id == id) return &c;

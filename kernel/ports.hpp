@@ -34,6 +34,10 @@ struct Port {
   uint16_t flag_count = 0;
   PartitionId connection_partition{0};  // 0: any partition may connect
   uint16_t free_buffers = 0xFFFF;       // bit i: buffer i of this port is free
+  // Made by one of microhv's services in a guest partition (the VMBus
+  // host's reply port): only the service may change it, a guest's
+  // DeletePort is ACCESS_DENIED.
+  bool pinned = false;
 };
 
 struct Connection {
@@ -48,11 +52,14 @@ class PortTable {
  public:
   Port* find_port(const Partition* owner, PortId id);
   Port* allocate_port();  // a kFree slot, or nullptr
+  // Slots `owner` holds: live ports and deleted ones still draining.
+  uint32_t ports_held_by(const Partition* owner) const;
   Port* port_at(uint32_t slot) { return slot < kMaxPorts ? &ports_[slot] : nullptr; }
   uint16_t slot_of(const Port& p) const { return static_cast<uint16_t>(&p - ports_); }
 
   Connection* find_connection(const Partition* owner, ConnectionId id);
   Connection* allocate_connection();
+  uint32_t connections_held_by(const Partition* owner) const;
   // The live port behind a connection, or nullptr if it was deleted.
   Port* port_of(const Connection& c);
 

@@ -14,7 +14,9 @@
 #   busybox-static package), /init (tests/linux/init), the modules named in
 #   MODULES below with everything they depend on (decompressed to plain .ko:
 #   busybox insmod does not read .ko.xz) and /lib/modules/load-order, the
-#   order in which /init loads them (dependencies first).
+#   order in which /init loads them (dependencies first), and
+#   /bin/clockbench (tests/linux/clockbench.c, built here with gcc -static):
+#   the clock_gettime benchmark.
 # - Reproducible: fixed timestamps, owners and inode numbers, sorted entries,
 #   gzip -n. Idempotent: does nothing when the outputs are newer than every
 #   input (the .deb, busybox, tests/linux/*, this script); --force rebuilds.
@@ -89,7 +91,7 @@ fi
 pkg_version=$(dpkg-deb -f "$deb" Version)
 
 # ------------------------------------------------------------ is work needed?
-inputs=("$deb" "$busybox" "$0" tests/linux/init)
+inputs=("$deb" "$busybox" "$0" tests/linux/init tests/linux/clockbench.c)
 up_to_date() {
   local f i
   for f in "$out/vmlinuz" "$out/initrd.img" "$out/manifest.txt"; do
@@ -167,6 +169,9 @@ for applet in $("$busybox" --list-full); do
   [ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
 done
 install -m 0755 tests/linux/init "$stage/init"
+command -v gcc >/dev/null || die "gcc is missing (package gcc, libc6-dev)"
+gcc -static -O2 -Wall -Wextra -o "$stage/bin/clockbench" tests/linux/clockbench.c ||
+  die "building tests/linux/clockbench.c (static) failed: is libc6-dev installed?"
 
 : >"$stage/lib/modules/load-order"
 for path in "${load_order[@]}"; do

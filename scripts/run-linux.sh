@@ -28,7 +28,11 @@ exec 9>"$out/.lock"
 flock -n 9 || die "another \`make run GUEST=linux\` from this checkout is still running; leave it first (Ctrl-] in its terminal)"
 
 scripts/linux-guest.sh
-esp_linux "$out" "microhv.cpus=2 linux-guest.shell=1"
+# RUN_LINUX_OPTIONS: more kernel options for /init (e.g. linux-guest.bench=1);
+# RUN_MICROHV_CONFIG: more microhv.cfg lines (e.g. testdev = on). Both are
+# how scripts/test-linux.sh --console adds its clock benchmark.
+esp_linux "$out" "microhv.cpus=2 linux-guest.shell=1${RUN_LINUX_OPTIONS:+ $RUN_LINUX_OPTIONS}" \
+  "${RUN_MICROHV_CONFIG:-}"
 timeout_s=${RUN_TIMEOUT:-1800}
 emulator=${RUN_EMULATOR:-}
 [ -n "$emulator" ] || { kvm_nested_vmx_usable && emulator=qemu-kvm || emulator=bochs; }

@@ -15,7 +15,7 @@ stages=(test-unit test-fuzz-smoke test-qemu)
 [ -f scripts/test-vtd.sh ] && stages+=(test-vtd)
 [ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
 [ -f scripts/test-load.sh ] && stages+=(test-load)
-[ -f scripts/test-linux.sh ] && stages+=(test-linux)
+[ -f scripts/test-linux.sh ] && stages+=(test-linux test-linux-crash)
 
 # A target exists when `make -n` knows it and has something to do for it (a
 # .PHONY name without a rule only gets "Nothing to be done").

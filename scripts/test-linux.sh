@@ -2,7 +2,7 @@
 # make test-linux: an unmodified Debian Linux kernel boots above microhv and
 # talks VMBus to microhv's built-in host. Bochs 2.7 + OVMF, 2 CPUs.
 #
-#   scripts/test-linux.sh [--baseline qemu|bochs | --console] [--timeout S] [--cpus N] [--shell]
+#   scripts/test-linux.sh [--baseline qemu|bochs | --console | --crash] [--timeout S] [--cpus N] [--shell]
 #
 # Default (microhv): an ESP with build/microhv.efi as EFI/BOOT/BOOTX64.EFI,
 # \EFI\microhv\microhv.cfg naming \EFI\linux\vmlinuz (+ load options), and
@@ -22,6 +22,15 @@
 # would (Ctrl-C while booting, then a second run to the shell, commands,
 # `exit`); its serial log is judged as above, and the console test must pass.
 #
+# Above microhv (default and --console) /init also times clock_gettime
+# through the reference TSC page and through TIME_REF_COUNT (/bin/clockbench,
+# linux-guest.bench=1, with microhv's testdev = on) and prints the ratio.
+#
+# --crash: a separate boot above microhv whose /init, after its checks,
+# crashes the kernel (linux-guest.crash=1: echo c > /proc/sysrq-trigger with
+# hv_vmbus loaded). Passes when microhv prints the guest's crash report with
+# the panic text and parks the partition's VPs (make test-linux-crash).
+#
 # --shell adds linux-guest.shell=1 (a busybox shell on COM1 after the checks;
 # only useful with an interactive console, not here).
 #
@@ -40,8 +49,11 @@ GUEST_FAIL_RE='^linux-guest: FAIL '
 GUEST_SUMMARY_RE='^linux-guest: [0-9]+ passed, [0-9]+ failed'
 GUEST_UPTIME_RE='^linux-guest: uptime [0-9.]+$'
 # The guest's checks: Hyper-V detected, modules loaded, VMBus version,
-# /sys/bus/vmbus, online CPUs, no Call Trace, no hv_post_msg() failed.
-MIN_CHECKS=7
+# /sys/bus/vmbus, online CPUs, no Call Trace, no hv_post_msg() failed, the
+# clocksource (TSC page, not the MSR), Hyper-V clockevents, with the
+# benchmark the clock_gettime ratio, IPI hypercalls, remote TLB flush
+# hypercalls, no WARNING.
+MIN_CHECKS=14
 # microhv's own log: one regex per required line (served PostMessage calls).
 MICROHV_REQUIRED=(
   '^microhv: .*PostMessage'
@@ -49,6 +61,15 @@ MICROHV_REQUIRED=(
   '^microhv: vmbus: reply 15 delivered'
   '^microhv: vmbus: reply 4 delivered'
   '^microhv: vmbus: reply 17 delivered'
+  '^microhv: reference TSC page: overlay mapped read-only'
+  '^linux-guest: clockbench: ratio msr / tsc-page = '
+)
+# --crash: microhv's report of the guest's panic, with its text.
+MICROHV_CRASH_REQUIRED=(
+  '^microhv: crash: partition 1 reported a crash from VP [0-9]+: .*\(P3/P4: message\)'
+  '^microhv: crash: \| .*Kernel panic - not syncing: sysrq triggered crash'
+  '^microhv: crash: partition 1 stopped'
+  '^microhv: cpu [0-9]+: VP [0-9]+ parked'
 )
 # microhv lines that fail the test at once.
 MICROHV_FATAL_RE='^microhv: (error|panic|fatal)|guest stopped|host stopped|host exception'
@@ -63,10 +84,15 @@ BASELINE_HYPERV_CHECKS=(
   'modules loaded'
   'VMBus version negotiated'
   '/sys/bus/vmbus exists'
+  'IPI hypercalls'
+  'remote TLB flush hypercalls'
+  'clocksource is the TSC page'
+  'Hyper-V clockevent registered on every CPU'
 )
 
 # ---------------------------------------------------------------- options
 mode=microhv
+crash=0
 timeout_s=${TEST_LINUX_TIMEOUT:-}
 cpus=""
 shell_arg=""
@@ -77,7 +103,8 @@ while [ $# -gt 0 ]; do
     --timeout) timeout_s=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --shell) shell_arg=" linux-guest.shell=1"; shift ;;
-    *) sed -n '2,33p' "$0" >&2; exit 2 ;;
+    --crash) crash=1; shift ;;
+    *) sed -n '2,42p' "$0" >&2; exit 2 ;;
   esac
 done
 case $mode in
@@ -89,13 +116,32 @@ case $mode in
 esac
 out=build/test-linux/$mode
 case $mode in bochs | qemu) out=build/test-linux/baseline-$mode ;; esac
+[ $crash = 0 ] || out=build/test-linux/crash
+extra_args=""
+case $mode in
+  microhv | console)
+    if [ $crash = 1 ]; then
+      [ $mode = microhv ] || die "--crash runs its own boot, not the console session"
+      extra_args=" linux-guest.crash=1"
+      # The report ends the run: Bochs stops once the VPs are parked (the
+      # guest's summary and its panic come before and must not stop it).
+      STOP_RE="^microhv: cpu [0-9]+: VP [0-9]+ parked|X64 Exception Type|${MICROHV_FATAL_RE}|${MICROHV_NO_GUEST_RE}"
+      MIN_CHECKS=$((MIN_CHECKS - 1)) # no benchmark
+      MICROHV_REQUIRED=("${MICROHV_REQUIRED[@]:0:4}" "${MICROHV_CRASH_REQUIRED[@]}")
+    else
+      extra_args=" linux-guest.bench=1"
+    fi
+    ;;
+esac
 mkdir -p "$out"
 
 # ---------------------------------------------------------------- inputs
 scripts/linux-guest.sh
-options="microhv.cpus=$cpus$shell_arg"
+options="microhv.cpus=$cpus$shell_arg$extra_args"
+# testdev: clockbench switches the reference TSC page through it.
+MICROHV_TESTDEV='testdev = on'
 case $mode in
-  microhv) esp_linux "$out" "$options" ;;
+  microhv) esp_linux "$out" "$options" "$MICROHV_TESTDEV" ;;
   bochs | qemu)
     # No BOOTX64.EFI: OVMF's boot manager ends in its built-in EFI shell,
     # which runs startup.nsh from the first file system after a countdown.
@@ -115,7 +161,10 @@ if [ $mode = console ]; then
   # The user's path: `make run GUEST=linux` on a pseudo-terminal, first
   # interrupted with Ctrl-C while the firmware boots, then again to the
   # shell (/init's checks run before it), commands typed, `exit`.
-  tests/linux/console_test.py --sessions interrupt,shell || status=$?
+  # The session's microhv.cfg and kernel options get the benchmark's
+  # additions (scripts/run-linux.sh reads these two).
+  RUN_LINUX_OPTIONS="${extra_args# }" RUN_MICROHV_CONFIG="$MICROHV_TESTDEV" \
+    tests/linux/console_test.py --sessions interrupt,shell || status=$?
   cp build/run-linux/session.log "$log" 2>/dev/null || true
 else
   # Wall time until /init's first line shows up in the serial log.
@@ -211,7 +260,7 @@ else
       { bad "unexpected failures:"; sed 's/^/  | /' <<<"$unexpected"; }
   fi
 fi
-if lines 'Kernel panic - not syncing' | grep -q .; then bad "kernel panic"; fi
+if [ $crash = 0 ] && lines 'Kernel panic - not syncing' | grep -q .; then bad "kernel panic"; fi
 if lines 'X64 Exception Type' | grep -q .; then
   bad "the firmware reported a CPU exception:"
   { grep -aE -A1 'X64 Exception Type' <<<"$text" | head -4 | sed 's/^/  | /'; } || true

@@ -105,6 +105,26 @@ tlfs::Status synic_post(Vp& vp, SintIndex sint, const OutgoingMessage& message, 
   return tlfs::Status::kSuccess;
 }
 
+SlotOffer synic_offer(Vp& vp, SintIndex sint, const OutgoingMessage& message) {
+  if (!synic_can_take_messages(vp)) return SlotOffer::kUnavailable;
+  GuestMemory& memory = vp.partition().memory();
+  const Gpa slot = slot_of(vp.synic, sint);
+  bool free = false;
+  if (!slot_is_free(memory, slot, &free)) return SlotOffer::kUnavailable;
+  if (!free) {
+    // As in synic_drain: the atomic OR sees a slot the guest freed since.
+    uint64_t old = 0;
+    if (!memory.fetch_or_u64(slot, kPendingBitInHeader, &old)) return SlotOffer::kUnavailable;
+    if (static_cast<uint32_t>(old) != tlfs::kMessageTypeNone) return SlotOffer::kBusy;
+  }
+  // Whatever is queued for this SINT waits for the next EOM: MessagePending
+  // tells the guest there is more.
+  const uint8_t flags = vp.synic.queue_of(sint).empty() ? 0 : tlfs::kMessageFlagPending;
+  if (!write_slot(memory, slot, message, flags)) return SlotOffer::kUnavailable;
+  synic_raise(vp, sint);
+  return SlotOffer::kDelivered;
+}
+
 void synic_drain(Vp& vp, SintIndex sint) {
   MessageQueue& q = vp.synic.queue_of(sint);
   if (q.empty() || !synic_can_take_messages(vp)) return;

@@ -27,6 +27,14 @@ void synic_raise(Vp& vp, SintIndex sint);
 tlfs::Status synic_post(Vp& vp, SintIndex sint, const OutgoingMessage& message, Port& port,
                         PortTable& table);
 
+// A message of the hypervisor's own (a timer expiration) that needs no port
+// buffer: written into SINT `sint`'s slot when it is free (kDelivered, the
+// SINT raised); when it is busy MessagePending is set in it and the caller
+// keeps the message until the guest's EOM (kBusy); kUnavailable when the
+// SynIC cannot take messages (the message is lost, TLFS 11.9).
+enum class SlotOffer : uint8_t { kDelivered, kBusy, kUnavailable };
+SlotOffer synic_offer(Vp& vp, SintIndex sint, const OutgoingMessage& message);
+
 // Delivers the head of SINT `sint`'s queue if its slot is free, else makes
 // sure MessagePending is set in the occupied slot.
 void synic_drain(Vp& vp, SintIndex sint);

@@ -1,5 +1,5 @@
 // The order in which these report their statuses is part of the one
-// documented check order in hypercall/hypercall.cpp: what the input names
+// documented check order in hypercall/abi.cpp: what the input names
 // (connection, port), then the target VP, its SynIC, and last the buffers.
 #include "synic/messaging.hpp"
 
@@ -55,21 +55,51 @@ Vp* choose_target_vp(Port& port, CanTake can_take, bool prefer_free_slot, Status
   return fallback;
 }
 
+// A port's target SINT: 1..15; SINT 0 is left to the hypervisor's own
+// messages.
+Optional<SintIndex> port_sint(uint32_t n) {
+  const Optional<SintIndex> sint = sint_index(n);
+  if (!sint || sint.value() == SintIndex(0)) return kNone;
+  return sint;
+}
+
+// A message port's delivery target for a post now: the VP, or the status.
+struct Delivery {
+  Status status;
+  Port* port;
+  Vp* vp;  // nullptr for a service's port
+};
+
+Delivery resolve_post(Partition& sender, uint32_t connection_id) {
+  Target target = resolve_connection(sender, connection_id, tlfs::PortType::kMessage);
+  if (target.status != Status::kSuccess) return {target.status, nullptr, nullptr};
+  Port& port = *target.port;
+  if (port.owner->service() != nullptr) return {Status::kSuccess, &port, nullptr};
+  Status status = Status::kInvalidSynicState;
+  Vp* vp = choose_target_vp(port, synic_can_take_messages, true, &status);
+  if (vp == nullptr) return {status, &port, nullptr};
+  if (!synic_can_take_messages(*vp)) return {Status::kInvalidSynicState, &port, nullptr};
+  return {Status::kSuccess, &port, vp};
+}
+
 }  // namespace
 
 Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
                     const uint8_t* payload, uint32_t size) {
-  Target target = resolve_connection(sender, connection_id, tlfs::PortType::kMessage);
-  if (target.status != Status::kSuccess) return target.status;
-  Port& port = *target.port;
+  Delivery d = resolve_post(sender, connection_id);
+  if (d.status != Status::kSuccess) return d.status;
+  Port& port = *d.port;
   OutgoingMessage message{type, static_cast<uint8_t>(size), port.id.value(), payload};
-  if (MessageService* service = port.owner->service()) return service->on_message(port, message);
+  if (d.vp == nullptr) return port.owner->service()->on_message(port, message);
+  return synic_post(*d.vp, port.target_sint, message, port, sender.hypervisor().ports);
+}
 
-  Status status = Status::kInvalidSynicState;
-  Vp* vp = choose_target_vp(port, synic_can_take_messages, true, &status);
-  if (vp == nullptr) return status;
-  if (!synic_can_take_messages(*vp)) return Status::kInvalidSynicState;
-  return synic_post(*vp, port.target_sint, message, port, sender.hypervisor().ports);
+Status post_capacity(Partition& sender, uint32_t connection_id, uint32_t count) {
+  Delivery d = resolve_post(sender, connection_id);
+  if (d.status != Status::kSuccess || d.vp == nullptr) return d.status;
+  return sender.hypervisor().ports.free_buffer_count(*d.port) >= count
+             ? Status::kSuccess
+             : Status::kInsufficientBuffers;
 }
 
 Status signal_event(Partition& sender, uint32_t connection_id, uint16_t flag) {
@@ -89,9 +119,8 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
   if (spec.type != tlfs::PortType::kMessage && spec.type != tlfs::PortType::kEvent) {
     return Status::kInvalidParameter;  // monitor ports are not implemented
   }
-  // SINT 0 is left to the hypervisor's own messages.
-  const Optional<SintIndex> sint = sint_index(spec.target_sint);
-  if (!sint || sint.value() == SintIndex(0)) return Status::kInvalidParameter;
+  const Optional<SintIndex> sint = port_sint(spec.target_sint);
+  if (!sint) return Status::kInvalidParameter;
   bool events = spec.type == tlfs::PortType::kEvent;
   if (!events && (spec.base_flag != 0 || spec.flag_count != 0)) return Status::kInvalidParameter;
   if (events &&
@@ -99,6 +128,7 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
     return Status::kInvalidParameter;
   }
   if (hv.ports.find_port(&owner, spec.id) != nullptr) return Status::kInvalidPortId;
+  if (hv.ports.ports_held_by(&owner) >= owner.quota().ports) return Status::kInsufficientMemory;
   Port* port = hv.ports.allocate_port();
   if (port == nullptr) return Status::kInsufficientMemory;
 
@@ -116,6 +146,7 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
   port->base_flag = spec.base_flag;
   port->flag_count = spec.flag_count;
   port->connection_partition = connector != nullptr ? connector->id() : PartitionId(0);
+  port->pinned = spec.pinned;
   return Status::kSuccess;
 }
 
@@ -123,7 +154,18 @@ Status delete_port(Partition& owner, PortId id) {
   PortTable& ports = owner.hypervisor().ports;
   Port* port = ports.find_port(&owner, id);
   if (port == nullptr) return Status::kInvalidPortId;
+  if (port->pinned) return Status::kAccessDenied;
   ports.delete_port(*port);
+  return Status::kSuccess;
+}
+
+Status retarget_message_port(Partition& owner, PortId id, VpIndex vp, uint32_t sint) {
+  Port* port = owner.hypervisor().ports.find_port(&owner, id);
+  if (port == nullptr || port->type != tlfs::PortType::kMessage) return Status::kInvalidPortId;
+  const Optional<SintIndex> index = port_sint(sint);
+  if (!index) return Status::kInvalidParameter;
+  port->target_vp = vp;
+  port->target_sint = index.value();
   return Status::kSuccess;
 }
 
@@ -140,6 +182,9 @@ Status connect_port(Partition& connector, ConnectionId id, Partition& owner, Por
       ports.find_connection(&connector, id) != nullptr) {
     return Status::kInvalidConnectionId;
   }
+  if (ports.connections_held_by(&connector) >= connector.quota().connections) {
+    return Status::kInsufficientMemory;
+  }
   Connection* c = ports.allocate_connection();
   if (c == nullptr) return Status::kInsufficientMemory;
   c->in_use = true;
@@ -155,7 +200,10 @@ Status create_connected_port(Partition& owner, const PortSpec& spec, Partition& 
   Status status = create_port(owner, spec, &connector);
   if (status != Status::kSuccess) return status;
   status = connect_port(connector, connection, owner, spec.id, spec.type);
-  if (status != Status::kSuccess) delete_port(owner, spec.id);
+  if (status != Status::kSuccess) {
+    PortTable& ports = owner.hypervisor().ports;
+    ports.delete_port(*ports.find_port(&owner, spec.id));  // pinned or not: it was ours
+  }
   return status;
 }
 

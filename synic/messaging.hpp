@@ -20,9 +20,18 @@ struct PortSpec {
   VpIndex target_vp;  // may be tlfs::kAnyVp
   uint16_t base_flag;
   uint16_t flag_count;
+  bool pinned = false;  // see Port::pinned
 };
+// Charged to the owner's quota (INSUFFICIENT_MEMORY when it is used up).
 tlfs::Status create_port(Partition& owner, const PortSpec& spec, Partition* connector);
+// ACCESS_DENIED for a pinned port: a service's port is not the guest's to
+// delete, whoever asks on its behalf.
 tlfs::Status delete_port(Partition& owner, PortId id);
+// Points a live message port at another VP and SINT (the VMBus host, when a
+// guest names where its replies go). Messages already queued stay where
+// they are and are delivered there.
+tlfs::Status retarget_message_port(Partition& owner, PortId id, VpIndex vp, uint32_t sint);
+// Charged to the connector's quota (INSUFFICIENT_MEMORY when it is used up).
 tlfs::Status connect_port(Partition& connector, ConnectionId id, Partition& owner, PortId port,
                           tlfs::PortType type);
 tlfs::Status disconnect_port(Partition& connector, ConnectionId id);
@@ -34,5 +43,11 @@ tlfs::Status create_connected_port(Partition& owner, const PortSpec& spec, Parti
 tlfs::Status post_message(Partition& sender, uint32_t connection_id, uint32_t type,
                           const uint8_t* payload, uint32_t size);
 tlfs::Status signal_event(Partition& sender, uint32_t connection_id, uint16_t flag);
+// The status post_message would give `count` messages posted now through
+// `connection_id`, without posting: SUCCESS only if all of them would be
+// accepted whatever the guest does to its SIM slot meanwhile (the port has
+// `count` free buffers). A service checks it before it acts on a request
+// whose replies must not be lost, and refuses the request with this status.
+tlfs::Status post_capacity(Partition& sender, uint32_t connection_id, uint32_t count);
 
 }  // namespace microhv

@@ -2,6 +2,7 @@
 
 #include "kernel/hypervisor.hpp"
 #include "synic/delivery.hpp"
+#include "synic/timers.hpp"
 
 namespace microhv {
 namespace {
@@ -22,6 +23,12 @@ MsrResult write_sint(Vp& vp, SintIndex sint, uint64_t value) {
   return MsrResult::kOk;
 }
 
+// What waits for a slot: queued port messages, then timer messages.
+void deliver_waiting(Vp& vp) {
+  synic_drain_all(vp);
+  stimers_retry_messages(vp);
+}
+
 MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
   SynicState& s = vp.synic;
   switch (m) {
@@ -29,17 +36,17 @@ MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
       return MsrResult::kGp;  // read-only
     case msr::kScontrol:
       s.scontrol = value;
-      synic_drain_all(vp);
+      deliver_waiting(vp);
       return MsrResult::kOk;
     case msr::kSimp:
       s.simp = value;
-      synic_drain_all(vp);
+      deliver_waiting(vp);
       return MsrResult::kOk;
     case msr::kSiefp:
       s.siefp = value;
       return MsrResult::kOk;
     case msr::kEom:
-      synic_drain_all(vp);
+      deliver_waiting(vp);
       return MsrResult::kOk;
     default:
       if (is_sint(m))
@@ -83,8 +90,10 @@ MsrResult synic_read_msr(Vp& vp, uint32_t m, uint64_t* value) {
 MsrResult synic_write_msr(Vp& vp, uint32_t m, uint64_t value) {
   // EOM with nothing queued has nothing to do. A message queued concurrently
   // sets its bit before it sets MessagePending, which is what prompts this
-  // EOM, so skipping the lock here cannot strand it.
-  if (m == msr::kEom && __atomic_load_n(&vp.synic.queued_sints, __ATOMIC_ACQUIRE) == 0) {
+  // EOM, so skipping the lock here cannot strand it. Timer messages are
+  // queued on this VP's own CPU only.
+  if (m == msr::kEom && __atomic_load_n(&vp.synic.queued_sints, __ATOMIC_ACQUIRE) == 0 &&
+      __atomic_load_n(&vp.timers.pending_sints, __ATOMIC_ACQUIRE) == 0) {
     return MsrResult::kOk;
   }
   LockGuard guard(vp.partition().hypervisor().lock);

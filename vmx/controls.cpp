@@ -28,9 +28,11 @@ ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest) {
 
   ControlSet s{};
   s.pin = adjust_controls(pin_cap, pin::kNmiExiting | pin::kVirtualNmis, 0, kPinNever);
+  // TSC offsetting (optional): a guest's IA32_TSC write moves its VP's
+  // offset instead of the real TSC (vmx/msr_policy.cpp).
   s.proc = adjust_controls(proc_cap,
-                           proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary, 0,
-                           kProcNever);
+                           proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary,
+                           proc::kTscOffsetting, kProcNever);
   // The secondary controls have no TRUE_ MSR and no default1 bits.
   s.proc2 = adjust_controls(caps.procbased2,
                             proc2::kEnableEpt | proc2::kEnableVpid | proc2::kUnrestrictedGuest,

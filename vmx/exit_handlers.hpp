@@ -1,7 +1,7 @@
 // The exit handlers' shared helpers and the handlers that live outside
 // exits.cpp (internal to vmx/: exits.cpp builds the dispatch table from
-// these). Each handler file holds one concern: control registers
-// (exit_cr.cpp), guest memory accesses that fault in EPT (exit_memory.cpp),
+// these). Each handler file holds one concern: MSRs (exit_msr.cpp), control
+// registers (exit_cr.cpp), guest memory accesses that fault in EPT (exit_memory.cpp),
 // INIT and SIPI (exit_init.cpp), port I/O (exit_io.cpp).
 //
 // VMCS access in a handler: read() below returns false when the VMREAD
@@ -56,11 +56,15 @@ inline ExitAction vmcs_failed(ExitContext& c) {
 // CPL from SS.DPL (SDM Vol. 3A 5.5).
 [[nodiscard]] bool guest_cpl(ExitContext& c, uint32_t* cpl);
 
+ExitAction on_rdmsr(ExitContext& c);          // exit_msr.cpp
+ExitAction on_wrmsr(ExitContext& c);          // exit_msr.cpp
 ExitAction on_cr_access(ExitContext& c);      // exit_cr.cpp
 ExitAction on_ept_violation(ExitContext& c);  // exit_memory.cpp
-ExitAction on_init(ExitContext& c);           // exit_init.cpp
-ExitAction on_sipi(ExitContext& c);           // exit_init.cpp
-ExitAction on_io(ExitContext& c);             // exit_io.cpp
-ExitAction on_monitor_trap(ExitContext& c);   // exit_io.cpp
+// A guest write to the xAPIC page at `offset` (exit_apic.cpp).
+ExitAction emulate_apic_write(ExitContext& c, uint32_t offset);
+ExitAction on_init(ExitContext& c);          // exit_init.cpp
+ExitAction on_sipi(ExitContext& c);          // exit_init.cpp
+ExitAction on_io(ExitContext& c);            // exit_io.cpp
+ExitAction on_monitor_trap(ExitContext& c);  // exit_io.cpp
 
 }  // namespace microhv::vmx

@@ -3,6 +3,7 @@
 #include "arch/apic.hpp"
 #include "arch/x86.hpp"
 #include "vmx/exit_handlers.hpp"
+#include "vmx/guest_cpuid.hpp"
 
 namespace microhv::vmx {
 namespace {
@@ -11,7 +12,8 @@ namespace cr0 = arch::cr0;
 namespace efer = arch::efer;
 namespace access = arch::access;
 
-// ---- CPUID (reason 10): native values, adjusted; Hyper-V leaves from the core.
+// ---- CPUID (reason 10): native values as vmx/guest_cpuid.hpp shapes them;
+// the Hyper-V leaves from the core.
 ExitAction on_cpuid(ExitContext& c) {
   const uint32_t leaf = static_cast<uint32_t>(c.regs.rax);
   const uint32_t sub = static_cast<uint32_t>(c.regs.rcx);
@@ -19,41 +21,15 @@ ExitAction on_cpuid(ExitContext& c) {
   if (leaf >= kHvCpuidFirst && leaf <= kHvCpuidLast) {
     if (!c.core.cpuid(leaf, &r)) r = CpuidRegs{};
   } else {
-    r = adjust_native_cpuid(leaf, c.cpu.cpuid(leaf, sub));
+    GuestCpuidContext vp{};
+    if (!visible_cr4(c, &vp.cr4)) return vmcs_failed(c);
+    vp.apic_enabled = c.cpu_state == nullptr || c.cpu_state->apic.mode != ApicMode::kDisabled;
+    r = guest_cpuid(leaf, sub, c.cpu.cpuid(leaf, sub), vp);
   }
   c.regs.rax = r.eax;
   c.regs.rbx = r.ebx;
   c.regs.rcx = r.ecx;
   c.regs.rdx = r.edx;
-  return ExitAction::kAdvance;
-}
-
-// ---- RDMSR / WRMSR (31, 32). Only MSRs outside the bitmap's ranges (among
-// them the synthetic ones) exit: synthetic -> core, others -> the real MSR.
-ExitAction on_rdmsr(ExitContext& c) {
-  const uint32_t msr = static_cast<uint32_t>(c.regs.rcx);
-  uint64_t value = 0;
-  if (tlfs::msr::is_synthetic(msr)) {
-    if (c.core.read_msr(msr, &value) != MsrResult::kOk) return inject_gp(c);
-  } else if (!c.cpu.rdmsr(msr, &value)) {
-    return inject_gp(c);
-  }
-  c.regs.rax = low32(value);
-  c.regs.rdx = value >> 32;
-  return ExitAction::kAdvance;
-}
-
-ExitAction on_wrmsr(ExitContext& c) {
-  const uint32_t msr = static_cast<uint32_t>(c.regs.rcx);
-  const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
-  if (tlfs::msr::is_synthetic(msr)) {
-    if (c.core.write_msr(msr, value) != MsrResult::kOk) return inject_gp(c);
-  } else if (msr == arch::apic::kX2apicIcrMsr) {
-    // Only exits for this (the MSR bitmap): INIT IPIs to VPs are emulated.
-    c.cpu.x2apic_icr_write(value);
-  } else if (!c.cpu.wrmsr(msr, value)) {
-    return inject_gp(c);
-  }
   return ExitAction::kAdvance;
 }
 
@@ -77,9 +53,26 @@ ExitAction on_vmcall(ExitContext& c) {
   in.rdi = c.regs.rdi;
   in.r8 = c.regs.r8;
   const HypercallOutcome out = c.core.hypercall(in);
-  if (out.inject_ud) return inject_ud(c);
-  store_hypercall_result(in, out.result, &c.regs.rax, &c.regs.rdx);
-  return ExitAction::kAdvance;
+  switch (out.end) {
+    case HypercallEnd::kUndefinedOpcode:
+      return inject_ud(c);
+    case HypercallEnd::kResult:
+      store_hypercall_result(in, out.value, &c.regs.rax, &c.regs.rdx);
+      return ExitAction::kAdvance;
+    case HypercallEnd::kContinue:
+      break;
+  }
+  // TLFS "Hypercall Continuation": the rep start advanced in RCX (EDX:EAX),
+  // RIP still at the VMCALL. An STI or MOV-SS shadow covered this VMCALL
+  // only; it ends here as it would after the instruction, so the guest's
+  // pending interrupts are taken before the call runs again.
+  store_hypercall_control(in, out.value, &c.regs.rcx, &c.regs.rax, &c.regs.rdx);
+  uint64_t intr = 0;
+  if (!read(c, Field::kGuestInterruptibility, &intr)) return vmcs_failed(c);
+  constexpr uint64_t kShadows =
+      interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs;
+  if ((intr & kShadows) != 0) write(c, Field::kGuestInterruptibility, intr & ~kShadows);
+  return ExitAction::kRetry;
 }
 
 // ---- XSETBV (55): validated, then executed for the guest.
@@ -91,7 +84,8 @@ ExitAction on_xsetbv(ExitContext& c) {
   if (cpl != 0) return inject_gp(c);
   const uint32_t index = static_cast<uint32_t>(c.regs.rcx);
   const uint64_t value = (c.regs.rdx << 32) | low32(c.regs.rax);
-  const CpuidRegs d = c.cpu.cpuid(0xD, 0);
+  // What CPUID tells the guest it may enable (MPX is hidden).
+  const CpuidRegs d = guest_cpuid(0xD, 0, c.cpu.cpuid(0xD, 0), GuestCpuidContext{true, cr4});
   const uint64_t supported = (static_cast<uint64_t>(d.edx) << 32) | d.eax;
   if (!xsetbv_valid(index, value, supported) || !c.cpu.xsetbv(index, value)) return inject_gp(c);
   return ExitAction::kAdvance;
@@ -142,6 +136,12 @@ ExitAction on_window(ExitContext&) {
   return ExitAction::kRetry;
 }
 
+// ---- VMX-preemption timer (52): a synthetic timer of this VP is due. The
+// back end fires it before the next entry (prepare_entry); RIP stays.
+ExitAction on_preemption_timer(ExitContext&) {
+  return ExitAction::kRetry;
+}
+
 ExitAction on_entry_failure(ExitContext& c) {
   return stop(c, "VM entry failed");
 }
@@ -181,6 +181,7 @@ constexpr TableEntry kHandlers[] = {
     {exit_reason::kEntryFailMachineCheck, on_entry_failure},
     {exit_reason::kEptViolation, on_ept_violation},
     {exit_reason::kInvept, on_vmx_instruction},
+    {exit_reason::kPreemptionTimer, on_preemption_timer},
     {exit_reason::kInvvpid, on_vmx_instruction},
     {exit_reason::kVmfunc, on_vmx_instruction},
     {exit_reason::kXsetbv, on_xsetbv},
@@ -201,14 +202,6 @@ bool guest_cpl(ExitContext& c, uint32_t* cpl) {
   if (!read(c, Field::kGuestSsAccess, &ss_access)) return false;
   *cpl = access::dpl(static_cast<uint32_t>(ss_access));
   return true;
-}
-
-CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs r) {
-  if (leaf == 1) {
-    r.ecx |= arch::cpuid1_ecx::kHypervisor;
-    r.ecx &= ~arch::cpuid1_ecx::kVmx;
-  }
-  return r;
 }
 
 bool xsetbv_valid(uint32_t index, uint64_t v, uint64_t supported) {

@@ -4,7 +4,8 @@
 // CPUID, MSR and XSETBV with fault recovery) and the Hyper-V core -- so host
 // tests drive them with fakes. Every handler returns where RIP goes:
 //   kAdvance: the instruction was emulated; RIP += exit instruction length
-//   kRetry:   RIP unchanged (an exception was queued, or nothing to skip)
+//   kRetry:   RIP unchanged (an exception was queued, a hypercall is
+//             continued, or nothing to skip)
 //   kStop:    the guest cannot continue; the back end dumps state and halts
 // Nothing advances RIP by default, and an exit without a handler stops.
 #pragma once
@@ -18,12 +19,14 @@
 #include "kernel/base/log.hpp"
 #include "kernel/base/optional.hpp"
 #include "kernel/platform/guest_memory.hpp"
+#include "kernel/platform/overlays.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/ept.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/vmcs_access.hpp"
+#include "vmx/vp_cpu_state.hpp"
 
 namespace microhv::vmx {
 
@@ -40,9 +43,17 @@ static_assert(sizeof(GuestRegs) == 16 * 8);
 class CpuServices {
  public:
   virtual CpuidRegs cpuid(uint32_t leaf, uint32_t subleaf) = 0;
-  // False when the instruction faulted (#GP): the caller injects #GP.
+  // The real MSR, fault-safe: false when the instruction faulted (#GP); the
+  // caller decides (the guest's #GP, or "not there"). Only the MSR policy's
+  // emulation (vmx/exit_msr.cpp) calls these for the guest.
   virtual bool rdmsr(uint32_t msr, uint64_t* value) = 0;
   virtual bool wrmsr(uint32_t msr, uint64_t value) = 0;
+  // The real TSC (the guest's is this plus its VMCS TSC offset).
+  virtual uint64_t rdtsc() = 0;
+  // Dword `lane` (0-3) of the guest's XMM register `reg` (0-15): microhv
+  // never uses the vector registers, so at a VM exit they still hold the
+  // guest's values. False when the host cannot execute SSE.
+  virtual bool read_xmm(unsigned reg, unsigned lane, uint32_t* value) = 0;
   virtual bool xsetbv(uint32_t index, uint64_t value) = 0;
   virtual void wbinvd() = 0;
   // Port I/O on the real port (`size` 1, 2 or 4 bytes).
@@ -58,11 +69,14 @@ class CpuServices {
   // INIT: DR0-DR3 = 0, DR6 = FFFF0FF0 (the debug registers are not switched
   // between guest and host; DR7 is in the VMCS).
   virtual void reset_debug_registers() = 0;
-  // The guest's local APIC on this CPU. Writes to the xAPIC page (EPT maps
-  // it read-only) and to the x2APIC ICR (MSR 0x830) come here: the back
+  // The guest's local APIC on this CPU, in xAPIC mode: an aligned 32-bit
+  // register access at `offset` in its page. Writes the guest makes to the
+  // xAPIC page (EPT maps it read-only) and to the x2APIC ICR (MSR 0x830)
+  // come here once the exit handlers decided they reach the APIC: the back
   // end passes them on, except INIT IPIs to VPs, which it emulates
   // (decide_icr in vmx/smp.hpp). Reads are not intercepted; apic_read is
-  // for XCHG, which returns the old value.
+  // for the read half of read-modify-write instructions and for microhv's
+  // own APIC set-up (vmx/apic_base.cpp).
   virtual void apic_write(uint32_t offset, uint32_t value) = 0;
   virtual uint32_t apic_read(uint32_t offset) = 0;
   virtual void x2apic_icr_write(uint64_t value) = 0;
@@ -96,10 +110,11 @@ struct ExitContext {
   PendingEvents& events;
   const VmxCapabilities& caps;  // CR fixed bits for CR-access emulation
   // microhv's own memory (not present in EPT: the layout's hidden range) and
-  // the hypercall overlay page (read+execute), for clear reporting of guest
+  // the overlay pages (the hypercall page read+execute, the reference TSC
+  // page read-only; indexed by OverlayId), for clear reporting of guest
   // accesses to them; at most a few such lines are logged (denied_log).
   const EptLayout* hidden = nullptr;
-  Optional<Gpa> overlay_page{};
+  Optional<Gpa> overlay_pages[kOverlayCount]{};
   log::RateLimit* denied_log = nullptr;
   // This VP's inbox (vmx/smp.hpp): an NMI exit asks it whether the NMI was
   // a kick from another CPU or a genuine NMI. nullptr: every NMI is genuine.
@@ -113,6 +128,12 @@ struct ExitContext {
   // the guest memory to fetch the writing instruction from.
   Optional<Gpa> apic_page{};
   GuestMemory* memory = nullptr;
+  // This VP's processor state outside the VMCS (APIC mode, MTRRs, TSC
+  // adjustment...): the MSR and APIC exits read and change it.
+  VpCpuState* cpu_state = nullptr;
+  // Guest accesses the policy refuses (MSRs, APIC page forms), logged at
+  // most a few times.
+  log::RateLimit* refused_log = nullptr;
   // Set by handlers that want a one-line reason printed on kStop.
   const char* stop_reason = nullptr;
   // A VMREAD or VMWRITE failed during this exit (vmx/exit_handlers.hpp).
@@ -163,8 +184,18 @@ constexpr IoRoute route_io(const IoAccess& a, bool testdev) {
 [[nodiscard]] bool apply_init_state(VmcsAccess& vmcs, CpuServices& cpu, const VmxCapabilities& caps,
                                     bool bsp, GuestRegs& regs, PendingEvents& events);
 
+// The VMX-preemption timer value (SDM 26.5.1: it counts down by one each
+// time bit `rate` of the TSC changes, IA32_VMX_MISC[4:0]) that makes the VM
+// exit no earlier than TSC `deadline`: 0 (exit before the first guest
+// instruction) when it has passed; saturated at 2^32 - 1 for deadlines
+// further out (the exit then comes early and the timer is armed again).
+constexpr uint32_t preemption_timer_value(uint64_t now_tsc, uint64_t deadline_tsc, uint8_t rate) {
+  if (deadline_tsc <= now_tsc) return 0;
+  const uint64_t ticks = (deadline_tsc - now_tsc) >> (rate & 31);
+  return ticks >= 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(ticks + 1);
+}
+
 // Pieces exposed for tests.
-CpuidRegs adjust_native_cpuid(uint32_t leaf, CpuidRegs native);
 bool xsetbv_valid(uint32_t index, uint64_t value, uint64_t supported_xcr0);
 CpuMode guest_cpu_mode(uint64_t cr0, uint64_t rflags, uint64_t efer, uint32_t cs_access);
 

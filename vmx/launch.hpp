@@ -71,7 +71,10 @@ struct LaunchInfo {
   uint64_t vtd_tables_next, vtd_tables_end;
   uint64_t host_cr3;
   uint64_t msr_bitmap, io_bitmap_b, overlay_page;
+  uint64_t tsc_page;  // the page behind the reference TSC page overlay
   uint64_t tsc_hz;
+  uint64_t apic_hz;         // the local APIC timer's input clock, measured like tsc_hz
+  bool host_invariant_tsc;  // CPUID.80000007:EDX[8]
   uint32_t phys_addr_bits;
   bool page1g;   // CPUID.80000001:EDX[26]
   bool testdev;  // microhv.cfg `testdev = on`: port 0x3000 exits (bit set in every I/O bitmap A)

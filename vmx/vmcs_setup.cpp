@@ -22,6 +22,7 @@ void write_controls(VmcsWriter& w, const VmcsSetup& s) {
   w(Field::kEntryMsrLoadCount, 0);
   w(Field::kEntryInterruptionInfo, 0);
   w(Field::kMsrBitmap, s.msr_bitmap);
+  w(Field::kTscOffset, 0);  // the guest's TSC is the real one until it writes IA32_TSC
   w(Field::kIoBitmapA, s.io_bitmap_a);
   w(Field::kIoBitmapB, s.io_bitmap_b);
   w(Field::kEptPointer, s.eptp);

@@ -45,6 +45,7 @@ inline constexpr uint64_t kInvvpid = 1ull << 32;
 inline constexpr uint64_t kInvvpidAddress = 1ull << 40;
 inline constexpr uint64_t kInvvpidSingle = 1ull << 41;
 inline constexpr uint64_t kInvvpidAll = 1ull << 42;
+inline constexpr uint64_t kInvvpidSingleRetainingGlobals = 1ull << 43;
 }  // namespace ept_cap
 
 // INVEPT / INVVPID types (SDM Vol. 3C 30.3, "INVEPT", "INVVPID").
@@ -53,8 +54,10 @@ inline constexpr uint64_t kSingleContext = 1;
 inline constexpr uint64_t kAllContexts = 2;
 }  // namespace invept_type
 namespace invvpid_type {
+inline constexpr uint64_t kIndividualAddress = 0;
 inline constexpr uint64_t kSingleContext = 1;
 inline constexpr uint64_t kAllContexts = 2;
+inline constexpr uint64_t kSingleContextRetainingGlobals = 3;
 }  // namespace invvpid_type
 
 }  // namespace microhv::vmx

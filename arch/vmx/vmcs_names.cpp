@@ -193,6 +193,7 @@ const FieldName kDumpFields[] = {
     F(kGuestIdtrBase),
     F(kGuestIdtrLimit),
     F(kGuestSysenterCs),
+    F(kPreemptionTimerValue),
     F(kGuestSysenterEsp),
     F(kGuestSysenterEip),
     F(kHostCr0),

@@ -4,6 +4,7 @@
 
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
+#include "arch/msr.hpp"
 #include "arch/x86.hpp"
 #include "boot/efi/memory_map.hpp"
 #include "kernel/base/log.hpp"
@@ -34,9 +35,10 @@ constexpr uint64_t kHostStackPages = 8;  // 32 KiB per CPU
 constexpr uint64_t kIstStackPages = 2;   // per CPU
 constexpr uint64_t kTablePages = 512;    // host page tables + EPT (2 MiB)
 // Per CPU besides the stacks: GDT, IDT, TSS, VMXON region, VMCS, exit
-// frame, I/O bitmap A. Shared: MSR bitmap, I/O bitmap B, hypercall overlay.
+// frame, I/O bitmap A. Shared: MSR bitmap, I/O bitmap B, the hypercall and
+// reference TSC overlays.
 constexpr uint64_t kPerCpuPages = kHostStackPages + kIstStackPages + 7;
-constexpr uint64_t kSharedPages = 3;
+constexpr uint64_t kSharedPages = 4;
 
 struct Pool {
   uint64_t base, pages, next;
@@ -111,6 +113,49 @@ constexpr uint64_t pages_for(uint64_t bytes) {
   return (bytes + kPageSize - 1) / kPageSize;
 }
 
+// The local APIC timer's input clock (what the TLFS APIC_FREQUENCY MSR
+// reports and Linux uses instead of calibrating): count down from the top at
+// divide-by-1, masked, for 5 ms of TSC time, with interrupts off; the
+// firmware's timer registers are put back afterwards. 0 when the APIC is
+// off or the count did not move.
+uint64_t measure_apic_hz(uint64_t tsc_hz) {
+  namespace apic = arch::apic;
+  const uint64_t base = arch::rdmsr(arch::msr::kApicBase);
+  if ((base & apic::base::kEnable) == 0 || tsc_hz == 0) return 0;
+  const bool x2 = (base & apic::base::kX2apic) != 0;
+  auto* mmio = reinterpret_cast<volatile uint32_t*>(base & apic::base::kPageMask);
+  auto rd = [&](uint32_t off) -> uint32_t {
+    return x2 ? static_cast<uint32_t>(arch::rdmsr(apic::x2apic_msr(off))) : mmio[off / 4];
+  };
+  auto wr = [&](uint32_t off, uint32_t v) {
+    if (x2) {
+      arch::wrmsr(apic::x2apic_msr(off), v);
+    } else {
+      mmio[off / 4] = v;
+    }
+  };
+  const uint64_t flags = arch::read_rflags();
+  arch::cli();
+  const uint32_t lvt = rd(apic::kLvtTimer), divide = rd(apic::kTimerDivide);
+  const uint32_t remaining = rd(apic::kTimerCurrentCount);
+  wr(apic::kLvtTimer, lvt | apic::kLvtMasked);
+  wr(apic::kTimerDivide, apic::kTimerDivideBy1);
+  const uint64_t span = tsc_hz / 200;  // 5 ms
+  wr(apic::kTimerInitialCount, 0xFFFFFFFFu);
+  const uint64_t t0 = arch::rdtsc();
+  while (arch::rdtsc() - t0 < span) {
+  }
+  const uint32_t left = rd(apic::kTimerCurrentCount);
+  const uint64_t t1 = arch::rdtsc();
+  wr(apic::kTimerDivide, divide);
+  wr(apic::kTimerInitialCount, remaining);  // 0 stops it, as it was when idle
+  wr(apic::kLvtTimer, lvt);
+  if ((flags & arch::rflags::kIf) != 0) asm volatile("sti");
+  const uint64_t counted = 0xFFFFFFFFull - left;
+  if (counted == 0 || t1 == t0) return 0;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(counted) * tsc_hz / (t1 - t0));
+}
+
 }  // namespace
 
 Optional<Hpa> BumpPages::alloc_page() {
@@ -145,18 +190,15 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   info->pool_size = pages * kPageSize;
   info->image_base = copy;
   info->image_size = image_pages * kPageSize;
-  info->msr_bitmap = pool.take(1);   // only MSRs outside its ranges, and x2APIC ICR writes, exit
+  info->msr_bitmap = pool.take(1);   // generated from the MSR policy by the host side
   info->io_bitmap_b = pool.take(1);  // all zero: ports 0x8000-0xFFFF never exit
   info->overlay_page = pool.take(1);
+  info->tsc_page = pool.take(1);
   info->testdev = testdev;
   info->cpu_count = plan.count;
   info->native_count = plan.native_count;
   for (uint32_t i = 0; i < plan.native_count; ++i)
     info->native_apic_ids[i] = ApicId(plan.native_apic_ids[i]);
-  // WRMSR to the x2APIC ICR exits (write bitmap for MSRs 0-0x1FFF at byte
-  // 0x800), so INIT IPIs to VPs can be emulated.
-  constexpr uint32_t kIcr = arch::apic::kX2apicIcrMsr;
-  reinterpret_cast<uint8_t*>(info->msr_bitmap)[0x800 + kIcr / 8] |= 1u << (kIcr % 8);
   for (uint32_t i = 0; i < plan.count; ++i) {
     CpuLaunch& c = info->cpus[i];
     c.info = reinterpret_cast<uint64_t>(info);
@@ -211,6 +253,9 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
       max_ext >= 0x80000001 && (arch::cpuid(0x80000001).edx & arch::cpuid_ext1_edx::kPage1G) != 0;
   info->ept_limit = identity_limit(info->regions, info->region_count, info->phys_addr_bits);
   info->tsc_hz = measure_tsc_hz(bs);
+  info->apic_hz = measure_apic_hz(info->tsc_hz);
+  info->host_invariant_tsc =
+      max_ext >= 0x80000007 && (arch::cpuid(0x80000007).edx & (1u << 8)) != 0;
 
   // Host page tables: identity map of [0, limit), 1G pages when the CPU has them.
   BumpPages alloc(&info->alloc_next, info->alloc_end);
@@ -227,11 +272,13 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   log::info(
       "vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData for %u "
       "CPU(s) (%llu page(s) for DMA tables); %u "
-      "memory regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz\n",
+      "memory regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz, APIC timer %llu "
+      "kHz, CPUID.80000007:EDX[8] (invariant TSC) %u\n",
       (unsigned long long)image_base, (unsigned long long)(li.ImageSize >> 10),
       (unsigned long long)copy, (unsigned long long)(pages * 4), plan.count,
       (unsigned long long)dma_table_pages, info->region_count, (unsigned long long)info->ept_limit,
-      info->phys_addr_bits, (unsigned long long)(info->tsc_hz / 1000));
+      info->phys_addr_bits, (unsigned long long)(info->tsc_hz / 1000),
+      (unsigned long long)(info->apic_hz / 1000), info->host_invariant_tsc ? 1u : 0u);
 
   *out = Resident{base, pages, copy, image_base, info};
   return EFI_SUCCESS;

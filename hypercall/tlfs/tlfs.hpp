@@ -34,6 +34,12 @@ const char* status_name(Status s);
 // (CreatePort 0x95, ConnectPort 0x96); Delete and Disconnect kept the v2.0
 // numbers (0x58, 0x5B) there too.
 enum class CallCode : uint16_t {
+  kFlushVirtualAddressSpace = 0x0002,
+  kFlushVirtualAddressList = 0x0003,  // rep
+  kSendSyntheticClusterIpi = 0x000B,
+  kFlushVirtualAddressSpaceEx = 0x0013,  // variable header
+  kFlushVirtualAddressListEx = 0x0014,   // rep, variable header
+  kSendSyntheticClusterIpiEx = 0x0015,   // variable header
   kDeletePort = 0x0058,
   kDisconnectPort = 0x005B,
   kPostMessage = 0x005C,
@@ -55,6 +61,22 @@ inline constexpr unsigned kRepStartShift = 48;  // 59:48
 inline constexpr uint64_t kRepStartMask = 0xFFFull << 48;
 // 30:27, 47:44 and 63:60 are reserved and must be zero.
 inline constexpr uint64_t kReservedMask = (0xFull << 27) | (0xFull << 44) | (0xFull << 60);
+inline constexpr uint32_t kMaxReps = 0xFFF;  // 12-bit rep count and rep start
+
+constexpr uint32_t var_header_qwords(uint64_t c) {
+  return static_cast<uint32_t>((c & kVarHeaderMask) >> kVarHeaderShift);
+}
+constexpr uint32_t rep_count(uint64_t c) {
+  return static_cast<uint32_t>((c & kRepCountMask) >> kRepCountShift);
+}
+constexpr uint32_t rep_start(uint64_t c) {
+  return static_cast<uint32_t>((c & kRepStartMask) >> kRepStartShift);
+}
+// The input value a continued rep call is re-executed with (TLFS "Hypercall
+// Continuation": the hypervisor updates the rep start index in RCX).
+constexpr uint64_t with_rep_start(uint64_t c, uint32_t start) {
+  return (c & ~kRepStartMask) | (static_cast<uint64_t>(start & kMaxReps) << kRepStartShift);
+}
 }  // namespace control
 
 // Result value (RAX): 15:0 status, 43:32 reps completed.
@@ -63,11 +85,12 @@ constexpr uint64_t make_result(Status s, uint32_t reps_completed = 0) {
 }
 
 // ---- Synthetic MSRs (TLFS appendix "Synthetic MSRs"). The hypervisor owns
-// the whole range 0x40000000-0x400000FF; an MSR in it that a partition may
+// the whole range 0x40000000-0x400001FF (the crash MSRs sit at 0x40000100,
+// TSC_INVARIANT_CONTROL at 0x40000118); an MSR in it that a partition may
 // not use (or that does not exist) is #GP.
 namespace msr {
 inline constexpr uint32_t kFirst = 0x40000000;
-inline constexpr uint32_t kLast = 0x400000FF;
+inline constexpr uint32_t kLast = 0x400001FF;
 constexpr bool is_synthetic(uint32_t m) {
   return m >= kFirst && m <= kLast;
 }
@@ -77,6 +100,15 @@ inline constexpr uint32_t kVpIndex = 0x40000002;
 inline constexpr uint32_t kVpAssistPage = 0x40000073;
 inline constexpr uint32_t kTimeRefCount = 0x40000020;
 inline constexpr uint32_t kReferenceTsc = 0x40000021;
+inline constexpr uint32_t kTscFrequency = 0x40000022;
+inline constexpr uint32_t kApicFrequency = 0x40000023;
+inline constexpr uint32_t kStimer0Config = 0x400000B0;  // STIMERn_CONFIG = kStimer0Config + 2n
+inline constexpr uint32_t kStimer0Count = 0x400000B1;   // STIMERn_COUNT = kStimer0Count + 2n
+inline constexpr uint32_t kStimer3Count = 0x400000B7;
+inline constexpr uint32_t kCrashP0 = 0x40000100;  // P0..P4: 0x40000100..0x40000104
+inline constexpr uint32_t kCrashP4 = 0x40000104;
+inline constexpr uint32_t kCrashCtl = 0x40000105;
+inline constexpr uint32_t kTscInvariantControl = 0x40000118;
 inline constexpr uint32_t kScontrol = 0x40000080;
 inline constexpr uint32_t kSversion = 0x40000081;
 inline constexpr uint32_t kSiefp = 0x40000082;
@@ -110,6 +142,64 @@ inline constexpr uint64_t kPageMask = ~0xFFFull;
 }  // namespace synic_msr
 
 inline constexpr uint32_t kSintCount = 16;  // SINT0..SINT15 per VP
+
+// HV_X64_MSR_REFERENCE_TSC (TLFS 12.7.1): 63:12 GPA page number, 11:1
+// reserved, 0 enable. The page (HV_REFERENCE_TSC_PAGE) holds the sequence,
+// scale and offset; reference time = ((tsc * scale) >> 64) + offset, in
+// 100 ns units. Sequence 0 means "not valid now: read TIME_REF_COUNT".
+namespace reference_tsc_msr {
+inline constexpr uint64_t kEnable = 1ull << 0;
+inline constexpr uint64_t kPageMask = ~0xFFFull;
+}  // namespace reference_tsc_msr
+struct ReferenceTscPage {
+  uint32_t sequence;
+  uint32_t reserved1;
+  uint64_t scale;
+  int64_t offset;
+};
+static_assert(sizeof(ReferenceTscPage) == 24);
+inline constexpr uint32_t kTscSequenceInvalid = 0;
+inline constexpr uint64_t kReferenceHz = 10'000'000;  // reference time counts 100 ns units
+
+// Synthetic timers (TLFS 12.3): four per VP. STIMERn_CONFIG bits.
+inline constexpr uint32_t kStimerCount = 4;
+namespace stimer_config {
+inline constexpr uint64_t kEnable = 1ull << 0;
+inline constexpr uint64_t kPeriodic = 1ull << 1;
+inline constexpr uint64_t kLazy = 1ull << 2;
+inline constexpr uint64_t kAutoEnable = 1ull << 3;
+inline constexpr unsigned kVectorShift = 4;  // 11:4 direct-mode APIC vector
+inline constexpr uint64_t kVectorMask = 0xFFull << 4;
+inline constexpr uint64_t kDirectMode = 1ull << 12;
+inline constexpr unsigned kSintShift = 16;  // 19:16 SINTx (message mode)
+inline constexpr uint64_t kSintMask = 0xFull << 16;
+inline constexpr uint64_t kDefined =
+    kEnable | kPeriodic | kLazy | kAutoEnable | kVectorMask | kDirectMode | kSintMask;
+}  // namespace stimer_config
+// The timer-expired message (HV_TIMER_MESSAGE_PAYLOAD), type 0x80000010.
+inline constexpr uint32_t kMessageTypeTimerExpired = 0x80000010u;
+struct TimerMessagePayload {
+  uint32_t timer_index;
+  uint32_t reserved;
+  uint64_t expiration_time;  // reference time the timer was due
+  uint64_t delivery_time;    // reference time the message was written
+};
+static_assert(sizeof(TimerMessagePayload) == 24);
+
+// Guest crash MSRs (TLFS "Guest crash enlightenment"): P0-P4 hold the
+// guest's parameters; CRASH_CTL reads the capabilities and a write with
+// kNotify reports the crash. With kCrashMessage too, P3 is the GPA and P4
+// the size of a text message.
+namespace crash_ctl {
+inline constexpr uint64_t kNotify = 1ull << 63;
+inline constexpr uint64_t kCrashMessage = 1ull << 62;
+inline constexpr uint64_t kDefined = kNotify | kCrashMessage;
+}  // namespace crash_ctl
+inline constexpr uint32_t kCrashParameterCount = 5;
+inline constexpr uint64_t kCrashMessageMax = 4096;  // one page of text
+
+// HV_X64_MSR_TSC_INVARIANT_CONTROL bit 0: expose the invariant TSC.
+inline constexpr uint64_t kTscInvariantExpose = 1ull << 0;
 
 namespace sint_bits {
 inline constexpr uint64_t kVectorMask = 0xFF;
@@ -237,17 +327,28 @@ inline constexpr uint32_t kHvInterfaceSignature = 0x31237648;  // "Hv#1"
 inline constexpr uint32_t kAccessVpRuntime = 1u << 0;
 inline constexpr uint32_t kAccessPartitionRefCounter = 1u << 1;
 inline constexpr uint32_t kAccessSynicRegs = 1u << 2;
+inline constexpr uint32_t kAccessSynicTimers = 1u << 3;
 inline constexpr uint32_t kAccessHypercallMsrs = 1u << 5;
 inline constexpr uint32_t kAccessVpIndex = 1u << 6;
 inline constexpr uint32_t kAccessPartitionReferenceTsc = 1u << 9;
+inline constexpr uint32_t kAccessFrequencyMsrs = 1u << 11;
+inline constexpr uint32_t kAccessTscInvariant = 1u << 15;
 // 0x40000003.EBX: privilege mask, high half (hypercalls).
 inline constexpr uint32_t kPostMessages = 1u << 4;
 inline constexpr uint32_t kSignalEvents = 1u << 5;
 inline constexpr uint32_t kCreatePort = 1u << 6;
 inline constexpr uint32_t kConnectPort = 1u << 7;
 inline constexpr uint32_t kCpuManagement = 1u << 12;  // never set: marks the root partition
+// 0x40000003.EDX: miscellaneous features.
+inline constexpr uint32_t kFeatureFrequencyMsrs = 1u << 8;
+inline constexpr uint32_t kFeatureGuestCrashMsrs = 1u << 10;
+inline constexpr uint32_t kFeatureStimerDirectMode = 1u << 19;
 // 0x40000004.EAX hints.
+inline constexpr uint32_t kHintRemoteTlbFlush = 1u << 2;  // HvCallFlushVirtualAddress*
+inline constexpr uint32_t kHintRelaxedTiming = 1u << 5;
 inline constexpr uint32_t kHintDeprecateAutoEoi = 1u << 9;
+inline constexpr uint32_t kHintClusterIpi = 1u << 10;        // HvCallSendSyntheticClusterIpi
+inline constexpr uint32_t kHintExProcessorMasks = 1u << 11;  // the *Ex forms (HV_VP_SET)
 inline constexpr uint32_t kHintNested = 1u << 12;
 }  // namespace cpuid
 

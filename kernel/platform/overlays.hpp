@@ -1,5 +1,5 @@
 // Guest-physical pages the hypervisor backs with its own memory instead of
-// the guest's RAM underneath: the hypercall page (TLFS 3.13), later the
+// the guest's RAM underneath: the hypercall page (TLFS 3.13) and the
 // reference TSC page (TLFS 12.7). The core decides where an overlay sits and
 // what it holds (the HYPERCALL MSR semantics in hypercall/msr.cpp); the back
 // end maps it -- read+execute, the guest's writes fault -- and leaves the RAM
@@ -18,9 +18,9 @@ namespace microhv {
 
 enum class OverlayId : uint8_t {
   kHypercallPage = 0,
-  // kReferenceTscPage: the next one (not implemented yet).
+  kReferenceTscPage = 1,  // hypercall/time_msr.cpp
 };
-inline constexpr uint32_t kOverlayCount = 1;
+inline constexpr uint32_t kOverlayCount = 2;
 
 enum class OverlayStatus : uint8_t {
   kPlaced,   // mapped at the GPA

@@ -42,13 +42,15 @@ options = $opts}" build/guest_suite.efi:EFI/microhv/guest_suite.efi
 # (dmesg keeps everything /init checks).
 LINUX_KERNEL_ARGS='console=ttyS0,115200 cryptomgr.notests=1 mitigations=off quiet'
 
-# esp_linux DIR OPTIONS: DIR/esp.img where microhv chainloads Debian's kernel
-# (build/linux/vmlinuz from scripts/linux-guest.sh, run first) with
-# LINUX_KERNEL_ARGS, the initrd \EFI\linux\initrd.img and OPTIONS (read by
-# tests/linux/init: microhv.cpus=N, linux-guest.shell=1, ...).
+# esp_linux DIR OPTIONS [CONFIG]: DIR/esp.img where microhv chainloads
+# Debian's kernel (build/linux/vmlinuz from scripts/linux-guest.sh, run first)
+# with LINUX_KERNEL_ARGS, the initrd \EFI\linux\initrd.img and OPTIONS (read
+# by tests/linux/init: microhv.cpus=N, linux-guest.shell=1, ...); CONFIG:
+# more microhv.cfg lines (e.g. `testdev = on`).
 esp_linux() {
-  local dir=$1 opts=$2
+  local dir=$1 opts=$2 config=${3:-}
   esp_with_microhv "$dir" "image = \\EFI\\linux\\vmlinuz
-options = $LINUX_KERNEL_ARGS initrd=\\EFI\\linux\\initrd.img $opts" \
+options = $LINUX_KERNEL_ARGS initrd=\\EFI\\linux\\initrd.img $opts${config:+
+$config}" \
     build/linux/vmlinuz:EFI/linux/vmlinuz build/linux/initrd.img:EFI/linux/initrd.img
 }

@@ -1,5 +1,6 @@
 #include "synic/services/testdev.hpp"
 
+#include "hypercall/time_msr.hpp"
 #include "kernel/base/log.hpp"
 #include "kernel/hypervisor.hpp"
 #include "synic/delivery.hpp"
@@ -82,6 +83,15 @@ bool TestDevice::write(uint32_t value) {
       disconnect_port(guest_, ConnectionId(conn));
       status = delete_port(guest_, PortId(kEventPortBase | conn));
       break;
+    case Control::kReferenceTscInvalid:
+      // Low byte 1: the page says sequence 0 ("read TIME_REF_COUNT"); 0:
+      // valid again. Logged once: it changes what every clock read costs.
+      force_reference_tsc_invalid(guest_, sint != 0);
+      if (tsc_logged_.allow()) {
+        log::info("testdev: reference TSC page %s (later changes are not logged)\n",
+                  sint != 0 ? "set to sequence 0: guests read TIME_REF_COUNT" : "valid again");
+      }
+      return true;
     default:
       if (refusals_.allow()) {
         log::error("testdev: unknown control %u (value 0x%x)\n", static_cast<unsigned>(ctl), value);

@@ -13,6 +13,10 @@
 //    number `conn`, with connection `conn`: SignalEvent(conn, 0) sets flag
 //    `conn`.
 // Port ids kMessagePortBase|conn and kEventPortBase|conn are reserved for it.
+// microhv's own addition (control 0x10, not in QEMU's device):
+//  - REFERENCE_TSC_INVALID: with sint = 1 the reference TSC page shows
+//    sequence 0 (guests fall back to TIME_REF_COUNT), with 0 it is valid
+//    again, so a guest can time both clock paths in one boot.
 #pragma once
 
 #include <stdint.h>
@@ -36,6 +40,7 @@ class TestDevice {
     kMsgConnDestroy = 5,
     kEvtConnCreate = 6,
     kEvtConnDestroy = 7,
+    kReferenceTscInvalid = 0x10,
   };
 
   explicit TestDevice(Partition& guest) : guest_(guest) {}
@@ -62,6 +67,7 @@ class TestDevice {
   Route routes_[kMaxRoutes];
   log::RateLimit first_write_{1};
   log::RateLimit refusals_{16};
+  log::RateLimit tsc_logged_{1};
 };
 
 }  // namespace microhv

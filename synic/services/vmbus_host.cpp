@@ -1,15 +1,12 @@
 #include "synic/services/vmbus_host.hpp"
 
-#include "kernel/base/log.hpp"
 #include "kernel/hypervisor.hpp"
 #include "synic/messaging.hpp"
 
 namespace microhv {
 namespace {
 
-constexpr uint32_t kHostPort = 1;
-constexpr uint32_t kReplyPort = 0x564D4200;  // in the guest partition ("VMB")
-constexpr uint32_t kReplyConnection = 1;     // in the host partition
+using tlfs::Status;
 
 // The versions microhv speaks, newest first. Linux 6.1 asks for 5.3 first.
 constexpr uint32_t kVersions[] = {vmbus::version(5, 3), vmbus::version(5, 2), vmbus::version(5, 1),
@@ -48,107 +45,145 @@ bool supported(uint32_t v) {
   return false;
 }
 
+const char* later_not_logged(bool last) {
+  return last ? " (later ones are not logged)" : "";
+}
+
 }  // namespace
 
 bool VmbusHost::attach(Hypervisor& hv, Partition& guest, PartitionId host_id) {
   LockGuard guard(hv.lock);
-  host_ = hv.create_service_partition(host_id, *this);
+  host_ = hv.create_service_partition(host_id, *this, vmbus::kHostQuota);
   guest_ = &guest;
   if (host_ == nullptr) return false;
-  PortSpec port{PortId(kHostPort), tlfs::PortType::kMessage, vmbus::kDefaultSint, VpIndex(0), 0, 0};
-  return create_port(*host_, port, &guest) == tlfs::Status::kSuccess &&
+  const PortSpec port{
+      PortId(vmbus::kHostPort), tlfs::PortType::kMessage, vmbus::kDefaultSint, VpIndex(0), 0, 0};
+  // Until INITIATE_CONTACT names a VP and SINT, the reply port points at
+  // VMBUS_MESSAGE_SINT on VP 0; nothing is sent before it.
+  const PortSpec replies{PortId(vmbus::kReplyPort),
+                         tlfs::PortType::kMessage,
+                         vmbus::kDefaultSint,
+                         VpIndex(0),
+                         0,
+                         0,
+                         /*pinned=*/true};
+  return create_port(*host_, port, &guest) == Status::kSuccess &&
          connect_port(guest, ConnectionId(vmbus::kConnectionIdV5), *host_, port.id, port.type) ==
-             tlfs::Status::kSuccess &&
+             Status::kSuccess &&
          connect_port(guest, ConnectionId(vmbus::kConnectionIdLegacy), *host_, port.id,
-                      port.type) == tlfs::Status::kSuccess;
-}
-
-// (Re)points the reply port at the VP and SINT the guest asked for.
-bool VmbusHost::reply_to(uint32_t vp, uint32_t sint) {
-  if (reply_port_ && vp == reply_vp_ && sint == reply_sint_) return true;
-  if (reply_port_) {
-    disconnect_port(*host_, ConnectionId(kReplyConnection));
-    delete_port(*guest_, PortId(kReplyPort));
-    reply_port_ = false;
-  }
-  const PortSpec spec{PortId(kReplyPort), tlfs::PortType::kMessage, sint, VpIndex(vp), 0, 0};
-  if (create_connected_port(*guest_, spec, *host_, ConnectionId(kReplyConnection)) !=
-      tlfs::Status::kSuccess) {
-    return false;
-  }
-  reply_port_ = true;
-  reply_vp_ = vp;
-  reply_sint_ = sint;
-  return true;
+                      port.type) == Status::kSuccess &&
+         create_connected_port(guest, replies, *host_, ConnectionId(vmbus::kReplyConnection)) ==
+             Status::kSuccess;
 }
 
 void VmbusHost::reply(const void* body, uint32_t size) {
   uint8_t payload[tlfs::kMaxPayload] = {};
   __builtin_memcpy(payload, body, size);
-  uint32_t type = static_cast<const Header*>(body)->msgtype;
-  tlfs::Status s = post_message(*host_, kReplyConnection, vmbus::kMessageType, payload, size);
-  if (s == tlfs::Status::kSuccess) {
+  const uint32_t type = static_cast<const Header*>(body)->msgtype;
+  const Status s =
+      post_message(*host_, vmbus::kReplyConnection, vmbus::kMessageType, payload, size);
+  bool last = false;
+  if (s == Status::kSuccess) {
     ++replies_;
-    log::info("vmbus: reply %u delivered to VP %u SINT %u (%u replies)\n", type, reply_vp_,
-              reply_sint_, replies_);
-  } else {
-    log::error("vmbus: reply %u not delivered: %s\n", type, tlfs::status_name(s));
+    if (replies_log_.allow(&last)) {
+      log::info("vmbus: reply %u delivered to VP %u SINT %u (%u replies)%s\n", type, reply_vp_,
+                reply_sint_, replies_, later_not_logged(last));
+    }
+  } else if (refused_log_.allow(&last)) {
+    // post_capacity said it fits and nothing ran in between (the lock is held).
+    log::error("vmbus: reply %u refused after the capacity check passed: %s (a microhv bug)%s\n",
+               type, tlfs::status_name(s), later_not_logged(last));
   }
 }
 
-tlfs::Status VmbusHost::initiate_contact(const uint8_t* payload, uint32_t size) {
+template <typename Act>
+Status VmbusHost::answer(const void* body, uint32_t size, Act act) {
+  const Status capacity = post_capacity(*host_, vmbus::kReplyConnection, 1);
+  if (capacity != Status::kSuccess) return capacity;
+  act();
+  reply(body, size);
+  return Status::kSuccess;
+}
+
+Status VmbusHost::initiate_contact(const uint8_t* payload, uint32_t size) {
   InitiateContact in{};
   __builtin_memcpy(&in, payload, size < sizeof(in) ? size : sizeof(in));
-  uint32_t v = in.version_requested;
+  const uint32_t v = in.version_requested;
   // Before 5.0 the guest names no SINT: host messages use VMBUS_MESSAGE_SINT.
-  uint32_t sint = v >= vmbus::version(5, 0) ? in.msg_sint : vmbus::kDefaultSint;
-  bool ok = supported(v);
-  log::info("vmbus: INITIATE_CONTACT version %u.%u, reply to VP %u SINT %u: %s\n", v >> 16,
-            v & 0xFFFF, in.target_vcpu, sint, ok ? "accepted" : "not supported");
-  if (!reply_to(in.target_vcpu, sint)) {
-    log::error("vmbus: cannot reach VP %u SINT %u\n", in.target_vcpu, sint);
-    return tlfs::Status::kInvalidParameter;
+  const uint32_t sint = v >= vmbus::version(5, 0) ? in.msg_sint : vmbus::kDefaultSint;
+  const bool ok = supported(v);
+  // The capacity check is for where the reply goes now: point the port
+  // there, and back again if the request is refused.
+  const uint32_t old_vp = reply_vp_, old_sint = reply_sint_;
+  Status s =
+      retarget_message_port(*guest_, PortId(vmbus::kReplyPort), VpIndex(in.target_vcpu), sint);
+  if (s == Status::kSuccess) {
+    const VersionResponse r{{vmbus::kVersionResponse, 0},
+                            static_cast<uint8_t>(ok ? 1 : 0),
+                            0,
+                            0,
+                            vmbus::kConnectionIdV5};
+    reply_vp_ = in.target_vcpu;
+    reply_sint_ = sint;
+    s = answer(&r, sizeof(r), [&] {
+      contacted_ = true;
+      if (ok) {
+        connected_ = true;
+        version_ = v;
+      }
+    });
+    if (s != Status::kSuccess) {
+      reply_vp_ = old_vp;
+      reply_sint_ = old_sint;
+      retarget_message_port(*guest_, PortId(vmbus::kReplyPort), VpIndex(old_vp), old_sint);
+    }
   }
-  if (ok) {
-    connected_ = true;
-    version_ = v;
+  bool last = false;
+  if (served_log_.allow(&last)) {
+    log::info("vmbus: INITIATE_CONTACT version %u.%u, reply to VP %u SINT %u: %s%s\n", v >> 16,
+              v & 0xFFFF, in.target_vcpu, sint,
+              s != Status::kSuccess ? tlfs::status_name(s)
+              : ok                  ? "accepted"
+                                    : "not supported",
+              later_not_logged(last));
   }
-  VersionResponse r{
-      {vmbus::kVersionResponse, 0}, static_cast<uint8_t>(ok ? 1 : 0), 0, 0, vmbus::kConnectionIdV5};
-  reply(&r, sizeof(r));
-  return tlfs::Status::kSuccess;
+  return s;
 }
 
-tlfs::Status VmbusHost::on_message(Port& port, const OutgoingMessage& message) {
+Status VmbusHost::on_message(Port& port, const OutgoingMessage& message) {
   ++received_;
-  if (port.id != PortId(kHostPort) || message.type != vmbus::kMessageType ||
+  bool last = false;
+  if (port.id != PortId(vmbus::kHostPort) || message.type != vmbus::kMessageType ||
       message.payload_size < sizeof(Header)) {
-    log::error("vmbus: ignoring message type %u size %u on port %u\n", message.type,
-               message.payload_size, port.id.value());
-    return tlfs::Status::kSuccess;  // accepted, as a real host would drop it
+    if (ignored_log_.allow(&last)) {
+      log::error("vmbus: ignoring message type %u size %u on port %u%s\n", message.type,
+                 message.payload_size, port.id.value(), later_not_logged(last));
+    }
+    return Status::kSuccess;  // accepted, as a real host would drop it
   }
   Header h;
   __builtin_memcpy(&h, message.payload, sizeof(h));
-  log::info("vmbus: PostMessage served: channel message %u (%u bytes), %u received\n", h.msgtype,
-            message.payload_size, received_);
-  switch (h.msgtype) {
-    case vmbus::kInitiateContact:
-      return initiate_contact(message.payload, message.payload_size);
-    case vmbus::kRequestOffers: {
-      Header done{vmbus::kAllOffersDelivered, 0};  // no devices to offer yet
-      if (reply_port_) reply(&done, sizeof(done));
-      return tlfs::Status::kSuccess;
-    }
-    case vmbus::kUnload: {
-      Header done{vmbus::kUnloadResponse, 0};
-      connected_ = false;
-      if (reply_port_) reply(&done, sizeof(done));
-      return tlfs::Status::kSuccess;
-    }
-    default:
-      log::info("vmbus: channel message %u not implemented; ignored\n", h.msgtype);
-      return tlfs::Status::kSuccess;
+  if (served_log_.allow(&last)) {
+    log::info("vmbus: PostMessage served: channel message %u (%u bytes), %u received%s\n",
+              h.msgtype, message.payload_size, received_, later_not_logged(last));
   }
+  if (h.msgtype == vmbus::kInitiateContact) {
+    return initiate_contact(message.payload, message.payload_size);
+  }
+  // Everything else is answered only once the guest said where answers go.
+  if (!contacted_ || (h.msgtype != vmbus::kRequestOffers && h.msgtype != vmbus::kUnload)) {
+    if (ignored_log_.allow(&last)) {
+      log::info("vmbus: channel message %u %s; ignored%s\n", h.msgtype,
+                contacted_ ? "not implemented" : "before INITIATE_CONTACT", later_not_logged(last));
+    }
+    return Status::kSuccess;
+  }
+  if (h.msgtype == vmbus::kRequestOffers) {
+    const Header done{vmbus::kAllOffersDelivered, 0};  // no devices to offer yet
+    return answer(&done, sizeof(done), [] {});
+  }
+  const Header done{vmbus::kUnloadResponse, 0};
+  return answer(&done, sizeof(done), [&] { connected_ = false; });
 }
 
 }  // namespace microhv

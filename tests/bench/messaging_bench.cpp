@@ -71,12 +71,13 @@ struct Setup {
   CountingInterrupts irqs;
   test::FakeClock clock;
   test::FakeOverlays overlays;
+  test::FakeTlb tlb;
   Partition* partition;
   Vp* vp;
 
   Setup() {
-    partition =
-        hv->create_partition({PartitionId(1), 1, kFullFeatures}, memory, irqs, clock, overlays);
+    partition = hv->create_partition({PartitionId(1), 1, kFullFeatures}, memory, irqs, clock,
+                                     overlays, tlb);
     vp = partition->vp(VpIndex(0));
     write_synthetic_msr(*vp, tlfs::msr::kSimp, kSim | 1);
     write_synthetic_msr(*vp, tlfs::msr::kSiefp, kSief | 1);
@@ -104,7 +105,7 @@ struct Setup {
   }
   uint64_t call(uint64_t control) {
     HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, kInput, 0, 0, 0};
-    return handle_hypercall(*vp, regs).result;
+    return handle_hypercall(*vp, regs).value;
   }
 };
 

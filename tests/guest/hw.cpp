@@ -71,6 +71,7 @@ struct PerCpu {
 PerCpu g_cpu[kMaxCpus + 1];
 volatile uint32_t g_irq_counts[kMaxCpus + 1][kIrqCount];  // per CPU and SINT vector
 volatile uint64_t g_irq_tsc[kMaxCpus + 1][kIrqCount];     // TSC of the last one (SMP only)
+IrqFrame g_irq_frame[kMaxCpus + 1][kIrqCount];            // what the last one interrupted
 unsigned g_cpu_count = 1;
 uint32_t g_apic_ids[kMaxCpus];
 IrqHook g_irq_hook;
@@ -213,13 +214,16 @@ bool install_idt() {
   asm volatile("lidt %0" : : "m"(ours) : "memory");
   g_idt_installed = true;
 
-  // Local APIC access for EOIs of non-AutoEOI SINT vectors.
+  refresh_apic_mode();  // local APIC access for EOIs of non-AutoEOI SINT vectors
+  return true;
+}
+
+void refresh_apic_mode() {
   MsrResult base = rdmsr(0x1B);  // IA32_APIC_BASE
   if (!base.fault.faulted) {
     g_apic_x2 = (base.value & (1u << 10)) != 0;
     g_apic_base = base.value & 0x000FFFFFFFFFF000ull;
   }
-  return true;
 }
 
 void restore_idt() {
@@ -241,6 +245,11 @@ uint32_t irq_count(uint8_t vector) {
 uint32_t irq_count_on(unsigned cpu, uint8_t vector) {
   if (vector < kIrqBase || vector >= kIrqBase + kIrqCount || cpu > kMaxCpus) return 0;
   return g_irq_counts[cpu][vector - kIrqBase];
+}
+
+IrqFrame irq_frame(uint8_t vector) {
+  if (vector < kIrqBase || vector >= kIrqBase + kIrqCount) return IrqFrame{0, 0};
+  return g_irq_frame[cur_cpu()][vector - kIrqBase];
 }
 
 uint64_t irq_tsc_on(unsigned cpu, uint8_t vector) {
@@ -338,8 +347,9 @@ extern "C" void guest_trap(guest::GuestFrame* f) {
   const unsigned cpu = cur_cpu();
   if (f->vector >= kIrqBase && f->vector < kIrqBase + kIrqCount) {
     unsigned i = static_cast<unsigned>(f->vector - kIrqBase);
+    g_irq_frame[cpu][i] = IrqFrame{f->rip, f->rcx};
     g_irq_counts[cpu][i] = g_irq_counts[cpu][i] + 1;
-    if (g_cpu_count > 1) g_irq_tsc[cpu][i] = rdtsc();
+    g_irq_tsc[cpu][i] = rdtsc();
     if (g_irq_hook != nullptr) g_irq_hook(cpu, static_cast<uint8_t>(f->vector));
     if (g_non_auto_eoi[i]) apic_eoi();
     return;

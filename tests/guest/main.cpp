@@ -6,7 +6,9 @@
 //   --demo                    the SynIC demo instead of the checks (demo.cpp)
 //   --bench                   the round-trip benchmark instead (bench.cpp)
 //   --load                    the multi-CPU load test instead (load.cpp)
-// Groups: guest cpuid msr hypercall port message seed event sint isolation smp.
+// Groups: guest cpuid msr hypercall port message seed event sint time isolation
+// authority smp rep hostile.
+//   --crash-at-end            after the summary, report a crash (crash MSRs)
 #include <efi.h>
 
 #include "boot/efi/mp_services.hpp"
@@ -121,6 +123,7 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
 }
 
 [[noreturn]] void finish() {
+  stop_vp1();
   g_finishing = true;
   char buf[96];
   if (g_skipped != 0) {
@@ -129,6 +132,7 @@ void vline(const char* prefix, const char* name, const char* fmt, va_list args) 
   }
   microhv::format(buf, sizeof(buf), "%u passed, %u failed", g_passed, g_failed);
   line(buf);
+  if (has_option("--crash-at-end")) report_crash_at_end();
   shutdown();
 }
 
@@ -396,6 +400,8 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   env.out = alloc_pages(1);
   env.sim = alloc_pages(1);
   env.sief = alloc_pages(1);
+  env.time_pages = alloc_pages(3);
+  env.tlb_pages = alloc_pages(kTlbPages);
   uint32_t apic_ids[kMaxCpus] = {};
   discover_cpus(apic_ids);
   bool cpu_pages_ok = true;
@@ -426,7 +432,8 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     if (g_only[0] != '\0') note("running only groups: %s", g_only);
   }
   if (env.hypercall_page == nullptr || env.in == nullptr || env.out == nullptr ||
-      env.sim == nullptr || env.sief == nullptr || !cpu_pages_ok) {
+      env.sim == nullptr || env.sief == nullptr || env.time_pages == nullptr ||
+      env.tlb_pages == nullptr || !cpu_pages_ok) {
     abort_suite("AllocatePages failed");
   }
   cli();
@@ -450,13 +457,31 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
     void (*run)();
   };
   static const Group groups[] = {
-      {"guest", group_guest},         {"cpuid", group_cpuid}, {"msr", group_msr},
-      {"hypercall", group_hypercall}, {"port", group_port},   {"message", group_message},
-      {"seed", group_seed},           {"event", group_event}, {"sint", group_sint},
-      {"isolation", group_isolation}, {"smp", group_smp},
+      {"guest", group_guest},
+      {"cpuid", group_cpuid},
+      {"msr", group_msr},
+      {"hypercall", group_hypercall},
+      {"port", group_port},
+      {"message", group_message},
+      {"seed", group_seed},
+      {"event", group_event},
+      {"sint", group_sint},
+      {"time", group_time},
+      {"isolation", group_isolation},
+      {"authority", group_authority},
+      {"smp", group_smp},
+      {"rep", group_rep},
+      // Last: the x2APIC check leaves the APIC in x2APIC mode.
+      {"hostile", group_hostile_cpu},
+      {"hostile", group_hostile_apic},
   };
   for (const Group& g : groups) {
-    if (group_selected(g.name)) g.run();
+    if (!group_selected(g.name)) continue;
+    // VP 1 goes back to the firmware before the hostile group: that group
+    // leaves VP 0's APIC in x2APIC mode, and OVMF's AP code, returning from
+    // VP 1's procedure afterwards, then triple-faulted VP 1.
+    if (g.run == group_hostile_cpu) stop_vp1();
+    g.run();
   }
   finish();
 }

@@ -89,6 +89,16 @@ void ap_main(void*) {
       case kCmdWait:
         ap_wait(b, seq);
         break;
+      case kCmdTimeSample:
+      case kCmdStimerHalt:
+        ap_time_command(b, seq);
+        break;
+      case kCmdCall:
+        st(b.waiting, seq);
+        b.call(b.call_arg);
+        cli();
+        b.ok = true;
+        break;
       case kCmdExit:
         // Back to the firmware's IDT: nothing may reach our vectors there.
         wrmsr(tlfs::msr::kScontrol, 0);
@@ -136,6 +146,53 @@ const char* ap_silence(const char* what) {
 }
 
 // Sends a request; does not wait. Returns its number.
+namespace {
+bool g_vp1_tried;    // StartupThisAP was called (once per boot)
+bool g_vp1_started;  // ... and the loop answered
+}  // namespace
+
+bool start_vp1(char* why, size_t cap) {
+  if (g_answer == 0) {
+    g_expect = 2 * tsc_hz();
+    g_quiet = tsc_hz() / 10;
+    g_answer = tsc_hz();
+  }
+  if (g_vp1_tried) {
+    if (!g_vp1_started || g_ap_lost) {
+      microhv::format(why, cap, "%s", g_ap_lost ? g_lost_why : "AP 1 did not start");
+    }
+    return g_vp1_started && !g_ap_lost;
+  }
+  g_vp1_tried = true;
+  g_box = Box{};
+  bool started = mp_start_ap(kAp, ap_main, nullptr, why, cap);
+  cli();  // the boot service may have enabled interrupts
+  if (started && !wait_for(g_box.running, 1u, 5 * g_answer)) {
+    microhv::format(why, cap, "%s", ap_silence("StartupThisAP returned"));
+    started = false;
+  }
+  g_vp1_started = started;
+  if (!started) lost("AP 1 does not run suite code: %s", why);
+  return started;
+}
+
+bool begin_call(uint32_t* seq, void (*fn)(void*), void* arg) {
+  if (g_ap_lost) return false;
+  g_box.call = fn;
+  g_box.call_arg = arg;
+  *seq = send(kCmdCall);
+  if (wait_for(g_box.waiting, *seq, g_answer)) return true;
+  lost("%s", ap_silence("waiting for VP 1 to start a call"));
+  return false;
+}
+
+bool end_call(uint32_t seq) {
+  st(g_box.abort, 1u);
+  if (wait_for(g_box.done, seq, g_answer)) return true;
+  lost("%s", ap_silence("waiting for VP 1's call to return"));
+  return false;
+}
+
 uint32_t send(Cmd cmd, uint8_t vector, uint32_t target, uint64_t ticks, uint64_t quiet, bool halt) {
   Box& b = g_box;
   b.cmd = cmd;
@@ -283,3 +340,13 @@ bool make_port(uint32_t port, uint32_t conn, tlfs::PortType type, uint8_t sint, 
 }
 
 }  // namespace guest::smp
+
+namespace guest {
+
+void stop_vp1() {
+  using namespace smp;
+  if (g_vp1_started && !g_ap_lost) run(kCmdExit, "exit");
+  g_vp1_started = false;
+}
+
+}  // namespace guest

@@ -19,17 +19,29 @@ constexpr uint16_t kEvtFlag = 5;  // of flags 0..15
 constexpr uint32_t kTypeSmp = 0x4D560500;
 
 // ------------------------------------------------------------------ mailbox
-enum Cmd : uint32_t { kCmdSetup = 1, kCmdVpIndex, kCmdWait, kCmdClearEomWait, kCmdExit };
+enum Cmd : uint32_t {
+  kCmdSetup = 1,
+  kCmdVpIndex,
+  kCmdWait,
+  kCmdClearEomWait,
+  kCmdCall,
+  kCmdExit,
+  kCmdTimeSample,  // read TIME_REF_COUNT, the TSC page at `arg`, TIME_REF_COUNT
+  kCmdStimerHalt,  // STIMER0 CONFIG = arg, COUNT = now + ticks; wait halted for `vector`
+};
 
 struct Box {
   // Request (written by the BSP before it bumps seq).
   uint32_t cmd;
   uint8_t vector;
-  uint32_t target;  // wait until irq_count(vector) >= target ...
-  uint64_t ticks;   // ... at most this many TSC ticks (spinning; a halted
-                    // wait ends on the target or the BSP's abort) ...
-  uint64_t quiet;   // ... then this many more, to catch a duplicate
-  bool halt;        // wait in `sti; hlt` instead of spinning
+  uint32_t target;      // wait until irq_count(vector) >= target ...
+  uint64_t ticks;       // ... at most this many TSC ticks (spinning; a halted
+                        // wait ends on the target or the BSP's abort) ...
+  uint64_t quiet;       // ... then this many more, to catch a duplicate
+  bool halt;            // wait in `sti; hlt` instead of spinning
+  void (*call)(void*);  // kCmdCall: runs on VP 1 (with IF = 0) until it returns; it
+  void* call_arg;       // should return soon after `abort` is set
+  uint64_t arg;         // the time commands' argument
   // Control.
   uint32_t seq;      // BSP: request number
   uint32_t done;     // AP: number of the last finished request
@@ -42,6 +54,7 @@ struct Box {
   uint32_t count;    // irq_count(vector) at the end of the wait
   uint32_t wakeups;  // returns from hlt
   uint64_t halt_tsc;
+  uint64_t res[3];  // the time commands' results
   char why[200];
 };
 extern Box g_box;
@@ -56,6 +69,14 @@ extern uint64_t g_answer;  // VP 1 answering a request: 1 s
 void ap_main(void*);
 
 // ---- BSP side.
+// Starts VP 1's command loop once per boot (MP services may start an AP
+// only once here); later calls return whether it runs. The smp and rep
+// groups share it; stop_vp1() (declared in suite.hpp) ends it.
+bool start_vp1(char* why, size_t cap);
+// kCmdCall: runs fn(arg) on VP 1; true once it has started there.
+bool begin_call(uint32_t* seq, void (*fn)(void*), void* arg);
+// Asks the call to return (abort) and waits for it.
+bool end_call(uint32_t seq);
 // Records that VP 1 stopped answering; later requests fail at once.
 void lost(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Why VP 1 is silent (an exception it took, or nothing known).
@@ -96,6 +117,13 @@ struct Delivery {
 };
 
 Delivery post_to_vp1(uint32_t conn, uint32_t seq_no, bool halt);
+
+// The time group's checks on VP 1 (checks_time_vp1.cpp), run by the smp
+// group while VP 1's command loop is up and its SynIC programmed.
+void time_checks_on_vp1();
+// VP 1's side of kCmdTimeSample and kCmdStimerHalt.
+void ap_time_command(Box& b, uint32_t seq);
+void ap_wait(Box& b, uint32_t seq);
 bool make_port(uint32_t port, uint32_t conn, tlfs::PortType type, uint8_t sint, uint32_t vp,
                uint16_t base, uint16_t count, char* why, size_t cap);
 

@@ -7,9 +7,13 @@
 //   checks_basic.cpp       groups guest, cpuid, msr
 //   checks_hypercall.cpp   groups hypercall, port
 //   checks_synic.cpp       groups message, seed, event, sint
+//   checks_time.cpp        group time (TSC page, synthetic timers, frequency and crash MSRs)
+//   checks_time_vp1.cpp    the time checks on VP 1 (run from the smp group)
 //   checks_isolation.cpp   group isolation (microhv's memory is unreachable)
 //   checks_smp.cpp         group smp (cross-VP delivery, needs >= 2 CPUs)
-//   smp_vp1.{hpp,cpp}      the smp group's harness: VP 1's command loop, the mailbox
+//   smp_vp1.{hpp,cpp}      VP 1's command loop and the mailbox (groups smp and rep)
+//   checks_rep.cpp         group rep (rep hypercalls, IPIs, TLB flushes)
+//   tlb_probe.{hpp,cpp}    group rep's own page tables: a mapping to change under a VP's TLB
 //   main.cpp               efi_main, options, MP services, report, shutdown
 //   demo.cpp, bench.cpp    --demo and --bench modes (not checks)
 //   load.cpp               --load mode (multi-CPU message and event storm): set-up
@@ -83,6 +87,9 @@ struct Cpuid {
 Cpuid cpuid(uint32_t leaf, uint32_t subleaf = 0);
 
 bool install_idt();  // copies the firmware IDT and adds ours
+// Re-reads IA32_APIC_BASE after a check changed the APIC's mode, so EOIs and
+// IPIs go through the mode it is in now.
+void refresh_apic_mode();
 void restore_idt();
 void set_non_auto_eoi(uint8_t vector, bool non_auto_eoi);  // handler EOIs the APIC
 uint32_t irq_count(uint8_t vector);                        // on the calling CPU
@@ -100,6 +107,12 @@ unsigned this_cpu();  // by local APIC ID; kMaxCpus for a CPU not in the table
 uint32_t apic_id();   // of the calling CPU
 uint32_t irq_count_on(unsigned cpu, uint8_t vector);
 uint64_t irq_tsc_on(unsigned cpu, uint8_t vector);  // TSC at the last one (>= 2 CPUs only)
+// Where the last interrupt on `vector` found the calling CPU: the RIP and
+// RCX it interrupted (a continued hypercall is interrupted at its VMCALL).
+struct IrqFrame {
+  uint64_t rip, rcx;
+};
+IrqFrame irq_frame(uint8_t vector);
 // Called (after the count is bumped) for every SINT vector on every CPU.
 using IrqHook = void (*)(unsigned cpu, uint8_t vector);
 void set_irq_hook(IrqHook hook);
@@ -158,11 +171,15 @@ struct Env {
   uint8_t* sief;         // SIEF page
   bool hypercall_ready;  // HYPERCALL MSR enabled and page not our fill pattern
   bool synic_ready;      // SIMP, SIEFP, SCONTROL and our SINTs programmed
+  uint8_t* time_pages;   // 3 pages for the reference TSC page and the crash message
+  uint8_t* tsc_page;     // where the time group left the reference TSC page enabled (or null)
   // Per processor 0..cpu_count()-1 (the smp group uses CPU 1's, --load
   // every CPU's; the checks on CPU 0 use the pages above). Null for CPUs that
   // do not exist.
   CpuPages cpu[kMaxCpus];
+  uint8_t* tlb_pages;  // kTlbPages for the rep group's page tables (tlb_probe.cpp)
 };
+inline constexpr size_t kTlbPages = 6;
 extern Env env;
 
 inline constexpr uint8_t kPageFill = 0xCC;  // fill of the hypercall page before enabling
@@ -174,6 +191,7 @@ inline constexpr uint8_t kSintEvt = 4, kVecEvt = kIrqBase + 1;        // AutoEOI
 inline constexpr uint8_t kSintNoAuto = 5, kVecNoAuto = kIrqBase + 2;  // EOI by handler
 inline constexpr uint8_t kSintMasked = 6, kVecMasked = kIrqBase + 3;  // masked
 inline constexpr uint8_t kSintScratch = 7;                            // MSR round-trip tests only
+inline constexpr uint8_t kVecIpi = kIrqBase + 4;  // HvCallSendSyntheticClusterIpi (EOI by handler)
 inline constexpr uint8_t kVecSelfIpi = kIrqBase + 7;  // harness self-test (local APIC self-IPI)
 
 // Port and connection ids (ids >= 0x1000 avoid VMBus' well-known 1 and 4).
@@ -249,6 +267,10 @@ static constexpr SintSetting kReceiverSints[] = {
     {kSintEvt, kVecEvt | tlfs::sint_bits::kAutoEoi},
 };
 
+// The TLFS 12.7.3 reader: the reference time from the page and this CPU's
+// TSC, retried while the sequence changes; false on sequence 0.
+bool read_tsc_page(const volatile tlfs::ReferenceTscPage* page, uint64_t* time);
+
 // ------------------------------------------------------------------ fixtures
 bool ensure_hypercall();  // GUEST_OS_ID + HYPERCALL page
 bool ensure_synic();      // SIMP, SIEFP, SCONTROL, SINT3..6
@@ -269,6 +291,9 @@ uint64_t option_number(const char* prefix, uint64_t fallback, uint64_t lo, uint6
 bool detect_hyperv(char* why, size_t cap);
 void say(const char* text);    // one COM1 line
 [[noreturn]] void shutdown();  // firmware IDT back, COM1 drained, ResetSystem(shutdown)
+// --crash-at-end: after the summary, report a crash with a text message
+// through the crash MSRs (microhv prints it and stops the partition).
+void report_crash_at_end();
 
 [[noreturn]] void run_demo();   // demo.cpp: --demo
 [[noreturn]] void run_bench();  // bench.cpp: --bench
@@ -301,8 +326,16 @@ void group_message();
 void group_seed();
 void group_event();
 void group_sint();
+void group_time();
 void group_isolation();
+void group_authority();
 void group_smp();
+// Group "hostile" (a guest that tries to get at the machine beneath it).
+void group_hostile_cpu();   // checks_hostile_cpu.cpp: MSRs, CPUID, the TSC
+void group_hostile_apic();  // checks_hostile_apic.cpp: IA32_APIC_BASE, the xAPIC page, x2APIC
+void group_rep();
+// Ends VP 1's command loop if a group started it (smp_vp1.cpp).
+void stop_vp1();
 
 }  // namespace guest
 

@@ -113,7 +113,7 @@ TEST_CASE("ABI: VMCALL from CPL > 0 raises #UD and changes nothing") {
   for (uint8_t cpl : {1, 2, 3}) {
     HypercallRegs regs{CpuMode::kLong64, cpl, 0, 0, kPost, kInputPage, 0, 0, 0};
     HypercallOutcome out = handle_hypercall(g.vp(0), regs);
-    CHECK(out.inject_ud);
+    CHECK(out.end == HypercallEnd::kUndefinedOpcode);
   }
   CHECK(g.slot(0, 2).message_type == 0);
 }
@@ -122,7 +122,7 @@ TEST_CASE("ABI: VMCALL from real mode or virtual-8086 mode raises #UD") {
   Ready g;
   for (CpuMode mode : {CpuMode::kReal, CpuMode::kVirtual8086}) {
     HypercallRegs regs{mode, 0, 0, 0, kPost, kInputPage, 0, 0, 0};
-    CHECK(handle_hypercall(g.vp(0), regs).inject_ud);
+    CHECK(handle_hypercall(g.vp(0), regs).end == HypercallEnd::kUndefinedOpcode);
   }
 }
 
@@ -139,8 +139,8 @@ TEST_CASE("ABI: 32-bit protected mode uses EDX:EAX, EBX:ECX, EDI:ESI and returns
                      0,
                      0};
   HypercallOutcome out = handle_hypercall(g.vp(0), regs);
-  REQUIRE_FALSE(out.inject_ud);
-  CHECK(status_of(out.result) == Status::kSuccess);
+  REQUIRE(out.end == HypercallEnd::kResult);
+  CHECK(status_of(out.value) == Status::kSuccess);
   CHECK(g.slot(0, 2).message_type == 1);
 
   uint64_t rax = ~0ull, rdx = ~0ull;

@@ -80,3 +80,14 @@ TEST_CASE("Config: vtd-selftest = on | off, default off") {
   CHECK_FALSE(parse("vtd_selftest = on\n", &c, &err));
   CHECK(err == "line 1: unknown key (known: image, options, testdev, iommu, vtd-selftest)");
 }
+
+// Found by the config fuzzer: "off" after "on" was ignored.
+TEST_CASE("Config: the last line that sets a key wins, testdev = off included") {
+  Config c;
+  std::string err;
+  REQUIRE(parse("testdev = on\ntestdev = off\n", &c, &err));
+  CHECK_FALSE(c.testdev);
+  REQUIRE(parse("image = a\nimage = b\ntestdev = off\ntestdev = on\n", &c, &err));
+  CHECK(std::string(c.image) == "b");
+  CHECK(c.testdev);
+}

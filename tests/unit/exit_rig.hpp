@@ -31,6 +31,12 @@ class FakeCpu final : public CpuServices {
     written.push_back({msr, v});
     return msr != 0x12345678;
   }
+  uint64_t rdtsc() override { return tsc; }
+  bool read_xmm(unsigned reg, unsigned lane, uint32_t* v) override {
+    if (!has_sse || reg > 15 || lane > 3) return false;
+    *v = xmm[reg][lane];
+    return true;
+  }
   bool xsetbv(uint32_t, uint64_t v) override {
     xcr0 = v;
     return true;
@@ -70,6 +76,9 @@ class FakeCpu final : public CpuServices {
   std::vector<std::pair<uint32_t, uint32_t>> apic_writes;
   std::vector<uint64_t> icr_writes;
   uint64_t xcr0 = 0;
+  uint64_t tsc = 1000000;
+  uint32_t xmm[16][4] = {};
+  bool has_sse = true;
   int wbinvds = 0;
   int dr_resets = 0;
   bool has_mtf = true, stepping = false;
@@ -97,14 +106,15 @@ class FakeCore final : public HvCore {
   HypercallOutcome hypercall(const HypercallRegs& r) override {
     last = r;
     ++calls;
-    if (r.cpl != 0 || r.mode == CpuMode::kReal) return {true, 0};
-    return {false, 0x2};
+    if (r.cpl != 0 || r.mode == CpuMode::kReal) return {HypercallEnd::kUndefinedOpcode, 0};
+    return next;
   }
   void testdev_write(uint32_t value) override { testdev.push_back(value); }
   std::vector<uint32_t> testdev;
   std::vector<std::pair<uint32_t, uint64_t>> writes;
   HypercallRegs last{};
   int calls = 0;
+  HypercallOutcome next{HypercallEnd::kResult, 0x2};  // what a valid call returns
 };
 
 inline VmxCapabilities exit_test_caps() {
@@ -123,6 +133,18 @@ struct Rig {
   FakeCore core;
   PendingEvents events;
   VmxCapabilities c = exit_test_caps();
+  // A VP on a processor with everything the MSR policy can emulate, its
+  // APIC in xAPIC mode at the default base.
+  VpCpuState state = [] {
+    VpCpuState s;
+    s.facts.phys_addr_bits = 39;
+    s.facts.x2apic = s.facts.tsc_deadline = s.facts.tsc_adjust = s.facts.mtrr = true;
+    s.facts.misc_enable = s.facts.platform_info = s.facts.xss = s.facts.tsc_offsetting = true;
+    s.apic.base = Gpa(0xFEE00000);
+    s.apic.bsp = true;
+    s.mtrr.cap = 0x508;  // VCNT 8, fixed ranges, WC
+    return s;
+  }();
 
   Rig() {
     // A 64-bit CPL0 guest, as the VMCS holds it at a VM exit: every field a
@@ -143,16 +165,27 @@ struct Rig {
     vmcs.fields[Field::kGuestInterruptibility] = 0;
     vmcs.fields[Field::kGuestActivityState] = 0;
     vmcs.fields[Field::kEntryControls] = 0xD3FF;
+    // MSR values that live in the VMCS.
+    vmcs.fields[Field::kGuestDebugctl] = 0;
+    vmcs.fields[Field::kGuestPat] = 0x0007040600070406ull;
+    vmcs.fields[Field::kGuestSysenterCs] = 0x10;
+    vmcs.fields[Field::kGuestSysenterEsp] = 0xFFFF800000001000ull;
+    vmcs.fields[Field::kGuestSysenterEip] = 0xFFFF800000002000ull;
+    vmcs.fields[Field::kGuestFsBase] = 0;
+    vmcs.fields[Field::kGuestGsBase] = 0xFFFF800000003000ull;
+    vmcs.fields[Field::kTscOffset] = 0;
   }
   ExitAction run(uint32_t reason, uint64_t qualification = 0) {
     ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, c};
     ctx.hidden = &layout;
-    ctx.overlay_page = Gpa(0x5000);
+    ctx.overlay_pages[0] = Gpa(0x5000);  // the hypercall page
+    ctx.overlay_pages[1] = ctx_overlay_tsc;
     ctx.remote = with_remote ? &remote : nullptr;
     ctx.bsp = bsp;
     ctx.testdev = testdev;
     if (apic_page != ~0ull) ctx.apic_page = Gpa(apic_page);
     ctx.memory = memory;
+    ctx.cpu_state = &state;
     const ExitAction a = dispatch_exit(ctx);
     stop_reason = ctx.stop_reason;
     kicked = ctx.kicked;
@@ -168,6 +201,7 @@ struct Rig {
   bool with_remote = true, bsp = false, testdev = false, kicked = false;
   uint64_t apic_page = ~0ull;
   GuestMemory* memory = nullptr;
+  Optional<Gpa> ctx_overlay_tsc{};  // the reference TSC page overlay, if placed
 };
 
 }  // namespace microhv::test

@@ -11,6 +11,7 @@
 #include "kernel/platform/guest_memory.hpp"
 #include "kernel/platform/interrupts.hpp"
 #include "kernel/platform/overlays.hpp"
+#include "kernel/platform/tlb.hpp"
 
 namespace microhv::test {
 
@@ -82,10 +83,14 @@ class FakeInterrupts final : public InterruptSink {
   std::vector<Raised> raised;
 };
 
+// The host TSC as the test sets it. With kTscHz (1 GHz, the harness' time
+// base) 100 ticks are one reference-time unit (100 ns).
 class FakeClock final : public ReferenceClock {
  public:
-  uint64_t now_100ns() override { return now; }
-  uint64_t now = 0;
+  static constexpr uint64_t kTscHz = 1'000'000'000;
+  uint64_t read_tsc() override { return tsc; }
+  void advance_100ns(uint64_t units) { tsc += units * (kTscHz / 10'000'000); }
+  uint64_t tsc = 0;
 };
 
 // Overlays as the core drives them: each one's page contents, where it is
@@ -120,6 +125,26 @@ class FakeOverlays final : public GuestPhysicalOverlays {
   uint64_t at[kOverlayCount];
   std::vector<Call> calls;
   uint64_t refuse_from = ~0ull;  // place() refuses GPAs from here on
+};
+
+// Remote TLB flushes as the core asks for them: every request with its
+// ranges copied, and the answer a test chooses (false: a target timed out).
+class FakeTlb final : public GuestTlb {
+ public:
+  struct Flush {
+    uint32_t self;
+    uint64_t targets;
+    TlbFlushRequest::Scope scope;
+    std::vector<uint64_t> ranges;
+  };
+  bool flush(VpIndex self, VpMask targets, const TlbFlushRequest& what) override {
+    Flush f{self.value(), targets.bits(), what.scope, {}};
+    for (uint32_t i = 0; i < what.range_count; ++i) f.ranges.push_back(what.ranges[i]);
+    flushes.push_back(f);
+    return answer;
+  }
+  std::vector<Flush> flushes;
+  bool answer = true;
 };
 
 }  // namespace microhv::test

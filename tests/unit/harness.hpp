@@ -21,6 +21,7 @@ inline constexpr uint64_t kSimBase = 0x10000;   // VP n: kSimBase + n * 0x2000
 inline constexpr uint64_t kSiefBase = 0x11000;  // VP n: kSiefBase + n * 0x2000
 inline constexpr uint64_t kRamPages = 256;      // 1 MiB
 inline constexpr uint8_t kVector = 0x50;
+inline constexpr uint64_t kApicHz = 100'000'000;  // the harness' APIC timer clock
 
 inline uint64_t sim_of(uint32_t vp) {
   return kSimBase + vp * 0x2000;
@@ -35,14 +36,18 @@ inline uint64_t slot_of(uint32_t vp, uint32_t sint) {
 struct Guest {
   explicit Guest(uint32_t vps, PartitionFeatures features = kFullFeatures, uint64_t id = 1,
                  Hypervisor* shared = nullptr)
-      : memory(kRamPages) {
+      : Guest(PartitionConfig{PartitionId(id), vps, features}, shared) {}
+  explicit Guest(const PartitionConfig& config, Hypervisor* shared = nullptr) : memory(kRamPages) {
     if (shared == nullptr) {
       owned = std::make_unique<Hypervisor>();
       shared = owned.get();
     }
     hv = shared;
-    partition =
-        hv->create_partition({PartitionId(id), vps, features}, memory, irqs, clock, overlays);
+    // The time base the fake clock runs at, unless the test chose one.
+    PartitionConfig with_time = config;
+    if (with_time.time.tsc_hz == 0) with_time.time = TimeBase{FakeClock::kTscHz, kApicHz};
+    partition = hv->create_partition(with_time, memory, irqs, clock, overlays, tlb);
+    REQUIRE(partition != nullptr);
   }
 
   Vp& vp(uint32_t i) { return *partition->vp(VpIndex(i)); }
@@ -51,11 +56,21 @@ struct Guest {
     if (size > 0) std::memcpy(&memory.bytes[kInputPage], input, size);
     return hypercall_raw(control, kInputPage, 0, caller);
   }
+  // One VMCALL as the CPU runs it: a continued rep call executes again with
+  // the RCX microhv wrote (TLFS "Hypercall Continuation"), as often as it is
+  // continued; `continuations` counts them, `last_rcx` is RCX at the end.
   uint64_t hypercall_raw(uint64_t control, uint64_t rdx, uint64_t r8, uint32_t caller = 0) {
-    HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, rdx, 0, 0, r8};
-    HypercallOutcome out = handle_hypercall(vp(caller), regs);
-    REQUIRE_FALSE(out.inject_ud);
-    return out.result;
+    continuations = 0;
+    for (;;) {
+      HypercallRegs regs{CpuMode::kLong64, 0, 0, 0, control, rdx, 0, 0, r8};
+      HypercallOutcome out = handle_hypercall(vp(caller), regs);
+      REQUIRE(out.end != HypercallEnd::kUndefinedOpcode);
+      last_rcx = control;
+      if (out.end == HypercallEnd::kResult) return out.value;
+      REQUIRE(continuations < 4096);  // each one makes progress; never endless
+      ++continuations;
+      control = out.value;
+    }
   }
   tlfs::Status status(uint64_t control, const void* input, size_t size, uint32_t caller = 0) {
     return static_cast<tlfs::Status>(hypercall(control, input, size, caller) & 0xFFFF);
@@ -143,10 +158,17 @@ struct Guest {
   FakeInterrupts irqs;
   FakeClock clock;
   FakeOverlays overlays;
+  FakeTlb tlb;
   Partition* partition;
+  uint32_t continuations = 0;
+  uint64_t last_rcx = 0;
 };
 
 inline constexpr uint64_t kPost = uint64_t(tlfs::CallCode::kPostMessage);
 inline constexpr uint64_t kSignal = uint64_t(tlfs::CallCode::kSignalEvent);
+inline constexpr uint64_t kCreate = uint64_t(tlfs::CallCode::kCreatePort);
+inline constexpr uint64_t kDelete = uint64_t(tlfs::CallCode::kDeletePort);
+inline constexpr uint64_t kConnect = uint64_t(tlfs::CallCode::kConnectPort);
+inline constexpr uint64_t kDisconnect = uint64_t(tlfs::CallCode::kDisconnectPort);
 
 }  // namespace microhv::test

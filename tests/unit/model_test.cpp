@@ -44,7 +44,7 @@ struct Model : SynicModel {
     p.base_flag = p.message ? 0 : static_cast<uint16_t>(pick(2048 - p.flag_count + 1));
     const auto type = p.message ? tlfs::PortType::kMessage : tlfs::PortType::kEvent;
     const Status expect =
-        port_slots_in_use() >= kMaxPorts ? Status::kInsufficientMemory : Status::kSuccess;
+        port_slots_in_use() >= kModelQuota.ports ? Status::kInsufficientMemory : Status::kSuccess;
     REQUIRE(g.create_port(p.id, p.sint, p.target, type, p.base_flag, p.flag_count) == expect);
     ++status_counts[expect];
     if (expect != Status::kSuccess) return;
@@ -56,7 +56,7 @@ struct Model : SynicModel {
   void connect(uint32_t port_id, tlfs::PortType type) {
     const uint32_t conn = next_conn_id++;
     const Status expect =
-        conns.size() >= kMaxConnections ? Status::kInsufficientMemory : Status::kSuccess;
+        conns.size() >= kModelQuota.connections ? Status::kInsufficientMemory : Status::kSuccess;
     REQUIRE(g.connect(conn, port_id, type) == expect);
     if (expect == Status::kSuccess) conns[conn] = port_id;
   }

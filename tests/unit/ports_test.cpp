@@ -7,8 +7,6 @@ using namespace microhv::test;
 using tlfs::Status;
 
 namespace {
-constexpr uint64_t kCreate = uint64_t(tlfs::CallCode::kCreatePort);
-constexpr uint64_t kConnect = uint64_t(tlfs::CallCode::kConnectPort);
 
 tlfs::CreatePortInput message_port(uint32_t id, uint32_t sint = 2, uint32_t vp = 0) {
   tlfs::CreatePortInput in{};
@@ -97,7 +95,9 @@ TEST_CASE("Ports: deleting a missing port is INVALID_PORT_ID") {
 
 TEST_CASE("Ports: a port naming its connection partition refuses other partitions") {
   Guest a(1, kFullFeatures, 1);
-  Guest b(1, kFullFeatures, 2, a.hv);
+  // Partition 1 makes the port in partition 2 as 2's parent (TLFS
+  // HvCallCreatePort: the caller is the partition or its parent).
+  Guest b(PartitionConfig{PartitionId(2), 1, kFullFeatures, kDefaultQuota, PartitionId(1)}, a.hv);
   Guest c(1, kFullFeatures, 3, a.hv);
   b.enable_synic(0);
   tlfs::CreatePortInput in = message_port(1);
@@ -118,9 +118,11 @@ TEST_CASE("Ports: a port naming its connection partition refuses other partition
   CHECK(a.post(9, 1, 4) == Status::kInvalidConnectionId);
 }
 
-TEST_CASE("Ports: the port table has a fixed capacity and reports INSUFFICIENT_MEMORY") {
+TEST_CASE("Ports: a partition holds at most its quota of ports; then INSUFFICIENT_MEMORY") {
   Guest g(1);
-  for (uint32_t i = 0; i < kMaxPorts; ++i) REQUIRE(g.create_port(i + 1, 2, 0) == Status::kSuccess);
+  const uint32_t quota = g.partition->quota().ports;
+  REQUIRE(quota == kDefaultQuota.ports);
+  for (uint32_t i = 0; i < quota; ++i) REQUIRE(g.create_port(i + 1, 2, 0) == Status::kSuccess);
   CHECK(g.create_port(1000, 2, 0) == Status::kInsufficientMemory);
   REQUIRE(g.delete_port(1) == Status::kSuccess);
   CHECK(g.create_port(1000, 2, 0) == Status::kSuccess);

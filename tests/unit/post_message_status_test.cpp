@@ -179,8 +179,10 @@ TEST_CASE("INVALID_VP_INDEX: the port's target VP does not exist") {
 }
 
 TEST_CASE("INVALID_VP_INDEX: HV_ANY_VP and no VP is available to receive the message") {
-  Guest owner(0, kFullFeatures, 2);  // the port's partition has no VPs
-  Guest sender(1, kFullFeatures, 1, owner.hv);
+  Guest sender(1, kFullFeatures, 1);
+  // The port's partition has no VPs; the sender makes the port there as its parent.
+  Guest owner(PartitionConfig{PartitionId(2), 0, kFullFeatures, kDefaultQuota, PartitionId(1)},
+              sender.hv);
   tlfs::CreatePortInput in{};
   in.port_partition = 2;
   in.port_id = kPort;

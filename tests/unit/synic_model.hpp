@@ -24,6 +24,8 @@ constexpr uint32_t kOps = 120000;
 constexpr uint32_t kSints[] = {1, 2, 5};
 constexpr uint32_t kBuffers = 16;  // TLFS: 16 guest message buffers per port
 constexpr uint32_t kMaxAlivePorts = 24;
+// The whole port tables for the one partition.
+constexpr PartitionQuota kModelQuota{kMaxPorts, kMaxConnections};
 
 // HV_MESSAGE (TLFS 11.9): type @0, PayloadSize @4, MessageFlags @5 (bit 0
 // MessagePending), reserved @6, origin @8, payload @16.
@@ -82,7 +84,7 @@ struct ModelVp {
 };
 
 struct SynicModel {
-  Guest g{kVps};
+  Guest g{PartitionConfig{PartitionId(1), kVps, kFullFeatures, kModelQuota}};
   std::mt19937_64 rng{20261124};
   std::map<uint32_t, ModelPort> ports;  // by port id (ids are never reused)
   std::map<uint32_t, uint32_t> conns;   // connection id -> port id

@@ -93,8 +93,13 @@ TEST_CASE("MSR: VP_INDEX is unique per VP and read-only") {
 
 TEST_CASE("MSR: TIME_REF_COUNT reads the partition clock and is read-only") {
   Guest g(1);
-  g.clock.now = 123456;
-  CHECK(g.rdmsr(0, msr::kTimeRefCount) == 123456);
+  // TLFS 12.4: 100 ns units since the partition started. It is computed with
+  // the reference TSC page's formula (floor of a 64.64 scale), so it may read
+  // one unit low of the exact count, never high.
+  g.clock.advance_100ns(123456);
+  const uint64_t t = g.rdmsr(0, msr::kTimeRefCount);
+  CHECK(t <= 123456);
+  CHECK(t >= 123455);
   CHECK(g.wrmsr(0, msr::kTimeRefCount, 0) == MsrResult::kGp);
 }
 
@@ -149,13 +154,14 @@ TEST_CASE("MSR: SINT reserved bits are #GP; AutoEOI and polling bits are kept") 
 TEST_CASE("MSR: unimplemented synthetic MSRs are #GP, others are not ours") {
   Guest g(1);
   uint64_t v = 0;
-  for (uint32_t m : {0x40000003u, msr::kReferenceTsc, 0x40000085u, 0x400000A0u, 0x400000FFu}) {
+  for (uint32_t m : {0x40000003u, 0x40000024u, 0x40000085u, 0x400000A0u, 0x400000B8u, 0x400000FFu,
+                     0x40000106u, 0x40000117u, 0x400001FFu}) {
     INFO(std::hex << m);
     CHECK(read_synthetic_msr(g.vp(0), m, &v) == MsrResult::kGp);
     CHECK(write_synthetic_msr(g.vp(0), m, 0) == MsrResult::kGp);
   }
   CHECK(read_synthetic_msr(g.vp(0), 0x3FFFFFFF, &v) == MsrResult::kNotSynthetic);
-  CHECK(write_synthetic_msr(g.vp(0), 0x40000100, 0) == MsrResult::kNotSynthetic);
+  CHECK(write_synthetic_msr(g.vp(0), 0x40000200, 0) == MsrResult::kNotSynthetic);
 }
 
 TEST_CASE("MSR: SynIC MSRs are #GP when the partition lacks SynIC access") {

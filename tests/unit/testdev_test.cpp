@@ -88,3 +88,28 @@ TEST_CASE("testdev: unknown controls and duplicate connections are refused") {
   CHECK_FALSE(dev.write(cmd(1, C::kMsgConnCreate, 0, 2)));
   CHECK_FALSE(dev.write(cmd(2, C::kMsgConnCreate, 0, 0)));  // SINT 0 is not a port target
 }
+
+// Everything the device makes for the guest is bounded: its SINT routes by
+// its own table, its ports and connections by the guest partition's quota.
+TEST_CASE("testdev: routes and echo connections stop at their bounds") {
+  Guest g(1);
+  TestDevice dev(*g.partition);
+  uint32_t routes = 0;
+  for (uint32_t vp = 0; vp < 8; ++vp) {
+    for (uint32_t sint = 0; sint < 16; ++sint) {
+      routes += dev.write(cmd(0, C::kSintRouteCreate, static_cast<uint8_t>(vp),
+                              static_cast<uint8_t>(sint)))
+                    ? 1
+                    : 0;
+    }
+  }
+  CHECK(routes == 64);
+  uint32_t made = 0;
+  for (uint32_t conn = 1; conn < 40; ++conn) {
+    made += dev.write(cmd(static_cast<uint8_t>(conn), C::kMsgConnCreate, 0, 2)) ? 1 : 0;
+  }
+  CHECK(made == kDefaultQuota.ports);
+  CHECK(g.create_port(0x42, 2, 0) == Status::kInsufficientMemory);
+  REQUIRE(dev.write(cmd(1, C::kMsgConnDestroy, 0, 2)));
+  CHECK(g.create_port(0x42, 2, 0) == Status::kSuccess);
+}

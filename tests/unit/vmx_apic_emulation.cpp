@@ -1,6 +1,7 @@
-// Emulating guest stores to the xAPIC page: decoding the store (length and
-// value) and fetching the instruction through the guest's page tables in
-// each paging mode.
+// Emulating guest stores to the xAPIC page: decoding the instruction
+// (what it does, its width and length) and fetching it through the guest's
+// page tables in each paging mode. Execution against the host CPU:
+// tests/unit/vmx_apic_emulation_native.cpp.
 #include <catch2/catch.hpp>
 #include <initializer_list>
 #include <vector>
@@ -14,19 +15,20 @@ using namespace microhv::vmx;
 
 namespace {
 
-StoreDecode dec(std::initializer_list<uint8_t> bytes, CodeSize mode = CodeSize::k64) {
+MemWrite dec(std::initializer_list<uint8_t> bytes, CodeSize mode = CodeSize::k64) {
   std::vector<uint8_t> b(bytes);
-  return decode_store(b.data(), static_cast<uint32_t>(b.size()), mode);
+  return decode_mem_write(b.data(), static_cast<uint32_t>(b.size()), mode);
 }
 
 }  // namespace
 
 TEST_CASE("decode: MOV r/m32, r32 in the forms compilers emit for MMIO writes") {
-  StoreDecode d = dec({0x89, 0x02});  // mov [rdx], eax
+  MemWrite d = dec({0x89, 0x02});  // mov [rdx], eax
   REQUIRE(d.ok);
+  CHECK(d.op == MemOp::kMov);
   CHECK(d.length == 2);
   CHECK(d.width == 4);
-  CHECK_FALSE(d.immediate);
+  CHECK(d.src == SrcKind::kReg);
   CHECK(d.reg == 0);
   d = dec({0x89, 0x88, 0x00, 0x03, 0x00, 0x00});  // mov [rax+0x300], ecx
   CHECK(d.length == 6);
@@ -46,13 +48,17 @@ TEST_CASE("decode: MOV r/m32, r32 in the forms compilers emit for MMIO writes") 
   CHECK(d.length == 4);
   d = dec({0x3E, 0x89, 0x02});  // with a segment prefix
   CHECK(d.length == 3);
+  CHECK(d.segment == 3);
+  d = dec({0xF0, 0x65, 0x67, 0x89, 0x02});  // lock gs addr32 (prefixes in any order)
+  REQUIRE(d.ok);
+  CHECK(d.length == 5);
 }
 
 TEST_CASE("decode: immediates, widths and prefixes") {
-  StoreDecode d =
+  MemWrite d =
       dec({0xC7, 0x80, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // mov dword [rax+0xb0], 0
   REQUIRE(d.ok);
-  CHECK(d.immediate);
+  CHECK(d.src == SrcKind::kImm);
   CHECK(d.imm == 0);
   CHECK(d.length == 10);
   CHECK(d.width == 4);
@@ -75,13 +81,98 @@ TEST_CASE("decode: immediates, widths and prefixes") {
   CHECK(d.length == 9);
   CHECK(d.reg == 0);
   d = dec({0x87, 0x0A});  // xchg [rdx], ecx
-  CHECK(d.opcode == 0x87);
+  CHECK(d.op == MemOp::kXchg);
   CHECK(d.reg == 1);
 }
 
+TEST_CASE("decode: read-modify-write forms") {
+  MemWrite d = dec({0x83, 0x0A, 0x00});  // or dword [rdx], 0 (issue 9's halting write)
+  REQUIRE(d.ok);
+  CHECK(d.op == MemOp::kAlu);
+  CHECK(d.sub == static_cast<uint8_t>(AluOp::kOr));
+  CHECK(d.length == 3);
+  CHECK(d.imm == 0);
+  d = dec({0x83, 0x6B, 0x10, 0xFF});  // sub dword [rbx+0x10], -1
+  CHECK(d.sub == static_cast<uint8_t>(AluOp::kSub));
+  CHECK(d.imm == 0xFFFFFFFFull);
+  CHECK(d.length == 4);
+  d = dec({0x81, 0x63, 0x20, 0xFF, 0xFE, 0xFF, 0xFF});  // and dword [rbx+0x20], ~0x100
+  CHECK(d.sub == static_cast<uint8_t>(AluOp::kAnd));
+  CHECK(d.imm == 0xFFFFFEFF);
+  CHECK(d.length == 7);
+  CHECK_FALSE(dec({0x83, 0x3A, 0x00}).ok);  // cmp: no write
+  CHECK(dec({0x11, 0x0A}).sub == static_cast<uint8_t>(AluOp::kAdc));
+  CHECK(dec({0x19, 0x0A}).sub == static_cast<uint8_t>(AluOp::kSbb));
+  CHECK_FALSE(dec({0x39, 0x0A}).ok);        // cmp [rdx], ecx
+  d = dec({0xF0, 0x0F, 0xBA, 0x2A, 0x08});  // lock bts dword [rdx], 8
+  REQUIRE(d.ok);
+  CHECK(d.op == MemOp::kBitTest);
+  CHECK(d.sub == 1);
+  CHECK(d.imm == 8);
+  CHECK(d.length == 5);
+  CHECK_FALSE(dec({0x0F, 0xBA, 0x22, 0x08}).ok);  // bt: no write
+  CHECK(dec({0x0F, 0xB3, 0x0A}).sub == 2);        // btr [rdx], ecx
+  CHECK(dec({0xF7, 0x12}).op == MemOp::kNot);
+  CHECK(dec({0xF7, 0x1A}).op == MemOp::kNeg);
+  CHECK_FALSE(dec({0xF7, 0x02, 0, 0, 0, 0}).ok);  // test
+  CHECK(dec({0xFF, 0x0A}).op == MemOp::kIncDec);
+  CHECK(dec({0xFF, 0x0A}).sub == 1);
+  CHECK_FALSE(dec({0xFF, 0x32}).ok);  // push [rdx]
+  d = dec({0xC1, 0x22, 0x04});        // shl dword [rdx], 4
+  CHECK(d.op == MemOp::kShift);
+  CHECK(d.sub == static_cast<uint8_t>(ShiftOp::kShl));
+  CHECK(d.imm == 4);
+  CHECK(dec({0xD3, 0x3A}).src == SrcKind::kCl);   // sar [rdx], cl
+  CHECK(dec({0xD1, 0x02}).src == SrcKind::kOne);  // rol [rdx], 1
+  CHECK(dec({0xF0, 0x0F, 0xC1, 0x0A}).op == MemOp::kXadd);
+  CHECK(dec({0xF0, 0x0F, 0xB1, 0x0A}).op == MemOp::kCmpxchg);
+  CHECK(dec({0x0F, 0x94, 0x02}).op == MemOp::kSetcc);
+  CHECK(dec({0x0F, 0xC3, 0x0A}).op == MemOp::kMov);  // movnti
+  CHECK(dec({0x0F, 0x38, 0xF1, 0x0A}).op == MemOp::kMovbe);
+}
+
+TEST_CASE("decode: strings and vector stores") {
+  MemWrite d = dec({0xAB});  // stosd
+  REQUIRE(d.ok);
+  CHECK(d.op == MemOp::kStos);
+  CHECK_FALSE(d.rep);
+  CHECK(d.address_size == 8);
+  d = dec({0xF3, 0x67, 0xA5});  // rep movsd, 32-bit addresses
+  CHECK(d.op == MemOp::kMovs);
+  CHECK(d.rep);
+  CHECK(d.address_size == 4);
+  CHECK(dec({0x26, 0xA5}, CodeSize::k16).segment == 0);
+  d = dec({0x66, 0x0F, 0x7E, 0x0A});  // movd [rdx], xmm1
+  CHECK(d.op == MemOp::kVectorStore);
+  CHECK(d.width == 4);
+  CHECK(d.reg == 1);
+  d = dec({0x66, 0x44, 0x0F, 0x7E, 0x02});  // movd [rdx], xmm8
+  CHECK(d.reg == 8);
+  d = dec({0xF3, 0x0F, 0x11, 0x12});  // movss [rdx], xmm2
+  CHECK(d.width == 4);
+  CHECK(d.reg == 2);
+  d = dec({0x66, 0x0F, 0x3A, 0x16, 0x1A, 0x02});  // pextrd [rdx], xmm3, 2
+  CHECK(d.width == 4);
+  CHECK(d.lane == 2);
+  CHECK(d.length == 6);
+  d = dec({0xC5, 0xF9, 0x7E, 0x22});  // vmovd [rdx], xmm4
+  REQUIRE(d.ok);
+  CHECK(d.width == 4);
+  CHECK(d.reg == 4);
+  d = dec({0xC4, 0x41, 0x7A, 0x11, 0x2A});  // vmovss [r10], xmm13
+  REQUIRE(d.ok);
+  CHECK(d.width == 4);
+  CHECK(d.reg == 13);
+  CHECK(dec({0x0F, 0x11, 0x02}).width == 16);                 // movups: wider than a register
+  CHECK(dec({0xC5, 0xFC, 0x11, 0x02}).width == 32);           // vmovups ymm
+  CHECK(dec({0x66, 0x0F, 0xD6, 0x02}).width == 8);            // movq
+  CHECK_FALSE(dec({0x0F, 0x7E, 0x02}).ok);                    // MMX movd: not emulated
+  CHECK_FALSE(dec({0xD9, 0x12}).ok);                          // fst dword: not emulated
+  CHECK_FALSE(dec({0x62, 0xF1, 0x7D, 0x48, 0x7E, 0x02}).ok);  // EVEX
+}
+
 TEST_CASE("decode: 32- and 16-bit code") {
-  StoreDecode d =
-      dec({0x89, 0x05, 0x00, 0x03, 0xE0, 0xFE}, CodeSize::k32);  // mov [0xfee00300], eax
+  MemWrite d = dec({0x89, 0x05, 0x00, 0x03, 0xE0, 0xFE}, CodeSize::k32);  // mov [0xfee00300], eax
   REQUIRE(d.ok);
   CHECK(d.length == 6);
   CHECK(d.width == 4);
@@ -93,27 +184,32 @@ TEST_CASE("decode: 32- and 16-bit code") {
   d = dec({0x89, 0x06, 0x00, 0x03}, CodeSize::k16);  // mov [0x300], ax
   CHECK(d.length == 4);
   CHECK(d.width == 2);
+  CHECK_FALSE(dec({0xC5, 0x02}, CodeSize::k32).ok);  // LDS eax, [edx]: a load, not VEX
 }
 
 TEST_CASE("decode: what is not a store is refused") {
   CHECK_FALSE(dec({0x89, 0xC0}).ok);              // mov eax, eax: register destination
   CHECK_FALSE(dec({0x8B, 0x02}).ok);              // a load
   CHECK_FALSE(dec({0xC7, 0x0A, 0, 0, 0, 0}).ok);  // C7 /1
-  CHECK_FALSE(dec({0x0F, 0x11, 0x02}).ok);        // SSE store
   CHECK_FALSE(dec({0x89}).ok);                    // truncated
   CHECK_FALSE(dec({0xC7, 0x02, 0x00}).ok);        // truncated immediate
   CHECK_FALSE(dec({}).ok);
+  CHECK_FALSE(dec({0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+                   0x66, 0x89, 0x02})
+                  .ok);  // longer than 15 bytes
 }
 
-TEST_CASE("decode: the stored value from the registers") {
-  uint64_t gpr[16] = {};
-  gpr[0] = 0xFFFFFFFF11223344ull;
-  gpr[1] = 0x5566;
-  gpr[8] = 0x99;
-  CHECK(store_value(dec({0x89, 0x02}), gpr) == 0x11223344);
-  CHECK(store_value(dec({0x44, 0x89, 0x02}), gpr) == 0x99);
-  CHECK(store_value(dec({0x88, 0x22}), gpr) == 0x33);  // AH
-  CHECK(store_value(dec({0xC7, 0x02, 0x78, 0x56, 0x34, 0x12}), gpr) == 0x12345678);
+// Found by the decode fuzzer: an instruction is at most 15 bytes (SDM Vol. 2
+// 2.3.11), MOV moffs64 included: 14 prefixes before MOV moffs64, AL make 23.
+TEST_CASE("decode: nothing longer than 15 bytes is a store, MOV moffs included") {
+  std::vector<uint8_t> b(14, 0x26);  // ES overrides
+  b.push_back(0xA2);
+  b.insert(b.end(), 8, 0x00);
+  CHECK_FALSE(decode_mem_write(b.data(), static_cast<uint32_t>(b.size()), CodeSize::k64).ok);
+  const MemWrite ok = dec({0x26, 0x26, 0x26, 0x26, 0x26, 0xA2, 0, 0, 0, 0, 0, 0, 0, 0});
+  CHECK(ok.ok);
+  CHECK(ok.length == 14);
+  CHECK(ok.width == 1);
 }
 
 TEST_CASE("guest walk: 4-level paging with 4K, 2M and 1G pages, and page-crossing fetches") {

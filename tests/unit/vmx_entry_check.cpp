@@ -27,6 +27,7 @@ struct GuestVp {
     vmcs.write(Field::kExitInstructionLength, length);
     ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, entry.caps.msrs};
     ctx.bsp = bsp;
+    ctx.cpu_state = &cpu_state;
     const ExitAction a = dispatch_exit(ctx);
     if (a == ExitAction::kAdvance) {
       vmcs.write(Field::kGuestRip, vmcs.read(Field::kGuestRip) + length);
@@ -49,6 +50,7 @@ struct GuestVp {
   EntryCheckCpu cpu;
   EntryCheckCore core;
   PendingEvents events;
+  VpCpuState cpu_state;  // the MSR exits' per-VP state (vmx/vp_cpu_state.hpp)
   GuestRegs regs{};
 };
 

@@ -51,6 +51,8 @@ class EntryCheckCpu final : public CpuServices {
     return false;  // every MSR that exits faults: the handler queues #GP
   }
   bool wrmsr(uint32_t, uint64_t) override { return false; }
+  uint64_t rdtsc() override { return 0; }
+  bool read_xmm(unsigned, unsigned, uint32_t*) override { return false; }
   bool xsetbv(uint32_t, uint64_t) override { return true; }
   void wbinvd() override {}
   uint32_t io_in(uint16_t, uint8_t) override { return ~0u; }
@@ -71,7 +73,9 @@ class EntryCheckCore final : public HvCore {
   }
   MsrResult read_msr(uint32_t, uint64_t*) override { return MsrResult::kGp; }
   MsrResult write_msr(uint32_t, uint64_t) override { return MsrResult::kGp; }
-  HypercallOutcome hypercall(const HypercallRegs&) override { return {true, 0}; }
+  HypercallOutcome hypercall(const HypercallRegs&) override {
+    return {HypercallEnd::kUndefinedOpcode, 0};
+  }
   void testdev_write(uint32_t) override {}
 };
 

@@ -21,7 +21,7 @@ TEST_CASE("exits: the dispatch table is bounds-checked") {
   CHECK(r.run(exit_reason::kEptMisconfig) == ExitAction::kStop);
 }
 
-TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidden") {
+TEST_CASE("exits: CPUID passes through shaped by guest_cpuid: hypervisor bit, VMX and DS hidden") {
   Rig r;
   r.regs.rax = 0xFFFFFFFF00000001ull;  // upper half ignored
   r.regs.rcx = 0;
@@ -29,7 +29,11 @@ TEST_CASE("exits: CPUID passes through with the hypervisor bit set and VMX hidde
   CHECK(r.regs.rax == 0x000806C1);
   CHECK((r.regs.rcx & arch::cpuid1_ecx::kHypervisor) != 0);
   CHECK((r.regs.rcx & arch::cpuid1_ecx::kVmx) == 0);
-  CHECK(r.regs.rdx == 0xBFEBFBFF);
+  CHECK(r.regs.rdx == (0xBFEBFBFF & ~arch::cpuid1_edx::kDs));  // DS hidden, APIC enabled
+  r.state.apic.mode = ApicMode::kDisabled;  // CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN
+  r.regs.rax = 1;
+  REQUIRE(r.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK((r.regs.rdx & arch::cpuid1_edx::kApic) == 0);
 }
 
 TEST_CASE("exits: CPUID 0x40000000-0x400000FF comes from the core") {
@@ -68,19 +72,32 @@ TEST_CASE("exits: synthetic RDMSR/WRMSR go to the core; #GP leaves RIP alone") {
   CHECK(w.cpu.written.empty());  // never reaches the real MSR
 }
 
-TEST_CASE("exits: other MSRs that exit go to the real MSR, #GP if it faults") {
+TEST_CASE("exits: an MSR the policy does not name is #GP both ways and never reaches the CPU") {
+  for (uint32_t m : {0x40000100u, 0x12345678u, 0x2000u, 0xC0002000u}) {
+    Rig r;
+    r.regs.rcx = m;
+    CHECK(r.run(exit_reason::kRdmsr) == ExitAction::kRetry);
+    CHECK(r.injected(vector::kGp));
+    Rig w;
+    w.regs.rcx = m;
+    CHECK(w.run(exit_reason::kWrmsr) == ExitAction::kRetry);
+    CHECK(w.injected(vector::kGp));
+    CHECK(w.cpu.written.empty());
+  }
+}
+
+TEST_CASE("exits: a pass-through MSR that exits anyway is replayed fault-safe") {
   Rig r;
-  r.regs.rcx = 0x40000100;
+  r.regs.rcx = 0xC0000082;  // IA32_LSTAR
   REQUIRE(r.run(exit_reason::kRdmsr) == ExitAction::kAdvance);
   CHECK(r.regs.rax == 0x11223344);
   CHECK(r.regs.rdx == 0xAABBCCDD);
-  r.regs.rcx = 0x12345678;
-  CHECK(r.run(exit_reason::kRdmsr) == ExitAction::kRetry);
-  CHECK(r.injected(vector::kGp));
   Rig w;
-  w.regs.rcx = 0x12345678;
-  CHECK(w.run(exit_reason::kWrmsr) == ExitAction::kRetry);
-  CHECK(w.injected(vector::kGp));
+  w.regs.rcx = 0xC0000082;
+  w.regs.rax = 0x1000;
+  REQUIRE(w.run(exit_reason::kWrmsr) == ExitAction::kAdvance);
+  REQUIRE(w.cpu.written.size() == 1);
+  CHECK(w.cpu.written[0] == std::make_pair(0xC0000082u, uint64_t{0x1000}));
 }
 
 TEST_CASE("exits: VMCALL hands the registers and mode to the core") {
@@ -96,6 +113,39 @@ TEST_CASE("exits: VMCALL hands the registers and mode to the core") {
   CHECK(r.core.last.r8 == 0x2000);
   CHECK(r.regs.rax == 0x2);
   CHECK_FALSE(r.events.exception);
+}
+
+TEST_CASE("exits: a continued rep call keeps RIP, writes RCX and ends an STI shadow") {
+  // TLFS "Hypercall Continuation": RIP stays at the VMCALL, the rep start
+  // index is updated in RCX, RAX is not written (no result yet); pending
+  // interrupts must be taken before the VMCALL runs again, so the one
+  // instruction an STI or MOV SS shadow covered is over.
+  Rig r;
+  r.regs.rcx = 0x000000C800000003ull;  // FlushVirtualAddressList, 200 reps
+  r.regs.rax = 0x1234;
+  r.core.next = {HypercallEnd::kContinue, 0x004000C800000003ull};
+  r.vmcs.fields[Field::kGuestInterruptibility] = interruptibility::kBlockingBySti;
+  REQUIRE(r.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(r.regs.rcx == 0x004000C800000003ull);
+  CHECK(r.regs.rax == 0x1234);
+  CHECK(r.vmcs.fields[Field::kGuestInterruptibility] == 0);
+  CHECK_FALSE(r.events.exception);
+
+  Rig mov_ss;  // MOV-SS blocking too; other interruptibility bits stay
+  mov_ss.core.next = r.core.next;
+  mov_ss.vmcs.fields[Field::kGuestInterruptibility] =
+      interruptibility::kBlockingByMovSs | interruptibility::kBlockingByNmi;
+  REQUIRE(mov_ss.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(mov_ss.vmcs.fields[Field::kGuestInterruptibility] == interruptibility::kBlockingByNmi);
+
+  Rig compat;  // 32-bit convention: EDX:EAX is the input value
+  compat.vmcs.fields[Field::kGuestCsAccess] = 0xC09B;  // CS.L = 0
+  compat.core.next = r.core.next;
+  compat.regs.rcx = 0x1000;
+  REQUIRE(compat.run(exit_reason::kVmcall) == ExitAction::kRetry);
+  CHECK(compat.regs.rdx == 0x004000C8);
+  CHECK(compat.regs.rax == 0x00000003);
+  CHECK(compat.regs.rcx == 0x1000);  // the input GPA (EBX:ECX) stays
 }
 
 TEST_CASE("exits: VMCALL from CPL3 or real mode gets #UD and RIP stays") {
@@ -260,6 +310,42 @@ TEST_CASE("exits: triple fault stops; INIT waits for SIPI; SIPI starts real mode
   CHECK(i.vmcs.fields[Field::kGuestCsBase] == 0x9A000);
   CHECK(i.vmcs.fields[Field::kGuestRip] == 0);
   CHECK(i.vmcs.fields[Field::kGuestActivityState] == activity::kActive);
+}
+
+TEST_CASE("exits: a write to the reference TSC page overlay is #GP too") {
+  Rig r;
+  r.ctx_overlay_tsc = Gpa(0x7000);
+  r.vmcs.fields[Field::kGuestPhysicalAddress] = 0x7010;
+  CHECK(r.run(exit_reason::kEptViolation, 0x2 /* write */) == ExitAction::kRetry);
+  CHECK(r.injected(vector::kGp));
+}
+
+TEST_CASE("exits: VMX-preemption timer exits resume at the same RIP (timers run before entry)") {
+  Rig r;
+  CHECK(r.run(exit_reason::kPreemptionTimer) == ExitAction::kRetry);
+  CHECK_FALSE(r.events.exception);
+  CHECK_FALSE(r.events.any_interrupt());
+}
+
+TEST_CASE("preemption timer: the value that exits no earlier than the deadline (SDM 26.5.1)") {
+  // Passed or now: 0, the VM exits before the first guest instruction.
+  CHECK(preemption_timer_value(1000, 1000, 0) == 0);
+  CHECK(preemption_timer_value(1000, 999, 5) == 0);
+  // The timer drops by one each time TSC bit `rate` changes: a value of v
+  // expires after (v - 1) * 2^rate to v * 2^rate ticks, so one more.
+  CHECK(preemption_timer_value(1000, 1001, 0) == 2);
+  CHECK(preemption_timer_value(0, 1024, 5) == 33);
+  CHECK(preemption_timer_value(0, 1023, 5) == 32);
+  for (uint8_t rate : {0, 3, 5, 10, 31}) {
+    for (uint64_t d : {1ull, 77ull, 4096ull, 1'000'000ull}) {
+      const uint32_t v = preemption_timer_value(0, d, rate);
+      CHECK((uint64_t{v} - 1) << rate <= d);  // the earliest exit is not before d
+      CHECK(v >= 1);
+    }
+  }
+  // Far deadlines saturate: the exit comes early and the timer is re-armed.
+  CHECK(preemption_timer_value(0, ~0ull, 0) == 0xFFFFFFFFu);
+  CHECK(preemption_timer_value(0, 1ull << 40, 5) == 0xFFFFFFFFu);
 }
 
 TEST_CASE("exits: interrupt window does nothing but resume (injection runs before entry)") {

@@ -82,6 +82,7 @@ TEST_CASE("exits: an NMI exit is a kick when one was sent, else a genuine NMI fo
 
 TEST_CASE("exits: x2APIC ICR writes go to the APIC emulation, other MSRs do not") {
   Rig r;
+  r.state.apic.mode = ApicMode::kX2apic;
   r.regs.rcx = 0x830;       // x2APIC ICR (SDM Vol. 3A 10.12.1.2)
   r.regs.rax = 0x00004500;  // INIT, assert
   r.regs.rdx = 1;           // destination APIC id 1
@@ -154,12 +155,23 @@ TEST_CASE(
   CHECK(x.cpu.apic_writes[0] == std::make_pair(0x80u, 0x1234u));
   CHECK(x.regs.rcx == 0x5EED);  // the old register value
 
-  Rig bad;  // an instruction microhv does not emulate: stop, never skip
+  Rig bad;  // an instruction microhv does not emulate: #GP(0), RIP stays, nothing written
   g.setup(bad);
-  g.code({0x0F, 0x11, 0x02});  // movups [rdx], xmm0
+  g.code({0xD9, 0x12});  // fst dword [rdx]
   bad.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00300;
-  CHECK(bad.run(exit_reason::kEptViolation, 0x2) == ExitAction::kStop);
+  CHECK(bad.run(exit_reason::kEptViolation, 0x2) == ExitAction::kRetry);
+  CHECK(bad.injected(vector::kGp));
   CHECK(bad.cpu.apic_writes.empty());
+  CHECK(bad.vmcs.fields[Field::kGuestRip] == 0x400000);
+
+  Rig wide;  // a 128-bit store is not a register write: dropped, the instruction completes
+  g.setup(wide);
+  g.code({0x0F, 0x11, 0x02});  // movups [rdx], xmm0
+  wide.vmcs.fields[Field::kGuestPhysicalAddress] = 0xFEE00300;
+  CHECK(wide.run(exit_reason::kEptViolation, 0x2) == ExitAction::kRetry);
+  CHECK_FALSE(wide.events.exception);
+  CHECK(wide.cpu.apic_writes.empty());
+  CHECK(wide.vmcs.fields[Field::kGuestRip] == 0x400003);
 
   Rig rd;  // reads never exit; an EPT violation that is no write is not ours
   g.setup(rd);

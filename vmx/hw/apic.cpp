@@ -50,7 +50,9 @@ void send_ipi(uint64_t base, uint32_t low, uint32_t dest) {
 
 void send_self_ipi(Vcpu& v, uint8_t vector) {
   const uint64_t base = apic_base();
-  if ((base & apic::base::kEnable) == 0) {
+  // The guest's own view decides: its "disabled" APIC may be a real one that
+  // microhv keeps enabled (vmx/apic_base.hpp).
+  if (v.cpu_state.apic.mode == ApicMode::kDisabled || (base & apic::base::kEnable) == 0) {
     // The guest disabled its APIC: nothing can deliver or EOI a fixed
     // interrupt. Fall back to VMCS injection.
     if (!v.apic_warned) {

@@ -2,6 +2,7 @@
 
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
+#include "arch/x86.hpp"
 #include "vmx/hw/host.hpp"
 #include "vmx/init_sipi.hpp"
 
@@ -40,6 +41,46 @@ bool HwCpu::rdmsr(uint32_t msr, uint64_t* value) {
 
 bool HwCpu::wrmsr(uint32_t msr, uint64_t value) {
   return microhv_wrmsr_safe(msr, value) == 0;
+}
+
+uint64_t HwCpu::rdtsc() {
+  return arch::rdtsc();
+}
+
+// The guest's XMM registers are still live: nothing in microhv (built with
+// -mgeneral-regs-only) touches them. SSE needs CR4.OSFXSR and CR0.EM/TS
+// clear in the host's own control registers (microhv's CR0/CR4 at the exit).
+bool HwCpu::read_xmm(unsigned reg, unsigned lane, uint32_t* value) {
+  if ((arch::read_cr4() & arch::cr4::kOsfxsr) == 0 ||
+      (arch::read_cr0() & (arch::cr0::kEm | arch::cr0::kTs)) != 0 || reg > 15 || lane > 3) {
+    return false;
+  }
+  uint32_t d[4];  // MOVDQU (SSE2) stores the register without touching another
+#define MICROHV_XMM_CASE(n)                                        \
+  case n:                                                          \
+    asm volatile("movdqu %%xmm" #n ", %0" : "=m"(d) : : "memory"); \
+    break;
+  switch (reg) {
+    MICROHV_XMM_CASE(0)
+    MICROHV_XMM_CASE(1)
+    MICROHV_XMM_CASE(2)
+    MICROHV_XMM_CASE(3)
+    MICROHV_XMM_CASE(4)
+    MICROHV_XMM_CASE(5)
+    MICROHV_XMM_CASE(6)
+    MICROHV_XMM_CASE(7)
+    MICROHV_XMM_CASE(8)
+    MICROHV_XMM_CASE(9)
+    MICROHV_XMM_CASE(10)
+    MICROHV_XMM_CASE(11)
+    MICROHV_XMM_CASE(12)
+    MICROHV_XMM_CASE(13)
+    MICROHV_XMM_CASE(14)
+    MICROHV_XMM_CASE(15)
+  }
+#undef MICROHV_XMM_CASE
+  *value = d[lane];
+  return true;
 }
 
 bool HwCpu::xsetbv(uint32_t index, uint64_t value) {

@@ -14,6 +14,8 @@ class HwCpu final : public CpuServices {
   CpuidRegs cpuid(uint32_t leaf, uint32_t subleaf) override;
   bool rdmsr(uint32_t msr, uint64_t* value) override;
   bool wrmsr(uint32_t msr, uint64_t value) override;
+  uint64_t rdtsc() override;
+  bool read_xmm(unsigned reg, unsigned lane, uint32_t* value) override;
   bool xsetbv(uint32_t index, uint64_t value) override;
   void wbinvd() override;
   uint32_t io_in(uint16_t port, uint8_t size) override;

@@ -28,39 +28,59 @@ void shoot_down_ept(Host& h, Vcpu& self) {
   }
 }
 
-// The hypercall page (TLFS 3.13) is an overlay: a microhv page, mapped
-// read+execute at the GPA the core chose. Guest writes to it exit (EPT
-// violation) and get #GP; the RAM underneath is untouched and comes back
-// when the overlay moves or is removed. The EPT is shared by all VPs:
-// changes are serialised by ept_lock and every CPU invalidates before its
-// next entry.
+// The overlays are microhv pages mapped at the GPA the core chose: the
+// hypercall page (TLFS 3.13) read+execute, the reference TSC page (TLFS
+// 12.7) read-only. Guest writes to them exit (EPT violation) and get #GP;
+// the RAM underneath is untouched and comes back when the overlay moves or
+// is removed. The EPT is shared by all VPs: changes are serialised by
+// ept_lock and every CPU invalidates before its next entry.
+namespace {
+
+const char* overlay_name(OverlayId id) {
+  return id == OverlayId::kHypercallPage ? "hypercall page" : "reference TSC page";
+}
+
+MapAttr overlay_attr(OverlayId id) {
+  return id == OverlayId::kHypercallPage ? MapAttr{kPermR | kPermX, arch::MemType::kWb}
+                                         : MapAttr{kPermR, arch::MemType::kWb};
+}
+
+}  // namespace
+
+uint64_t EptOverlays::page_of(OverlayId id) const {
+  return id == OverlayId::kHypercallPage ? host_.info.overlay_page : host_.info.tsc_page;
+}
+
 bool EptOverlays::write(OverlayId id, uint32_t offset, const void* data, uint32_t len) {
-  if (id != OverlayId::kHypercallPage || offset > kPageSize || len > kPageSize - offset) {
+  if (static_cast<uint32_t>(id) >= kOverlayCount || offset > kPageSize ||
+      len > kPageSize - offset) {
     return false;
   }
-  __builtin_memcpy(reinterpret_cast<uint8_t*>(host_.info.overlay_page) + offset, data, len);
+  __builtin_memcpy(reinterpret_cast<uint8_t*>(page_of(id)) + offset, data, len);
   return true;
 }
 
 OverlayStatus EptOverlays::place(OverlayId id, Gpa gpa) {
-  if (id != OverlayId::kHypercallPage) return OverlayStatus::kRefused;
-  return move_hypercall_page(gpa.page_base());
+  if (static_cast<uint32_t>(id) >= kOverlayCount) return OverlayStatus::kRefused;
+  return move(id, gpa.page_base());
 }
 
 void EptOverlays::remove(OverlayId id) {
-  if (id == OverlayId::kHypercallPage) move_hypercall_page(kNone);
+  if (static_cast<uint32_t>(id) < kOverlayCount) move(id, kNone);
 }
 
-// Maps the page at `want` (nothing: nowhere), restoring the identity
-// mapping where it was. Host::overlay_gpa holds the raw GPA (kNoOverlay:
-// none) because other CPUs read it without the lock.
-OverlayStatus EptOverlays::move_hypercall_page(Optional<Gpa> want) {
+// Maps overlay `id` at `want` (nothing: nowhere), restoring the identity
+// mapping where it was. Host::overlay_gpa holds the raw GPAs (kNoOverlay:
+// none) because other CPUs read them without the lock. Two overlays at one
+// GPA: the later one wins the mapping; the other is recorded as nowhere.
+OverlayStatus EptOverlays::move(OverlayId id, Optional<Gpa> want) {
   Host& h = host_;
   Vcpu& self = *current_vcpu();
+  const auto i = static_cast<uint32_t>(id);
   LockGuard guard(h.ept_lock);
   const uint64_t want_raw = want ? want.value().value() : Host::kNoOverlay;
-  if (want_raw == h.overlay_gpa) return OverlayStatus::kPlaced;
-  const uint64_t old = h.overlay_gpa;
+  if (want_raw == h.overlay_gpa[i]) return OverlayStatus::kPlaced;
+  const uint64_t old = h.overlay_gpa[i];
   if (old != Host::kNoOverlay) {
     h.ept.map(Gpa(old), identity_hpa(Gpa(old)), kPageSize, identity_attr(h, Gpa(old)));
   }
@@ -69,26 +89,31 @@ OverlayStatus EptOverlays::move_hypercall_page(Optional<Gpa> want) {
   if (want) {
     if (identity_attr(h, want.value()).perms == 0) {
       if (refusals_.allow()) {
-        log::error("hypercall page at GPA 0x%llx refused: microhv memory\n",
+        log::error("%s at GPA 0x%llx refused: microhv memory\n", overlay_name(id),
                    static_cast<unsigned long long>(want_raw));
       }
       now = Host::kNoOverlay;
       status = OverlayStatus::kRefused;
-    } else if (!h.ept.map(want.value(), Hpa(h.info.overlay_page), kPageSize,
-                          MapAttr{kPermR | kPermX, arch::MemType::kWb})) {
-      log::error("hypercall page at GPA 0x%llx: EPT map failed\n",
+    } else if (!h.ept.map(want.value(), Hpa(page_of(id)), kPageSize, overlay_attr(id))) {
+      log::error("%s at GPA 0x%llx: EPT map failed\n", overlay_name(id),
                  static_cast<unsigned long long>(want_raw));
       status = OverlayStatus::kFailed;
     }
+    for (uint32_t other = 0; other < kOverlayCount; ++other) {
+      if (other != i && h.overlay_gpa[other] == now) {
+        __atomic_store_n(&h.overlay_gpa[other], Host::kNoOverlay, __ATOMIC_RELEASE);
+      }
+    }
   }
-  __atomic_store_n(&h.overlay_gpa, now, __ATOMIC_RELEASE);
+  __atomic_store_n(&h.overlay_gpa[i], now, __ATOMIC_RELEASE);
   shoot_down_ept(h, self);
   if (!moves_logged_.allow()) return status;
   if (now != Host::kNoOverlay) {
-    log::info("hypercall page: overlay mapped read+execute at GPA 0x%llx\n",
+    log::info("%s: overlay mapped %s at GPA 0x%llx\n", overlay_name(id),
+              id == OverlayId::kHypercallPage ? "read+execute" : "read-only",
               static_cast<unsigned long long>(now));
   } else if (old != Host::kNoOverlay) {
-    log::info("hypercall page: overlay at GPA 0x%llx removed\n",
+    log::info("%s: overlay at GPA 0x%llx removed\n", overlay_name(id),
               static_cast<unsigned long long>(old));
   }
   return status;

@@ -35,7 +35,8 @@ class EptOverlays final : public GuestPhysicalOverlays {
   void remove(OverlayId id) override;
 
  private:
-  OverlayStatus move_hypercall_page(Optional<Gpa> want);
+  OverlayStatus move(OverlayId id, Optional<Gpa> want);
+  uint64_t page_of(OverlayId id) const;
   Host& host_;
   // A guest may move the page, or ask for a refused one, in a loop.
   log::RateLimit refusals_{8};

@@ -6,6 +6,7 @@
 #include "arch/serial.hpp"
 #include "arch/vmx/vmcs_names.hpp"
 #include "arch/x86.hpp"
+#include "synic/timers.hpp"
 #include "vmx/hw/host.hpp"
 
 namespace microhv::vmx::hw {
@@ -37,6 +38,55 @@ void must_write(Vcpu& v, Field f, uint64_t value) {
   if (!v.vmcs.write(f, value)) stop_guest(v, "VMWRITE failed on the exit path", &v.frame->regs);
 }
 
+// The synthetic timers of this CPU's VP (synic/timers.hpp): fires those that
+// are due -- their interrupts join this entry's injection -- and arms the
+// VMX-preemption timer for the earliest deadline left, or turns it off.
+// The timer keeps counting while the guest halts (HLT is C1, SDM 26.5.1),
+// so a halted VP wakes for its timer. Without a preemption timer the
+// partition has no synthetic timers (restrict_features), so nothing is due.
+void run_synthetic_timers(Vcpu& v) {
+  Host& h = *v.host;
+  Vp* vp = v.vp;
+  if (!h.preemption_timer || vp == nullptr) return;
+  uint64_t deadline = stimers_next_deadline(*vp);
+  if (deadline != kNoDeadline) {
+    const uint64_t now = vp->partition().reference_time();
+    if (deadline <= now) {
+      stimers_run(*vp, now);
+      deadline = stimers_next_deadline(*vp);
+    }
+  }
+  if (v.pin_controls == 0)
+    v.pin_controls = static_cast<uint32_t>(must_read(v, Field::kPinControls));
+  const uint32_t want = deadline == kNoDeadline ? (v.pin_controls & ~pin::kPreemptionTimer)
+                                                : (v.pin_controls | pin::kPreemptionTimer);
+  if (want != v.pin_controls) {
+    must_write(v, Field::kPinControls, want);
+    v.pin_controls = want;
+  }
+  if (deadline == kNoDeadline) return;
+  const uint64_t target = tsc_at_reference_time(deadline, vp->partition().time.scale);
+  must_write(v, Field::kPreemptionTimerValue,
+             preemption_timer_value(arch::rdtsc(), target, h.preemption_timer_rate));
+}
+
+// A partition stopped by its crash report (hypercall/crash.hpp): this CPU's
+// VP never enters again. The other VPs are poked so they stop at their next
+// entry too. No lock is held here.
+void park_if_stopped(Vcpu& v) {
+  Vp* vp = v.vp;
+  if (vp == nullptr || vp->partition().active()) return;
+  Host& h = *v.host;
+  for (uint32_t i = 0; i < h.cpu_count; ++i) {
+    Vcpu& t = h.vcpus[i];
+    if (&t == &v || __atomic_load_n(&t.vp, __ATOMIC_ACQUIRE) == nullptr) continue;
+    if (t.frame->remote.poke()) send_kick(v, t);
+  }
+  log::info("cpu %u: VP %u parked: partition %llu stopped after its crash report\n", v.processor,
+            v.index, static_cast<unsigned long long>(vp->partition().id().value()));
+  halt_forever();
+}
+
 // Runs with host interrupts off right before every VM entry (and again from
 // microhv_reenter when entry.S finds the inbox non-empty at the last
 // moment): takes what other CPUs posted, invalidates EPT if another CPU
@@ -44,6 +94,7 @@ void must_write(Vcpu& v, Field f, uint64_t value) {
 // the guest enters with (senders drop SINTs for a wait-for-SIPI VP).
 void prepare_entry(Vcpu& v) {
   Host& h = *v.host;
+  park_if_stopped(v);
   const uint64_t gen = __atomic_load_n(&h.ept_generation, __ATOMIC_ACQUIRE);
   if (gen != v.ept_seen) {
     v.ept_seen = gen;
@@ -58,9 +109,12 @@ void prepare_entry(Vcpu& v) {
     v.entry.injection_armed = false;
     must_write(v, Field::kEntryInterruptionInfo, 0);
     ++v.inits_received;
+    flush_after_init(v);
   }
+  run_synthetic_timers(v);
   uint32_t act = static_cast<uint32_t>(must_read(v, Field::kGuestActivityState));
   const RemoteQueue::Drained in = v.frame->remote.drain();
+  serve_tlb_inbox(v);  // after the drain: a later post sets `work` again
   if (in.any) {
     if (remote_delivery(act) == RemoteDelivery::kQueue) {
       for_each_vector(in.auto_eoi, [&](uint8_t vec) { v.events.queue_interrupt(vec); });
@@ -174,6 +228,7 @@ void log_exit_events(Vcpu& v, const ExitContext& ctx) {
 }  // namespace
 
 [[noreturn]] void halt_forever() {
+  log::stop_holding();
   serial::flush();
   for (;;) {
     arch::cli();
@@ -216,16 +271,23 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
 
   ExitContext ctx{reason, qualification, *regs, v.vmcs, h.cpu, v.core, v.events, h.caps};
   ctx.hidden = &h.memory.layout;
-  const uint64_t overlay = __atomic_load_n(&h.overlay_gpa, __ATOMIC_ACQUIRE);
-  if (overlay != Host::kNoOverlay) ctx.overlay_page = Gpa(overlay);
+  for (uint32_t i = 0; i < kOverlayCount; ++i) {
+    const uint64_t overlay = __atomic_load_n(&h.overlay_gpa[i], __ATOMIC_ACQUIRE);
+    if (overlay != Host::kNoOverlay) ctx.overlay_pages[i] = Gpa(overlay);
+  }
   ctx.denied_log = &h.denied_logged;
   ctx.remote = &v.frame->remote;
   ctx.bsp = v.bsp;
   ctx.testdev = h.info.testdev;
-  ctx.apic_page = h.apic_page;
+  // The xAPIC page EPT write-protects, when it is this VP's (all VPs share
+  // one EPT; launch_this_cpu reports a VP whose APIC sits elsewhere).
+  if (h.apic_page && h.apic_page.value() == v.cpu_state.apic.base) ctx.apic_page = h.apic_page;
   ctx.memory = &h.memory;
+  ctx.cpu_state = &v.cpu_state;
+  ctx.refused_log = &h.refused_logged;
   const ExitAction action = dispatch_exit(ctx);
   log_exit_events(v, ctx);
+  if (reason == exit_reason::kInit && action != ExitAction::kStop) flush_after_init(v);
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
   v.last_reason = reason;
   switch (action) {

@@ -38,12 +38,15 @@
 #include "vmx/hw/ept.hpp"
 #include "vmx/hw/log_sink.hpp"
 #include "vmx/hw/memory.hpp"
+#include "vmx/hw/tlb.hpp"
 #include "vmx/hw/vmcs.hpp"
 #include "vmx/hw/vtd_hw.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
+#include "vmx/tlb_flush.hpp"
 #include "vmx/vp_core.hpp"
+#include "vmx/vp_cpu_state.hpp"
 #include "vmx/vtd/resident.hpp"
 
 namespace microhv::vmx::hw {
@@ -54,9 +57,11 @@ struct VcpuFrame {
   GuestRegs regs;           // filled by microhv_vmexit_stub; HOST_RSP = &host_stack_top
   uint64_t host_stack_top;  // offset 128, read by the stub
   RemoteQueue remote;       // offset 136: remote.work is tested by the stub before VMRESUME
+  TlbInbox tlb;             // flush requests for this VP (vmx/tlb_flush.hpp)
 };
 static_assert(__builtin_offsetof(VcpuFrame, host_stack_top) == 128);
 static_assert(__builtin_offsetof(VcpuFrame, remote) == 136);
+static_assert(sizeof(VcpuFrame) <= kPageSize, "the frame is one page (vmx/launch.hpp)");
 
 struct Host;
 
@@ -68,14 +73,16 @@ struct Vcpu {
   uint32_t index = 0;      // VP index
   uint32_t processor = 0;  // MP services processor number
   ApicId apic_id{0};
-  bool bsp = false;       // IA32_APIC_BASE.BSP on this CPU
-  Vp* vp = nullptr;       // set once the CPU is a VP (published with release)
-  HwVmcs vmcs;            // this CPU's current VMCS
-  VpCore core;            // the core as this VP's exit handlers reach it
-  PendingEvents events;   // touched by this CPU only; other CPUs use frame->remote
-  EntryEventState entry;  // injection armed; cached primary controls (windows, MTF)
-  bool launched = false;  // the first VM exit has been seen
-  bool io_step = false;   // step_io_natively armed (MTF)
+  bool bsp = false;           // IA32_APIC_BASE.BSP on this CPU
+  Vp* vp = nullptr;           // set once the CPU is a VP (published with release)
+  HwVmcs vmcs;                // this CPU's current VMCS
+  VpCore core;                // the core as this VP's exit handlers reach it
+  PendingEvents events;       // touched by this CPU only; other CPUs use frame->remote
+  EntryEventState entry;      // injection armed; cached primary controls (windows, MTF)
+  uint32_t pin_controls = 0;  // cached pin-based controls (the preemption timer); 0: not read yet
+  VpCpuState cpu_state;       // APIC mode, MTRRs, TSC offset...: this CPU only
+  bool launched = false;      // the first VM exit has been seen
+  bool io_step = false;       // step_io_natively armed (MTF)
   bool apic_warned = false;
   bool kick_warned = false;
   uint16_t host_tr = 0;
@@ -87,6 +94,7 @@ struct Vcpu {
   uint64_t inits_received = 0;    // INITs microhv emulated for this VP
   uint64_t inits_sent = 0;        // INIT IPIs this VP sent that microhv emulated
   bool stale_init_warned = false;
+  log::DeferredLog deferred_log;  // lines logged under Hypervisor::lock, written after it
 };
 
 // Everything with a vtable or a constructor lives here and is built with
@@ -105,6 +113,7 @@ struct Host {
   HwInterrupts interrupts{*this};
   TscClock clock;
   EptOverlays overlays{*this};
+  HwTlb tlb{*this};
   Hypervisor hv;
   VmbusHost vmbus;
   alignas(TestDevice) unsigned char testdev_storage[sizeof(TestDevice)];
@@ -113,18 +122,24 @@ struct Host {
   VmxCapabilities caps{};
   uint64_t eptp = 0;
   uint64_t invept_type = 0, invvpid_type = 0;  // single-context when supported
+  InvvpidSupport invvpid{};                    // what remote TLB flushes may use
   bool mtf = false;                            // monitor trap flag (string I/O stepping)
+  // The VMX-preemption timer (PINBASED_CTLS allowed-1 bit 6) and its rate
+  // (IA32_VMX_MISC[4:0]): the host timer behind the synthetic timers.
+  bool preemption_timer = false;
+  uint8_t preemption_timer_rate = 0;
   uint32_t cpu_count = 0;
   Vcpu vcpus[kMaxCpus];
   SpinLock ept_lock;
-  // Where the hypercall page is mapped (a GPA, kNoOverlay: nowhere); read by
-  // every CPU's exit path without the EPT lock, hence raw and atomic.
+  // Where each overlay (OverlayId) is mapped (a GPA, kNoOverlay: nowhere);
+  // read by every CPU's exit path without the EPT lock, hence raw and atomic.
   static constexpr uint64_t kNoOverlay = ~0ull;
-  uint64_t overlay_gpa = kNoOverlay;
+  uint64_t overlay_gpa[kOverlayCount] = {kNoOverlay, kNoOverlay};
   uint64_t ept_generation = 0;           // bumped on every EPT change after launch
   Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
   log::RateLimit denied_logged{16};      // guest accesses to microhv's memory or the overlay
+  log::RateLimit refused_logged{16};     // MSR accesses and APIC page forms the policy refuses
   // DMA remapping (vmx/hw/dma.hpp): the state in the pool, polled by VP 0
   // only, and this copy's register accessors.
   vtd::ResidentVtd* vtd = nullptr;

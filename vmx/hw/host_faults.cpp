@@ -52,6 +52,7 @@ extern "C" void microhv_host_exception(HostExceptionFrame* f) {
   }
   uint64_t cr2;
   asm volatile("mov %%cr2, %0" : "=r"(cr2));
+  log::stop_holding();  // the fault may have hit under Hypervisor::lock
   log::error(
       "host exception: vector %llu error 0x%llx at RIP 0x%llx (CS 0x%llx RFLAGS 0x%llx RSP 0x%llx) "
       "CR2 0x%llx\n",

@@ -48,6 +48,7 @@ void emulate_init(Vcpu& self, Vcpu& t) {
           __atomic_load_n(&q.work, __ATOMIC_ACQUIRE), (unsigned long long)t.exits);
       return;
     }
+    serve_tlb_inbox(self);  // t may be waiting for this VP's flush acknowledgment
     arch::pause();
   }
   if (self.inits_sent == 1) {
@@ -74,7 +75,12 @@ void guest_icr_write(Vcpu& self, uint32_t low, uint32_t dest, bool x2apic, uint6
   switch (d.action) {
     case IcrAction::kPassThrough:
       if (x2apic) {
-        arch::wrmsr(apic::kX2apicIcrMsr, x2apic_value);
+        // The guest's value (its reserved bits were refused before):
+        // fault-safe all the same, a fault must not stop microhv.
+        if (!h.cpu.wrmsr(apic::kX2apicIcrMsr, x2apic_value) && h.refused_logged.allow()) {
+          log::info("cpu %u: x2APIC ICR write 0x%llx faulted; dropped\n", self.processor,
+                    static_cast<unsigned long long>(x2apic_value));
+        }
       } else {
         *xapic_reg(base, apic::kIcrLow) = low;
       }

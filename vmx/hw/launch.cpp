@@ -6,6 +6,7 @@
 #include "arch/x86.hpp"
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
+#include "vmx/msr_emulation.hpp"
 #include "vmx/vmcs_setup.hpp"
 
 extern "C" char microhv_vmexit_stub[];  // vmx/hw/entry.S: HOST_RIP
@@ -100,6 +101,13 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch& cpu) {
                         cpu.guest_rflags,
                         reinterpret_cast<const uint64_t*>(cpu.guest.gdtr_base)};
   v.entry.proc_controls = ctl.proc.value;
+  capture_vp_cpu_state(h.cpu, (ctl.proc.value & proc::kTscOffsetting) != 0, &v.cpu_state);
+  if (!h.apic_page || h.apic_page.value() != v.cpu_state.apic.base) {
+    log::error(
+        "cpu %u: its local APIC page 0x%llx is not the one EPT write-protects: its xAPIC writes "
+        "(INIT IPIs included) reach the APIC unchecked\n",
+        v.processor, (unsigned long long)v.cpu_state.apic.base.value());
+  }
   if (!write_initial_vmcs(v.vmcs, setup)) {
     log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors, see above)\n", v.processor,
                v.vmcs.failures());

@@ -39,14 +39,8 @@ bool HwGuestMemory::fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) {
   return true;
 }
 
-void TscClock::start(uint64_t tsc_hz) {
-  tsc0_ = arch::rdtsc();
-  hz_ = tsc_hz != 0 ? tsc_hz : 1000000000ull;
-}
-
-uint64_t TscClock::now_100ns() {
-  const uint64_t d = arch::rdtsc() - tsc0_;
-  return (d / hz_) * 10000000ull + ((d % hz_) * 10000000ull) / hz_;
+uint64_t TscClock::read_tsc() {
+  return arch::rdtsc();
 }
 
 }  // namespace microhv::vmx::hw

@@ -40,15 +40,11 @@ class HwGuestMemory final : public GuestMemory {
   bool fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) override;
 };
 
-// TIME_REF_COUNT: 100 ns units since the partition started, from the TSC
-// (frequency measured by the EFI side).
+// The reference clock's source: this CPU's TSC (the core scales it to
+// 100 ns units with the rate measured by the EFI side).
 class TscClock final : public ReferenceClock {
  public:
-  void start(uint64_t tsc_hz);
-  uint64_t now_100ns() override;
-
- private:
-  uint64_t tsc0_ = 0, hz_ = 1;
+  uint64_t read_tsc() override;
 };
 
 }  // namespace microhv::vmx::hw

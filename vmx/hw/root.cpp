@@ -13,9 +13,12 @@
 
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
+#include "arch/msr.hpp"
+#include "vmx/features.hpp"
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
 #include "vmx/hw/launch.hpp"
+#include "vmx/msr_policy.hpp"
 
 namespace microhv::vmx::hw {
 namespace {
@@ -27,6 +30,22 @@ constexpr PartitionId kVmbusPartition{2};
 // microhv: the Host is built with placement new by microhv_host_entry.
 alignas(Host) unsigned char g_host_storage[sizeof(Host)];
 Host* g_host = nullptr;  // set once the BSP built it; read by microhv_ap_host_entry only
+
+// This CPU's deferred log lines (log::hold): the Vcpu its GS base names.
+// The base is read from the MSR and checked against the Vcpu array instead
+// of dereferencing %gs:0, so a CPU whose GS base is not (yet, or no longer)
+// microhv's logs directly and never reads through the firmware's base.
+log::DeferredLog* deferred_log_of_this_cpu() {
+  Vcpu* const first = reinterpret_cast<Host*>(g_host_storage)->vcpus;
+  const uint64_t base = arch::rdmsr(arch::msr::kGsBase);
+  const uint64_t offset = base - reinterpret_cast<uint64_t>(first);
+  if (base < reinterpret_cast<uint64_t>(first) || offset >= sizeof(Vcpu) * kMaxCpus ||
+      offset % sizeof(Vcpu) != 0) {
+    return nullptr;
+  }
+  Vcpu& v = first[offset / sizeof(Vcpu)];
+  return v.gs_self == &v ? &v.deferred_log : nullptr;
+}
 
 // EPT/VPID features microhv cannot do without, and the optional ones.
 bool adopt_capabilities(Host& h) {
@@ -44,9 +63,15 @@ bool adopt_capabilities(Host& h) {
       (cap & ept_cap::kInveptSingle) != 0 ? invept_type::kSingleContext : invept_type::kAllContexts;
   h.invvpid_type = (cap & ept_cap::kInvvpidSingle) != 0 ? invvpid_type::kSingleContext
                                                         : invvpid_type::kAllContexts;
+  h.invvpid = invvpid_support(cap, true);  // VPID is always on (compute_controls)
   const bool use_true = (h.caps.basic & kBasicTrueControls) != 0;
   h.mtf =
       control_allowed(use_true ? h.caps.true_procbased : h.caps.procbased, proc::kMonitorTrapFlag);
+  // The host timer for synthetic timers (SDM 26.5.1): the VMX-preemption
+  // timer and its rate, as vmx/features decides them.
+  const FeatureDecision features = decide_features(h.caps);
+  h.preemption_timer = features.preemption_timer;
+  h.preemption_timer_rate = features.preemption_timer_rate;
   return true;
 }
 
@@ -71,8 +96,10 @@ bool build_ept(Host& h) {
       (unsigned long long)info.pool_base, (unsigned long long)(info.pool_base + info.pool_size - 1),
       (unsigned long long)h.eptp);
 
+  // The APIC page is protected whatever the APIC's mode now: the guest may
+  // enable its xAPIC later, and relocation is refused (vmx/apic_base.hpp),
+  // so the page never moves.
   const uint64_t base = apic_base();
-  if ((base & arch::apic::base::kEnable) == 0) return true;
   const Gpa page(base & arch::apic::base::kPageMask & ((1ull << info.phys_addr_bits) - 1));
   h.apic_page = page;
   if (page.value() < info.ept_limit &&
@@ -95,9 +122,25 @@ bool build_ept(Host& h) {
 // always the number of CPUs running as VPs), and microhv's services
 // attached to it. Returns the BSP's VP, or nullptr.
 Vp* create_guest(Host& h) {
-  h.clock.start(h.info.tsc_hz);
-  const PartitionConfig config{kGuestPartition, 1, kFullFeatures};
-  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays);
+  // The guest may hold what the VMBus host leaves of the port tables.
+  const PartitionQuota quota{kMaxPorts - vmbus::kHostQuota.ports,
+                             kMaxConnections - vmbus::kHostQuota.connections};
+  const TimeBase time{h.info.tsc_hz, h.info.apic_hz};
+  // Invariant TSC is not advertised yet: besides CPUID.80000007:EDX[8] it
+  // needs every CPU to run one TSC, which microhv does not check.
+  const PlatformTimeSupport support{h.preemption_timer, false};
+  const PartitionFeatures features = restrict_features(kFullFeatures, time, support);
+  const PartitionConfig config{kGuestPartition, 1, features, quota, PartitionId{0}, time};
+  log::info(
+      "time: TSC %llu kHz, APIC timer %llu kHz; synthetic timers %s (VMX-preemption timer%s, rate "
+      "2^%u); reference TSC page %s; invariant TSC not advertised (CPUID.80000007:EDX[8] = %u, "
+      "one TSC on every CPU not checked); CPUID 0x40000003 EAX 0x%x EDX 0x%x\n",
+      (unsigned long long)(time.tsc_hz / 1000), (unsigned long long)(time.apic_hz / 1000),
+      (features.msr_access & tlfs::cpuid::kAccessSynicTimers) != 0 ? "on" : "off",
+      h.preemption_timer ? "" : " missing", h.preemption_timer_rate,
+      (features.msr_access & tlfs::cpuid::kAccessPartitionReferenceTsc) != 0 ? "on" : "off",
+      h.info.host_invariant_tsc ? 1u : 0u, features.msr_access, features.misc);
+  h.partition = h.hv.create_partition(config, h.memory, h.interrupts, h.clock, h.overlays, h.tlb);
   if (h.partition == nullptr) return nullptr;
   // The built-in VMBus host: a service partition with connections 4 and 1
   // in the guest partition, so a Linux guest's hv_vmbus can negotiate. Its
@@ -134,6 +177,7 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
   // This copy's own sink: the loaded image's code goes away when efi_main
   // returns to the firmware.
   log::set_sink(&SerialLog::write, &h.log);
+  log::set_deferred_log(&deferred_log_of_this_cpu);
   h.cpu_count = info.cpu_count;
   Vcpu& v = h.vcpus[0];
 
@@ -154,6 +198,8 @@ extern "C" uint64_t microhv_host_entry(CpuLaunch* cpu) {
     restore_firmware_descriptors(*cpu);
     return host_status::kDeviceError;
   }
+  // Default deny: every MSR access exits except what the policy passes through.
+  build_msr_bitmap(reinterpret_cast<uint8_t*>(info.msr_bitmap));
   Vp* vp = create_guest(h);
   if (vp == nullptr) {
     log::error("creating the root partition failed\n");

@@ -1,16 +1,23 @@
-// libFuzzer target over the hypercall and synthetic-MSR entry points. The
-// input is a little program: each step picks an operation (hypercall with
-// arbitrary control word, registers, mode and CPL; MSR read/write with an
-// arbitrary value; raw bytes into the input page or a SIM/SIEF page; EOM)
-// and takes its operands from the following bytes.
+// libFuzzer target for the rep hypercall ABI (TLFS "Hypercall
+// Continuation", variable headers) and the calls that use it: the IPI and
+// remote-TLB-flush hypercalls with sparse VP sets. The core target
+// (core_fuzz.cpp) models the messaging calls exactly and does not grant
+// these; here their results are checked for shape and their interrupts
+// against the TLFS rules. The input is a little program: each step picks an operation (hypercall
+// with arbitrary control word, registers, mode and CPL; MSR read/write with an arbitrary value; raw
+// bytes into the input page or a SIM/SIEF page; EOM) and takes its operands from the following
+// bytes.
 //
 // The oracle keeps its own shadow of what the guest programmed (SIMP, SIEFP,
 // the SINTs), from the TLFS rules for which writes are accepted, and never
 // reads the core's SynIC. Invariants, besides ASan/UBSan: every result is a
-// defined status with zero reserved bits; every SynIC MSR write is accepted
+// defined status with zero reserved bits and no more reps completed than
+// asked; a continued rep call makes progress; every SynIC MSR write is accepted
 // or refused (#GP) exactly as the TLFS says; the core writes only inside SIM
 // or SIEF pages the guest enabled; every interrupt raised is the vector and
-// AutoEOI setting of an unmasked SINT of that VP.
+// AutoEOI setting of an unmasked SINT of that VP, or (after a successful
+// SendSyntheticClusterIpi) one fixed vector of 16..255, not AutoEOI, on VPs
+// of the partition.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -58,6 +65,7 @@ bool known_status(uint16_t s) {
     case tlfs::Status::kInsufficientBuffers:
     case tlfs::Status::kInvalidSynicState:
     case tlfs::Status::kInsufficientMemory:
+    case tlfs::Status::kTimeout:  // a flush target that did not acknowledge (FakeTlb)
       return true;
     default:
       return false;
@@ -141,6 +149,40 @@ struct Shadow {
   }
 };
 
+// One VMCALL as the CPU runs it, continued rep calls included. Checks the
+// result's shape; IPIs are checked and consumed from `irqs`.
+void checked_hypercall(Shadow& shadow, test::FakeInterrupts& irqs, Vp& vp, HypercallRegs regs) {
+  const uint64_t control = regs.mode == CpuMode::kLong64 ? regs.rcx : regs.rdx << 32 | regs.rax;
+  const uint16_t code = static_cast<uint16_t>(control);
+  const uint32_t reps = tlfs::control::rep_count(control);
+  shadow.check_interrupts(irqs);
+  HypercallOutcome out{};
+  for (uint32_t round = 0;; ++round) {
+    out = handle_hypercall(vp, regs);
+    if (out.end != HypercallEnd::kContinue) break;
+    // Progress: the rep start grows, and stays below the rep count.
+    const uint32_t before = tlfs::control::rep_start(control);
+    const uint32_t after = tlfs::control::rep_start(out.value);
+    if (after <= before || after >= reps || round > tlfs::control::kMaxReps) abort();
+    uint64_t rax = regs.rax, rdx = regs.rdx;
+    store_hypercall_control(regs, out.value, &regs.rcx, &rax, &rdx);
+    regs.rax = rax;
+    regs.rdx = rdx;
+  }
+  if (out.end == HypercallEnd::kUndefinedOpcode) return;
+  if (!known_status(static_cast<uint16_t>(out.value))) abort();
+  if ((out.value & 0xFFFF0000FFFF0000ull) != 0) abort();  // reserved result bits
+  if (((out.value >> 32) & 0xFFF) > reps) abort();
+  const bool ipi = code == uint16_t(tlfs::CallCode::kSendSyntheticClusterIpi) ||
+                   code == uint16_t(tlfs::CallCode::kSendSyntheticClusterIpiEx);
+  if (!ipi || static_cast<uint16_t>(out.value) != 0) return;
+  for (; shadow.irqs_checked < irqs.raised.size(); ++shadow.irqs_checked) {
+    const auto& r = irqs.raised[shadow.irqs_checked];
+    const auto& first = irqs.raised[irqs.raised.size() - 1];
+    if (r.vp >= kVps || r.auto_eoi || r.vector < 16 || r.vector != first.vector) abort();
+  }
+}
+
 // A synthetic MSR write, checked against the shadow where it follows the
 // MSR. What the write delivers is raised with the SINTs as they were.
 void checked_wrmsr(Shadow& shadow, const test::FakeInterrupts& irqs, Vp& vp, uint32_t msr,
@@ -164,11 +206,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   test::FakeInterrupts irqs;
   test::FakeClock clock;
   test::FakeOverlays overlays;
+  test::FakeTlb tlb;
   Reader in{data, size};
   PartitionFeatures features = kFullFeatures;
   features.privileges &= in.take<uint8_t>() | 0xFFFFFF0Fu;  // sometimes drop privileges
+  features.hints &= in.take<uint8_t>() | 0xFFFFF0FFu;       // sometimes drop the IPI/flush hints
   Partition* partition =
-      hv->create_partition({PartitionId(1), kVps, features}, memory, irqs, clock, overlays);
+      hv->create_partition({PartitionId(1), kVps, features, kDefaultQuota, PartitionId{0},
+                            TimeBase{test::FakeClock::kTscHz, 100'000'000}},
+                           memory, irqs, clock, overlays, tlb);
   // The VMBus host listens on connections 1 and 4, which the structured
   // post below reaches.
   VmbusHost vmbus;
@@ -177,7 +223,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   for (int steps = 0; steps < 64 && in.size > 0; ++steps) {
     Vp& vp = *partition->vp(VpIndex(in.take<uint8_t>() % kVps));
-    switch (in.take<uint8_t>() % 9) {
+    switch (in.take<uint8_t>() % 10) {
       case 0: {  // hypercall
         HypercallRegs regs{};
         uint8_t mode = in.take<uint8_t>();
@@ -188,11 +234,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         regs.r8 = in.take<uint64_t>();
         regs.rax = in.take<uint16_t>();
         regs.rbx = in.take<uint16_t>();
-        HypercallOutcome out = handle_hypercall(vp, regs);
-        if (!out.inject_ud) {
-          if (!known_status(static_cast<uint16_t>(out.result))) abort();
-          if ((out.result >> 16) != 0) abort();  // no reps, reserved bits clear
-        }
+        tlb.answer = (mode & 0x80) == 0;
+        checked_hypercall(shadow, irqs, vp, regs);
+        break;
+      }
+      case 9: {  // structured IPI or flush, with a VP set and a GVA list
+        uint8_t b = in.take<uint8_t>();
+        static const tlfs::CallCode kCodes[] = {tlfs::CallCode::kSendSyntheticClusterIpi,
+                                                tlfs::CallCode::kSendSyntheticClusterIpiEx,
+                                                tlfs::CallCode::kFlushVirtualAddressSpace,
+                                                tlfs::CallCode::kFlushVirtualAddressList,
+                                                tlfs::CallCode::kFlushVirtualAddressSpaceEx,
+                                                tlfs::CallCode::kFlushVirtualAddressListEx};
+        const uint64_t code = uint64_t(kCodes[b % 6]);
+        uint64_t header[4] = {in.take<uint8_t>(), in.take<uint8_t>() & 7u, in.take<uint8_t>() & 3u,
+                              in.take<uint8_t>() & 7u};
+        memory.store(0, header);
+        for (uint32_t i = 0; i < 8; ++i) memory.store(32 + 8 * i, in.take<uint64_t>());
+        const uint64_t var = (b >> 3) & 3, count = in.take<uint8_t>() % 140;
+        const uint64_t control = code | var << tlfs::control::kVarHeaderShift |
+                                 count << tlfs::control::kRepCountShift |
+                                 uint64_t{in.take<uint8_t>() % 8u} << tlfs::control::kRepStartShift;
+        tlb.answer = (b & 0x80) == 0;
+        checked_hypercall(shadow, irqs, vp, {CpuMode::kLong64, 0, 0, 0, control, 0, 0, 0, 0});
         break;
       }
       case 1: {  // wrmsr
