@@ -39,7 +39,7 @@ ExitAction on_ept_violation(ExitContext& c) {
         "EPT: guest %s of GPA 0x%llx at RIP 0x%llx denied (%s); injecting #GP(0) (at most 16 such "
         "lines are logged)\n",
         what, static_cast<unsigned long long>(gpa.value()), static_cast<unsigned long long>(rip),
-        !hidden                                   ? "an overlay page: hypercall or reference TSC page"
+        !hidden ? "an overlay page: hypercall or reference TSC page"
         : c.hidden->hides_more(identity_hpa(gpa)) ? "DMA remapping registers"
                                                   : "microhv memory");
   }
