@@ -3,7 +3,8 @@
 # (VMX with EPT, VPID and unrestricted guest). Three boots, judged from COM1:
 #
 #  1. takeover (1 CPU): build/microhv.efi as EFI/BOOT/BOOTX64.EFI, no
-#     configuration. microhv must VMXON, VMLAUNCH the firmware as its guest,
+#     configuration. microhv must say that there is no DMA remapping
+#     hardware (one line), VMXON, VMLAUNCH the firmware as its guest,
 #     answer CPUID 0x40000000 and trap VMCALL as seen from the guest side,
 #     return EFI_SUCCESS into the now-virtualized firmware, and the firmware
 #     must go on (its boot manager starts the next boot option) without
@@ -155,12 +156,26 @@ boot takeover "$GUEST_APP_STOP_RE" 8
 log_lines "$log" '^microhv' | grep -av '^microhv: VMX: ' | sed 's/^/  | /' | head -40 || true
 expect "VMXON" '^microhv: VMXON ok'
 expect "VMLAUNCH of the firmware" '^microhv: launching the firmware as guest'
-expect "the boot CPU is VP 0" '^microhv: cpu 0: VMLAUNCH ok, VP 0 '
-expect "firmware resumed as guest" '^microhv: guest: the firmware is running as a guest of microhv'
+# The guest owns the UART: the host's VMLAUNCH line (logged at the VP's
+# first exit) may split a guest line, so it is not anchored, and the guest
+# line is looked for with it taken out.
+expect "the boot CPU is VP 0" 'microhv: cpu 0: VMLAUNCH ok, VP 0 '
+if plain_text "$log" | tr -d '\000' |
+  perl -0pe 's/microhv: cpu \d+: VMLAUNCH ok, VP \d+ \(APIC ID \d+\)\r?\n//g' |
+  grep -aqE '^microhv: guest: the firmware is running as a guest of microhv'; then
+  echo "test-bochs: ok   firmware resumed as guest"
+else
+  echo "test-bochs: FAIL firmware resumed as guest (no line 'microhv: guest: the firmware is running as a guest of microhv')"
+  fail=1
+fi
 expect "CPUID from the guest: hypervisor bit, VMX hidden, Hyper-V vendor leaf" \
   '^microhv: guest: CPUID.1:ECX hypervisor=1 vmx=0; CPUID 0x40000000: max leaf 0x4000000[5-9a-f] vendor "Microsoft Hv"'
 expect "VMCALL from the guest exits to microhv (HV_STATUS_INVALID_HYPERCALL_CODE)" \
   '^microhv: guest: VMCALL with call code 0xffff returned 0x2$'
+# Bochs has no IOMMU (no ACPI DMAR table): one line says what that means
+# (issue 14), as information, and the take-over goes on (iommu = if-present).
+expect "no DMA remapping hardware: one line, devices can reach microhv's memory" \
+  "^microhv: vtd: no DMA remapping hardware \(no ACPI DMAR table\): devices can reach microhv's memory$"
 expect "efi_main returned into the firmware" '^microhv: returning to firmware'
 expect "firmware kept running as a guest (boot manager starts the next option)" 'BdsDxe: starting Boot[0-9A-F]{4}'
 reject "microhv never stopped the guest" 'guest stopped|host stopped|host exception'

@@ -57,7 +57,9 @@ struct HiddenRange {
   Hpa base;
   uint64_t size;
 };
-inline constexpr uint32_t kMaxHiddenRanges = 8;
+// microhv's pool, and the register window of every DMA remapping unit the
+// DMAR may list (vtd::kMaxUnits, 64), with room to spare.
+inline constexpr uint32_t kMaxHiddenRanges = 72;
 
 // What a guest-physical address is, before any overlay.
 enum class GpaKind : uint8_t {

@@ -62,6 +62,13 @@ struct LaunchInfo {
   uint64_t pool_base, pool_size;
   uint64_t image_base, image_size;  // the resident, relocated copy of microhv.efi
   uint64_t alloc_next, alloc_end;   // page allocator for page tables
+  // DMA remapping: the vtd::ResidentVtd (vmx/vtd/resident.hpp) the EFI side
+  // left, and the part of the pool its DMA tables were taken from. Its unit
+  // accessors point at the EFI side's until the host rebinds them
+  // (vtd::rebind_units), the one exception to "no pointers into the loaded
+  // image" here.
+  uint64_t vtd;
+  uint64_t vtd_tables_next, vtd_tables_end;
   uint64_t host_cr3;
   uint64_t msr_bitmap, io_bitmap_b, overlay_page;
   uint64_t tsc_page;  // the page behind the reference TSC page overlay

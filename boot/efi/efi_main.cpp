@@ -1,4 +1,5 @@
-// The EFI entry point: serial log, banner, VT-x check, then the VT-x back end.
+// The EFI entry point: serial log, banner, VT-x check, microhv.cfg, then the
+// VT-x back end (or, with `vtd-selftest = on`, the VT-d test mode).
 // Whatever happens, control returns to the firmware with a status rather than
 // hanging, so the boot manager can move on to the next boot option.
 #include <efi.h>
@@ -8,6 +9,7 @@
 #include "boot/efi/next_stage.hpp"
 #include "boot/efi/takeover.hpp"
 #include "boot/efi/vmx_detect.hpp"
+#include "boot/efi/vtd_selftest.hpp"
 #include "kernel/base/log.hpp"
 
 #ifndef MICROHV_VERSION
@@ -34,9 +36,12 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   log::set_sink([](void*, const char* text, size_t len) { serial::write(text, len); });
   serial::write(kBanner, sizeof(kBanner) - 1);
 
-  if (!boot::detect_vmx()) return return_to_firmware(EFI_UNSUPPORTED);
+  const bool vmx = boot::detect_vmx();
   Config config;
   boot::read_config(image, st, &config);
+  // The VT-d test mode needs no VT-x: it stops before the launch.
+  if (config.vtd_selftest) return return_to_firmware(boot::run_vtd_selftest(image, st, config));
+  if (!vmx) return return_to_firmware(EFI_UNSUPPORTED);
   EFI_STATUS status = boot::take_over(image, st, config);
   if (EFI_ERROR(status)) return return_to_firmware(status);
   // The VMBus device (and, where the firmware has no ACPI at all, the tables

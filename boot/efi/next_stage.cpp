@@ -107,12 +107,19 @@ void read_config(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, Config* out) {
   }
   char error[96];
   if (!parse_config(text, size, out, error, sizeof(error))) {
-    log::error("config: microhv.cfg %s; fix the file. No next stage.\n", error);
+    // What the file said about DMA isolation is unknown: the strictest
+    // policy, so that a typo cannot turn `iommu = required` into less.
+    log::error(
+        "config: microhv.cfg %s; fix the file. No next stage, and iommu = required until it "
+        "parses.\n",
+        error);
     *out = Config{};
+    out->iommu = IommuPolicy::kRequired;
     return;
   }
-  log::info("config: image=%s options=%s testdev=%s\n", out->image[0] ? out->image : "(none)",
-            out->options, out->testdev ? "on" : "off");
+  log::info("config: image=%s options=%s testdev=%s iommu=%s%s\n",
+            out->image[0] ? out->image : "(none)", out->options, out->testdev ? "on" : "off",
+            iommu_policy_name(out->iommu), out->vtd_selftest ? " vtd-selftest=on" : "");
 }
 
 EFI_STATUS start_next_stage(EFI_HANDLE image, EFI_SYSTEM_TABLE* st, const Config& config) {

@@ -1,14 +1,17 @@
 #include "boot/efi/resident.hpp"
 
+#include <new>
+
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
 #include "arch/msr.hpp"
 #include "arch/x86.hpp"
 #include "boot/efi/capture.hpp"
+#include "boot/efi/memory_map.hpp"
 #include "kernel/base/log.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/ept.hpp"
-#include "vmx/page_tables.hpp"
+#include "vmx/vtd/resident.hpp"
 
 extern "C" {
 extern struct ElfDyn {
@@ -24,10 +27,10 @@ namespace {
 using vmx::CpuLaunch;
 using vmx::kMaxRegions;
 using vmx::LaunchInfo;
+using vmx::MapAttr;
 using vmx::MemRegion;
 using vmx::PageAllocator;
 using vmx::PageTables;
-using vmx::PhysAccess;
 using vmx::TableFormat;
 
 constexpr uint64_t kHostStackPages = 8;  // 32 KiB per CPU
@@ -47,69 +50,6 @@ struct Pool {
     return p;
   }
 };
-
-class BumpAllocator final : public PageAllocator {
- public:
-  explicit BumpAllocator(LaunchInfo* info) : info_(info) {}
-  Optional<Hpa> alloc_page() override {
-    if (info_->alloc_next + kPageSize > info_->alloc_end) return kNone;
-    const uint64_t p = info_->alloc_next;
-    info_->alloc_next += kPageSize;
-    return Hpa(p);  // the pool is zeroed
-  }
-
- private:
-  LaunchInfo* info_;
-};
-
-class Identity final : public PhysAccess {
- public:
-  uint64_t* table(Hpa page) override { return reinterpret_cast<uint64_t*>(page.value()); }
-};
-
-bool is_ram_type(UINT32 type) {
-  switch (type) {
-    case EfiLoaderCode:
-    case EfiLoaderData:
-    case EfiBootServicesCode:
-    case EfiBootServicesData:
-    case EfiRuntimeServicesCode:
-    case EfiRuntimeServicesData:
-    case EfiConventionalMemory:
-    case EfiACPIReclaimMemory:
-    case EfiACPIMemoryNVS:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Reads the UEFI memory map into `info->regions` (RAM vs everything else).
-EFI_STATUS read_memory_map(EFI_BOOT_SERVICES* bs, LaunchInfo* info) {
-  UINTN size = 0, key = 0, desc_size = 0;
-  UINT32 version = 0;
-  EFI_STATUS s = bs->GetMemoryMap(&size, nullptr, &key, &desc_size, &version);
-  if (s != EFI_BUFFER_TOO_SMALL) return s;
-  size += 8 * desc_size;
-  void* buf = nullptr;
-  s = bs->AllocatePool(EfiLoaderData, size, &buf);
-  if (EFI_ERROR(s)) return s;
-  s = bs->GetMemoryMap(&size, static_cast<EFI_MEMORY_DESCRIPTOR*>(buf), &key, &desc_size, &version);
-  if (EFI_ERROR(s)) {
-    bs->FreePool(buf);
-    return s;
-  }
-  uint32_t n = 0;
-  for (UINTN off = 0; off + desc_size <= size && n < kMaxRegions; off += desc_size) {
-    const auto* d =
-        reinterpret_cast<const EFI_MEMORY_DESCRIPTOR*>(static_cast<uint8_t*>(buf) + off);
-    info->regions[n++] =
-        MemRegion{Hpa(d->PhysicalStart), d->NumberOfPages * kPageSize, is_ram_type(d->Type)};
-  }
-  bs->FreePool(buf);
-  info->region_count = normalize_regions(info->regions, n);
-  return EFI_SUCCESS;
-}
 
 // Re-applies the image's relocations for the copy at `copy` (GNU-EFI images
 // carry their ELF .rela section; crt0 applied it once for the loaded
@@ -171,6 +111,10 @@ uint64_t measure_tsc_hz(EFI_BOOT_SERVICES* bs) {
   return (t1 - t0) * 100;
 }
 
+constexpr uint64_t pages_for(uint64_t bytes) {
+  return (bytes + kPageSize - 1) / kPageSize;
+}
+
 // The local APIC timer's input clock (what the TLFS APIC_FREQUENCY MSR
 // reports and Linux uses instead of calibrating): count down from the top at
 // divide-by-1, masked, for 5 ms of TSC time, with interrupts off; the
@@ -216,13 +160,21 @@ uint64_t measure_apic_hz(uint64_t tsc_hz) {
 
 }  // namespace
 
+Optional<Hpa> BumpPages::alloc_page() {
+  if (*next_ + kPageSize > end_) return kNone;
+  const uint64_t p = *next_;
+  *next_ += kPageSize;
+  return Hpa(p);  // the pool is zeroed
+}
+
 EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpPlan& plan,
-                          bool testdev, Resident* out) {
+                          bool testdev, uint64_t dma_table_pages, Resident* out) {
   const uint64_t image_base = reinterpret_cast<uint64_t>(li.ImageBase);
-  const uint64_t image_pages = (li.ImageSize + kPageSize - 1) / kPageSize;
-  const uint64_t info_pages = (sizeof(LaunchInfo) + kPageSize - 1) / kPageSize;
-  const uint64_t pages =
-      image_pages + info_pages + plan.count * kPerCpuPages + kSharedPages + kTablePages;
+  const uint64_t image_pages = pages_for(li.ImageSize);
+  const uint64_t info_pages = pages_for(sizeof(LaunchInfo));
+  const uint64_t vtd_pages = pages_for(sizeof(vtd::ResidentVtd));
+  const uint64_t pages = image_pages + info_pages + plan.count * kPerCpuPages + kSharedPages +
+                         kTablePages + vtd_pages + dma_table_pages;
   EFI_PHYSICAL_ADDRESS base = 0;
   EFI_STATUS s = bs->AllocatePages(AllocateAnyPages, EfiRuntimeServicesData, pages, &base);
   if (EFI_ERROR(s)) {
@@ -273,8 +225,15 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   }
   info->alloc_next = pool.take(kTablePages);
   info->alloc_end = info->alloc_next + kTablePages * kPageSize;
+  // DMA remapping: its state (constructed: the fault log has settings) and
+  // its tables, last, so that a device write past a table's end would still
+  // land in microhv's own (protected) pool.
+  info->vtd = reinterpret_cast<uint64_t>(new (reinterpret_cast<void*>(pool.take(vtd_pages)))
+                                             vtd::ResidentVtd());
+  info->vtd_tables_next = pool.take(dma_table_pages);
+  info->vtd_tables_end = info->vtd_tables_next + dma_table_pages * kPageSize;
 
-  s = read_memory_map(bs, info);
+  s = read_memory_map(bs, info->regions, vmx::kMaxRegions, &info->region_count);
   if (EFI_ERROR(s)) {
     log::error("vmx: GetMemoryMap failed: 0x%llx\n", (unsigned long long)s);
     bs->FreePages(base, pages);
@@ -291,7 +250,7 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
   }
 
   const uint32_t max_ext = arch::cpuid(0x80000000).eax;
-  info->phys_addr_bits = max_ext >= 0x80000008 ? (arch::cpuid(0x80000008).eax & 0xFF) : 36;
+  info->phys_addr_bits = physical_address_bits();
   info->page1g =
       max_ext >= 0x80000001 && (arch::cpuid(0x80000001).edx & arch::cpuid_ext1_edx::kPage1G) != 0;
   info->ept_limit = identity_limit(info->regions, info->region_count, info->phys_addr_bits);
@@ -303,8 +262,8 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
 
   // Host page tables: identity map of [0, limit), 1G pages when the CPU has
   // them, but no large page across two MTRR types (SDM Vol. 3A 12.11.9).
-  BumpAllocator alloc(info);
-  Identity phys;
+  BumpPages alloc(&info->alloc_next, info->alloc_end);
+  IdentityPhys phys;
   PageTables host(TableFormat::kHost, alloc, phys, info->page1g ? 3 : 2);
   if (!host.init() || !vmx::map_host_identity(host, info->mtrrs, info->ept_limit)) {
     log::error("vmx: building host page tables failed\n");
@@ -316,12 +275,13 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
 
   log::info(
       "vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData for %u "
-      "CPU(s); %u "
+      "CPU(s) (%llu page(s) for DMA tables); %u "
       "memory regions, identity map up to 0x%llx (%u-bit physical) in %llu tables; TSC %llu kHz, "
       "APIC timer %llu kHz, CPUID.80000007:EDX[8] (invariant TSC) %u\n",
       (unsigned long long)image_base, (unsigned long long)(li.ImageSize >> 10),
-      (unsigned long long)copy, (unsigned long long)(pages * 4), plan.count, info->region_count,
-      (unsigned long long)info->ept_limit, info->phys_addr_bits, (unsigned long long)host_tables,
+      (unsigned long long)copy, (unsigned long long)(pages * 4), plan.count,
+      (unsigned long long)dma_table_pages, info->region_count, (unsigned long long)info->ept_limit,
+      info->phys_addr_bits, (unsigned long long)host_tables,
       (unsigned long long)(info->tsc_hz / 1000), (unsigned long long)(info->apic_hz / 1000),
       info->host_invariant_tsc ? 1u : 0u);
 

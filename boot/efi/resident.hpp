@@ -13,8 +13,26 @@
 
 #include "boot/efi/ap_bringup.hpp"
 #include "vmx/launch.hpp"
+#include "vmx/page_tables.hpp"
 
 namespace microhv::boot {
+
+// Pages from [*next, end) of the (zeroed) pool, one at a time.
+class BumpPages final : public vmx::PageAllocator {
+ public:
+  BumpPages(uint64_t* next, uint64_t end) : next_(next), end_(end) {}
+  Optional<Hpa> alloc_page() override;
+
+ private:
+  uint64_t* next_;
+  uint64_t end_;
+};
+
+// Memory as the firmware maps it: one to one.
+class IdentityPhys final : public vmx::PhysAccess {
+ public:
+  uint64_t* table(Hpa page) override { return reinterpret_cast<uint64_t*>(page.value()); }
+};
 
 struct Resident {
   EFI_PHYSICAL_ADDRESS base = 0;
@@ -29,13 +47,13 @@ struct Resident {
 };
 
 // Allocates and zeroes the block for plan.count CPUs, lays out LaunchInfo and
-// every CPU's pages (and records each CPU's launch pointers in `plan`), reads
-// the UEFI memory map, copies and relocates the image, measures the TSC and
-// builds the host page tables (identity map of [0, limit), 1 GiB pages when
-// the CPU has them). On failure logs why, frees the block and returns the
-// error.
+// every CPU's pages (and records each CPU's launch pointers in `plan`), the
+// DMA remapping state and `dma_table_pages` for its tables, reads the UEFI
+// memory map, copies and relocates the image, measures the TSC and builds
+// the host page tables (identity map of [0, limit), 1 GiB pages when the CPU
+// has them). On failure logs why, frees the block and returns the error.
 EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpPlan& plan,
-                          bool testdev, Resident* out);
+                          bool testdev, uint64_t dma_table_pages, Resident* out);
 
 void free_resident(EFI_BOOT_SERVICES* bs, const Resident& r);
 

@@ -23,6 +23,15 @@ Slice trim(Slice s) {
   return s;
 }
 
+// `on` or `off` into *out; false for anything else.
+bool parse_switch(Slice value, bool* out) {
+  if (value.equals("on") || value.equals("off")) {
+    *out = value.equals("on");
+    return true;
+  }
+  return false;
+}
+
 bool copy_value(Slice value, char* dst, size_t cap) {
   if (value.size() + 1 > cap) return false;
   for (size_t i = 0; i < value.size(); ++i) dst[i] = value.begin[i];
@@ -63,15 +72,21 @@ bool parse_config(const char* text, size_t len, Config* out, char* error, size_t
       ok = copy_value(value, out->image, sizeof(out->image));
     } else if (key.equals("options")) {
       ok = copy_value(value, out->options, sizeof(out->options));
-    } else if (key.equals("testdev")) {
-      if (value.equals("on") || value.equals("off")) {
-        out->testdev = value.equals("on");  // the last line that sets it wins
-      } else {
-        format(error, error_cap, "line %u: testdev must be on or off", line_no);
+    } else if (key.equals("testdev") || key.equals("vtd-selftest")) {
+      const bool testdev = key.equals("testdev");
+      if (!parse_switch(value, testdev ? &out->testdev : &out->vtd_selftest)) {
+        format(error, error_cap, "line %u: %s must be on or off", line_no,
+               testdev ? "testdev" : "vtd-selftest");
+        return false;
+      }
+    } else if (key.equals("iommu")) {
+      if (!parse_iommu_policy(value.begin, value.size(), &out->iommu)) {
+        format(error, error_cap, "line %u: iommu must be required, if-present or off", line_no);
         return false;
       }
     } else {
-      format(error, error_cap, "line %u: unknown key (known: image, options, testdev)", line_no);
+      format(error, error_cap,
+             "line %u: unknown key (known: image, options, testdev, iommu, vtd-selftest)", line_no);
       return false;
     }
     if (!ok) {

@@ -5,9 +5,13 @@
 //   image   = \EFI\microhv\guest_suite.efi   # next stage; none: back to the boot manager
 //   options = console=ttyS0 initrd=\initrd.img
 //   testdev = on                              # QEMU hyperv-testdev port (later)
+//   iommu   = required | if-present | off     # DMA isolation (iommu_policy.hpp)
+//   vtd-selftest = on                         # test mode: see below
 #pragma once
 
 #include <stddef.h>
+
+#include "kernel/base/iommu_policy.hpp"
 
 namespace microhv {
 
@@ -17,6 +21,12 @@ struct Config {
   char image[kMaxPath] = {};
   char options[kMaxOptions] = {};
   bool testdev = false;
+  IommuPolicy iommu = kDefaultIommuPolicy;
+  // A test mode (make test-vtd): microhv runs its take-over up to and
+  // including DMA protection of its resident pool, then -- VT-x or not --
+  // does not launch: it starts the next stage natively with the protection
+  // on, and turns it off and frees the pool when that returns.
+  bool vtd_selftest = false;
 };
 
 // Parses `text` (not NUL-terminated, `len` bytes) into `out`. On a malformed

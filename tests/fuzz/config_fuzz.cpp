@@ -46,6 +46,8 @@ struct Want {
   unsigned bad_line = 0;
   std::string image, options;
   bool testdev = false;
+  bool vtd_selftest = false;
+  IommuPolicy iommu = IommuPolicy::kIfPresent;
 };
 
 }  // namespace
@@ -76,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint32_t n_lines = in.pick(12);
   for (unsigned line = 1; line <= n_lines; ++line) {
     std::string l;
-    const uint32_t kind = in.pick(9);
+    const uint32_t kind = in.pick(11);
     std::string key, v = value(in);
     bool bad = false;
     switch (kind) {
@@ -107,12 +109,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         bad = v.size() + 1 > Config::kMaxOptions;
         if (!bad) want.options = v;
         break;
-      case 8: {
-        key = "testdev";
+      case 8:
+      case 9: {
+        key = kind == 8 ? "testdev" : "vtd-selftest";
         const uint32_t t = in.pick(3);
         v = t == 0 ? "on" : t == 1 ? "off" : "maybe";
         bad = t == 2;
-        if (!bad) want.testdev = t == 0;
+        if (!bad) (kind == 8 ? want.testdev : want.vtd_selftest) = t == 0;
+        break;
+      }
+      case 10: {
+        // Issue 14: exactly these three words; anything else is refused.
+        key = "iommu";
+        static const char* kWords[] = {"required", "if-present", "off", "on", "Required", ""};
+        static const IommuPolicy kPolicies[] = {IommuPolicy::kRequired, IommuPolicy::kIfPresent,
+                                                IommuPolicy::kOff};
+        const uint32_t t = in.pick(6);
+        v = kWords[t];
+        bad = t >= 3;
+        if (!bad) want.iommu = kPolicies[t];
         break;
       }
     }
@@ -133,7 +148,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   expect(want.image == config.image && want.options == config.options &&
-             want.testdev == config.testdev,
+             want.testdev == config.testdev && want.vtd_selftest == config.vtd_selftest &&
+             want.iommu == config.iommu,
          "a config field differs from the file");
   return 0;
 }

@@ -46,6 +46,41 @@ TEST_CASE("Config: malformed lines, unknown keys and overlong values are refused
   CHECK(parse("image = " + std::string(255, 'x') + "\n", &c, &err));
 }
 
+TEST_CASE("Config: iommu = required | if-present | off, default if-present (issue 14)") {
+  Config c;
+  REQUIRE(parse("", &c));
+  CHECK(c.iommu == IommuPolicy::kIfPresent);
+  REQUIRE(parse("iommu = required\n", &c));
+  CHECK(c.iommu == IommuPolicy::kRequired);
+  REQUIRE(parse("iommu=off # leave VT-d to the guest\n", &c));
+  CHECK(c.iommu == IommuPolicy::kOff);
+  REQUIRE(parse("iommu = if-present\r\n", &c));
+  CHECK(c.iommu == IommuPolicy::kIfPresent);
+  std::string err;
+  for (const char* bad : {"iommu = on", "iommu = Required", "iommu =", "iommu = off off"}) {
+    INFO(bad);
+    CHECK_FALSE(parse(std::string("image = x\n") + bad + "\n", &c, &err));
+    CHECK(err == "line 2: iommu must be required, if-present or off");
+    CHECK(c.iommu == IommuPolicy::kIfPresent);  // the refused value is not taken
+  }
+}
+
+TEST_CASE("Config: vtd-selftest = on | off, default off") {
+  Config c;
+  REQUIRE(parse("", &c));
+  CHECK_FALSE(c.vtd_selftest);
+  REQUIRE(parse("vtd-selftest = on\n", &c));
+  CHECK(c.vtd_selftest);
+  CHECK_FALSE(c.testdev);
+  REQUIRE(parse("vtd-selftest = off\n", &c));
+  CHECK_FALSE(c.vtd_selftest);
+  std::string err;
+  CHECK_FALSE(parse("vtd-selftest = yes\n", &c, &err));
+  CHECK(err == "line 1: vtd-selftest must be on or off");
+  CHECK_FALSE(parse("vtd_selftest = on\n", &c, &err));
+  CHECK(err == "line 1: unknown key (known: image, options, testdev, iommu, vtd-selftest)");
+}
+
 // Found by the config fuzzer: "off" after "on" was ignored.
 TEST_CASE("Config: the last line that sets a key wins, testdev = off included") {
   Config c;

@@ -135,6 +135,35 @@ TEST_CASE("EPT layout: identity limit is >= 4 GiB, covers RAM, respects MAXPHYAD
   CHECK(identity_limit(big, 1, 32) == (4ull << 30));
 }
 
+TEST_CASE("EPT layout: the DMA remapping units' register windows are not present either") {
+  MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
+  EptLayout layout;
+  layout.regions = r;
+  layout.region_count = normalize_regions(r, 2);
+  layout.address_bits = 32;
+  REQUIRE(layout.hide(Hpa(0xDEA9000), 0x280000));
+  // Two units, one with a two-page window (vmx/hw/dma.cpp hides each).
+  REQUIRE(layout.hide(Hpa(0xFED90000), 0x1000));
+  REQUIRE(layout.hide(Hpa(0xFED92000), 0x2000));
+  FakePhys mem;
+  PageTables pt(TableFormat::kEpt, mem, mem, 3, 4, 32);
+  REQUIRE(pt.init());
+  REQUIRE(map_identity(pt, layout, 0, layout.top()));
+  PageTables::Translation t{};
+  CHECK_FALSE(pt.translate(0xFED90000, &t));
+  CHECK_FALSE(pt.translate(0xFED90FFF, &t));
+  REQUIRE(pt.translate(0xFED91000, &t));  // between the windows: ordinary MMIO
+  CHECK(t.attr == kUc);
+  CHECK_FALSE(pt.translate(0xFED92000, &t));
+  CHECK_FALSE(pt.translate(0xFED93FF8, &t));
+  REQUIRE(pt.translate(0xFED94000, &t));
+  REQUIRE(pt.translate(0xFED8F000, &t));
+  CHECK_FALSE(pt.translate(0xDEA9000, &t));  // microhv's own memory still hidden
+  CHECK(layout.hides(Hpa(0xFED93000)));
+  CHECK_FALSE(layout.hides(Hpa(0xFED91000)));
+  CHECK_FALSE(range_is_guest_ram(layout, Gpa(0xFED90000), 4));
+}
+
 TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
   MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
   EptLayout layout;

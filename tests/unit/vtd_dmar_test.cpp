@@ -419,3 +419,14 @@ TEST_CASE("DMAR: hide_dmar renames the table and keeps its checksum valid") {
   CHECK_FALSE(hide_dmar(short_copy.data(), 100));  // Length 120 does not fit in 100 bytes
   CHECK(short_copy[0] == 'D');
 }
+
+TEST_CASE("DMAR: reveal_dmar undoes hide_dmar byte for byte") {
+  const std::vector<uint8_t> original = qemu_table();
+  std::vector<uint8_t> t = original;
+  CHECK_FALSE(reveal_dmar(t.data(), t.size()));  // not hidden: nothing to undo
+  CHECK(t == original);
+  REQUIRE(hide_dmar(t.data(), t.size()));
+  REQUIRE(reveal_dmar(t.data(), t.size()));
+  CHECK(t == original);
+  CHECK(parse(t).ok);
+}

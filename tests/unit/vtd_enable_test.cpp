@@ -56,6 +56,8 @@ std::vector<std::string> writes(const FakeUnit& u) {
       out.push_back("IOTLB");
     } else if (w.offset == hw::kFectlReg) {
       out.push_back("FECTL");
+    } else if (w.offset == hw::kPmenReg) {
+      out.push_back((w.value & hw::pmen::kEpm) != 0 ? "PMEN EPM" : "PMEN EPM off");
     } else {
       out.push_back("other");
     }
@@ -140,6 +142,39 @@ TEST_CASE("enable: state left by firmware") {
     }
     CHECK(u.root_latched == kRoot.value());
     CHECK_FALSE(u.gcmd_rule_broken);
+  }
+}
+
+TEST_CASE("enable: protected memory regions firmware left on are turned off after TE (10.4.16)") {
+  const uint64_t plmr_cap = t::kQemuCapAw39 | hw::cap::kPlmr;
+  SECTION("EPM on: cleared once translation is on") {
+    FakeUnit u(plmr_cap, t::kQemuEcap);
+    u.pmen = hw::pmen::kEpm | hw::pmen::kPrs;
+    REQUIRE(enable(u).ok);
+    CHECK(writes(u).back() == "PMEN EPM off");
+    CHECK(u.pmen_off_after_te);
+    CHECK(u.pmen == 0);
+  }
+  SECTION("EPM off: PMEN is not written") {
+    FakeUnit u(plmr_cap, t::kQemuEcap);
+    REQUIRE(enable(u).ok);
+    CHECK(writes(u).back() == "GCMD TE");
+  }
+  SECTION("no PLMR/PHMR: PMEN is read-only and left alone") {
+    FakeUnit u(t::kQemuCapAw39, t::kQemuEcap);
+    u.pmen = hw::pmen::kEpm | hw::pmen::kPrs;  // what a bogus read would show
+    REQUIRE(enable(u).ok);
+    CHECK(writes(u).back() == "GCMD TE");
+  }
+  SECTION("PRS never clears: a bounded, named failure") {
+    FakeUnit u(plmr_cap, t::kQemuEcap);
+    u.pmen = hw::pmen::kEpm | hw::pmen::kPrs;
+    u.stuck_pmen = true;
+    const Outcome o = enable(u);
+    CHECK_FALSE(o.ok);
+    CHECK(o.error.rfind("turning off the protected memory regions firmware enabled did not "
+                        "complete within 1000 ms (PMEN 0x00000001)",
+                        0) == 0);
   }
 }
 

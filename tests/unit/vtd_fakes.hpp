@@ -60,6 +60,8 @@ class FakeUnit final : public VtdRegisters {
         return fsts_value();
       case hw::kFectlReg:
         return fectl;
+      case hw::kPmenReg:
+        return pmen;
       default:
         return static_cast<uint32_t>(read64(off & ~7u) >> (off & 4 ? 32 : 0));
     }
@@ -92,6 +94,13 @@ class FakeUnit final : public VtdRegisters {
     if (off == hw::kGcmdReg) return gcmd_write(v);
     if (off == hw::kFectlReg) {
       fectl = v & hw::fectl::kIm;
+      return;
+    }
+    if (off == hw::kPmenReg) {
+      // 10.4.16: PRS follows EPM (here at once, or never when stuck).
+      if ((cap & (hw::cap::kPlmr | hw::cap::kPhmr)) == 0) return;  // read-only then
+      pmen = (v & hw::pmen::kEpm) | ((v & hw::pmen::kEpm) != 0 || stuck_pmen ? hw::pmen::kPrs : 0);
+      pmen_off_after_te = (pmen & hw::pmen::kEpm) == 0 && translating();
       return;
     }
     if (off == hw::kFstsReg) {
@@ -144,6 +153,9 @@ class FakeUnit final : public VtdRegisters {
   uint32_t ver;
   uint64_t cap, ecap;
   uint32_t gsts = 0, fectl = 0;
+  uint32_t pmen = 0;        // protected memory: EPM 31, PRS 0
+  bool stuck_pmen = false;  // PRS stays set
+  bool pmen_off_after_te = false;
   uint64_t rtaddr = 0, root_latched = 0, ccmd = 0, iotlb = 0, iqh = 0, iqt = 0;
   int ccmd_busy = 0, iotlb_busy = 0;
   int latency = 2;            // polls before a command completes

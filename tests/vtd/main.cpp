@@ -1,41 +1,39 @@
-// The VT-d integration test (make test-vtd): an EFI application that runs
-// microhv's VT-d code (vmx/vtd/, vmx/hw/vtd_hw.cpp) under QEMU TCG -- q35,
-// -device intel-iommu, -device edu, OVMF -- where there is no VT-x, and
-// checks with QEMU's edu DMA engine that a protected page is out of a
-// device's reach while an ordinary page is not.
+// The VT-d integration test (make test-vtd): an EFI application that
+// microhv starts as its next stage in `vtd-selftest = on` mode, under QEMU
+// TCG (q35, OVMF, QEMU's edu DMA device, with or without -device
+// intel-iommu). microhv has run its real take-over path up to and including
+// DMA protection of its resident pool, then -- TCG has no VT-x -- started
+// this natively. With QEMU's edu DMA engine it checks what a device can do
+// to microhv's pool and to ordinary memory:
 //
-//   1. DMAR from the EFI configuration table (boot::firmware_rsdp, then
-//      acpi::find_table through the XSDT, as microhv finds its tables), parsed
-//      (and hex-dumped: tests/unit/vtd_dmar_test.cpp holds a capture);
-//   2. edu found by scanning PCI configuration space; a protected page P and
-//      ordinary pages A and B below 256 MiB (edu's default 28-bit DMA mask);
-//   3. baseline: translation off, edu reads P (the hole issue 14 describes);
-//   4. vtd::protect() with P as the protected range;
-//   5. edu DMA to and from A/B works, to and from P is blocked: P keeps its
-//      content, its content does not come out, and the unit records a fault
-//      with edu's source id, P's address and the right direction;
-//   6. translation off again, and the machine powers off.
+//   options = expect=protected   (intel-iommu, iommu = required)
+//     the DMAR is hidden (renamed XMAR); DMA to and from ordinary pages
+//     works; edu cannot read microhv's first page (its image copy, "MZ"),
+//     nor write the root table the unit walks or the pool's last page: the
+//     bytes do not move and microhv reports one fault per transfer with
+//     edu's source id, the page and the direction;
+//   options = expect=unprotected (no intel-iommu, iommu = if-present)
+//     the hole issue 14 describes, as the baseline that shows the checks can
+//     fail: edu copies microhv's first page out.
+//
 // One line per check ("vtd-test: PASS/FAIL name: detail"), then
-// "N passed, N failed". microhv's own log lines ("microhv: ...") show what
-// the VT-d code decided and the faults it decoded.
+// "N passed, N failed"; then it returns to microhv, which turns protection
+// off and gives the machine back.
 #include <efi.h>
 
-#include "arch/cpu.hpp"
 #include "arch/serial.hpp"
 #include "arch/vtd.hpp"
 #include "boot/acpi/reader.hpp"
 #include "boot/efi/firmware_acpi.hpp"
+#include "boot/efi/vtd_selftest.hpp"
 #include "kernel/base/log.hpp"
 #include "tests/vtd/platform.hpp"
-#include "vmx/hw/vtd_hw.hpp"
-#include "vmx/vtd/protect.hpp"
 
 namespace vtdtest {
 namespace {
 
 using namespace microhv;
 
-constexpr uint64_t kEduReach = 1ull << 28;  // edu's default dma_mask
 constexpr uint32_t kPage = 4096;
 // Bytes per transfer and compared: QEMU 7.2's edu stops the machine
 // (hw_error) on a transfer that ends exactly at its buffer's end, an
@@ -68,11 +66,8 @@ bool check(bool ok, const char* name, const char* fmt, ...) {
   return ok;
 }
 
-[[noreturn]] void finish(EFI_SYSTEM_TABLE* st) {
-  say("%u passed, %u failed", g_passed, g_failed);
-  serial::flush();
-  st->RuntimeServices->ResetSystem(EfiResetShutdown, EFI_SUCCESS, 0, nullptr);
-  for (;;) arch::hlt();
+unsigned long long ull(uint64_t v) {
+  return static_cast<unsigned long long>(v);
 }
 
 uint8_t* bytes(uint64_t addr) {
@@ -97,13 +92,12 @@ void copy_page(uint64_t dst, uint64_t src) {
   for (uint32_t i = 0; i < kPage; ++i) bytes(dst)[i] = bytes(src)[i];
 }
 
-// The pages with known content: a copy of the protected page's, and the
-// ordinary sources A and C.
-uint64_t g_secret, g_a, g_c;
+// Known content to name what a page holds: the ordinary sources A and C,
+// and a snapshot S of the microhv page under test.
+uint64_t g_a, g_c, g_s;
 
-// What a page holds, for the detail texts.
 const char* content_of(uint64_t page) {
-  if (same(page, g_secret)) return "the protected page's content";
+  if (same(page, g_s)) return "microhv's page content";
   if (same(page, g_a)) return "A's content";
   if (same(page, g_c)) return "C's content";
   bool zero = true;
@@ -111,217 +105,193 @@ const char* content_of(uint64_t page) {
   return zero ? "zeros" : "other bytes";
 }
 
-void dump_table(const uint8_t* t, uint32_t length) {
-  say("vtd-test: NOTE DMAR table, %u bytes:", length);
-  for (uint32_t off = 0; off < length; off += 16) {
-    char line[80];
-    size_t n = format(line, sizeof(line), "vtd-test: DMAR %04x:", off);
-    for (uint32_t i = off; i < off + 16 && i < length; ++i) {
-      n += format(line + n, sizeof(line) - n, " %02x", t[i]);
+const boot::VtdSelftestTable* find_selftest_table(EFI_SYSTEM_TABLE* st) {
+  for (UINTN i = 0; i < st->NumberOfTableEntries; ++i) {
+    const EFI_CONFIGURATION_TABLE& t = st->ConfigurationTable[i];
+    if (__builtin_memcmp(&t.VendorGuid, &boot::kVtdSelftestGuid, sizeof(EFI_GUID)) != 0) continue;
+    const auto* table = static_cast<const boot::VtdSelftestTable*>(t.VendorTable);
+    if (table->signature == boot::kVtdSelftestSignature && table->version == 1 &&
+        table->size == sizeof(boot::VtdSelftestTable)) {
+      return table;
     }
-    say("%s", line);
   }
+  return nullptr;
 }
 
-class Pool final : public vmx::PageAllocator, public vmx::PhysAccess {
- public:
-  Pool(uint64_t base, uint64_t pages) : next_(base), end_(base + pages * kPage) {}
-  Optional<Hpa> alloc_page() override {
-    if (next_ >= end_) return kNone;
-    const uint64_t p = next_;
-    next_ += kPage;
-    return Hpa(p);  // zeroed by allocate_pages
+// True when the image's load options (microhv.cfg `options =`) contain
+// `word`.
+bool option_given(EFI_HANDLE image, EFI_BOOT_SERVICES* bs, const char* word) {
+  EFI_GUID guid = LOADED_IMAGE_PROTOCOL;
+  EFI_LOADED_IMAGE* li = nullptr;
+  if (EFI_ERROR(bs->HandleProtocol(image, &guid, reinterpret_cast<void**>(&li))) ||
+      li->LoadOptions == nullptr) {
+    return false;
   }
-  uint64_t* table(Hpa page) override { return reinterpret_cast<uint64_t*>(page.value()); }
+  const auto* text = static_cast<const CHAR16*>(li->LoadOptions);
+  const size_t chars = li->LoadOptionsSize / sizeof(CHAR16);
+  for (size_t i = 0; i < chars; ++i) {
+    size_t k = 0;
+    while (word[k] != '\0' && i + k < chars && text[i + k] == static_cast<CHAR16>(word[k])) ++k;
+    if (word[k] == '\0') return true;
+  }
+  return false;
+}
+
+class Test {
+ public:
+  Test(EFI_SYSTEM_TABLE* st, boot::VtdSelftestTable* hv)
+      : st_(st), hv_(hv), edu_(st->BootServices) {}
+
+  bool setup() {
+    char why[160] = "";
+    const bool edu_ok = edu_.init(why, sizeof(why));
+    if (!check(edu_ok, "edu-found", "%s", edu_ok ? "1234:11e8 found" : why)) return false;
+    sid_ = edu_.function().source_id();
+    say("vtd-test: NOTE edu at %02x:%02x.%u (source id 0x%04x), BAR 0 0x%llx", edu_.function().bus,
+        edu_.function().dev, edu_.function().fn, sid_, ull(edu_.mmio()));
+    EFI_BOOT_SERVICES* bs = st_->BootServices;
+    g_a = allocate_pages(bs, 1, Edu::kReach);
+    b_ = allocate_pages(bs, 1, Edu::kReach);
+    g_c = allocate_pages(bs, 1, Edu::kReach);
+    g_s = allocate_pages(bs, 1, ~0ull);
+    if (!check(g_a && b_ && g_c && g_s, "pages", "ordinary pages A 0x%llx, B 0x%llx, C 0x%llx",
+               ull(g_a), ull(b_), ull(g_c))) {
+      return false;
+    }
+    fill(g_a, "ordinary-A");
+    fill(g_c, "ordinary-C");
+    return check(hv_->pool_base + hv_->pool_size <= Edu::kReach, "pool-in-edu-reach",
+                 "microhv's pool 0x%llx..0x%llx lies below edu's 28-bit DMA limit",
+                 ull(hv_->pool_base), ull(hv_->pool_base + hv_->pool_size - 1));
+  }
+
+  // A -> edu -> B: an ordinary transfer both ways.
+  void ordinary(const char* name, uint64_t source) {
+    for (uint32_t i = 0; i < kTransfer; ++i) bytes(b_)[i] = 0;
+    const bool done = edu_.ram_to_device(source, kTransfer) && edu_.device_to_ram(b_, kTransfer);
+    check(done && same(b_, source), name, "0x%llx -> edu -> B: B holds %s", ull(source),
+          content_of(b_));
+  }
+
+  // Can edu read microhv's `page`? edu's buffer is loaded with C first, so
+  // that a blocked read leaves C's content, a working one the page's.
+  bool read_reaches(uint64_t page, bool* done) {
+    copy_page(g_s, page);
+    for (uint32_t i = 0; i < kTransfer; ++i) bytes(b_)[i] = 0;
+    *done = edu_.ram_to_device(g_c, kTransfer) && edu_.ram_to_device(page, kTransfer) &&
+            edu_.device_to_ram(b_, kTransfer);
+    return same(b_, g_s);
+  }
+
+  // edu (loaded with A) writes over microhv's `page`: blocked when the page
+  // keeps its content.
+  void write_blocked(const char* name, const char* what, uint64_t page) {
+    copy_page(g_s, page);
+    const bool done = edu_.ram_to_device(g_a, kTransfer) && edu_.device_to_ram(page, kTransfer);
+    check(done && same(page, g_s), name, "edu -> %s 0x%llx: it holds %s", what, ull(page),
+          content_of(page));
+  }
+
+  // Exactly one fault since the last poll: edu's, at `page`, in that
+  // direction, with the reason the missing R or W permission gives (7.1.3).
+  void fault(const char* name, uint64_t page, uint8_t type, uint8_t reason) {
+    vtd::FaultRecord f[8];
+    const uint32_t n = hv_->poll_faults(hv_, f, 8);
+    if (n == 0) {
+      check(false, name, "microhv found no fault record");
+      return;
+    }
+    char got[200];
+    vtd::describe_fault(got, sizeof(got), f[0]);
+    check(n == 1 && f[0].source_id == sid_ && f[0].address == page && f[0].type == type &&
+              f[0].reason == reason,
+          name, "%u record(s); first: %s; want %02x:%02x.%u, 0x%llx, %s, reason 0x%x", n, got,
+          sid_ >> 8, (sid_ >> 3) & 0x1F, sid_ & 7, ull(page), vtd::fault_type_text(type), reason);
+  }
+
+  void protected_checks() {
+    const uint8_t* rsdp = boot::firmware_rsdp(st_);
+    check(hv_->units_enabled >= 1 && hv_->root_table != 0, "microhv-translating",
+          "%u of %u unit(s) translating, root table 0x%llx", hv_->units_enabled, hv_->unit_count,
+          ull(hv_->root_table));
+    check(acpi::find_table(rsdp, "DMAR", nullptr) == nullptr &&
+              acpi::find_table(rsdp, "XMAR", nullptr) != nullptr,
+          "dmar-hidden", "the firmware's DMAR is listed as XMAR: an OS sees no remapping hardware");
+    if (!setup()) return;
+    ordinary("ordinary-page-both-ways", g_a);
+
+    const uint64_t first = hv_->pool_base;
+    bool done = false;
+    const bool reached = read_reaches(first, &done);
+    check(done && !reached, "pool-read-blocked",
+          "microhv's first page 0x%llx (\"%c%c\": its image copy) -> edu -> B: B holds %s",
+          ull(first), bytes(first)[0], bytes(first)[1], content_of(b_));
+    fault("pool-read-fault", first, 1, arch::vtd::fault::kReadNotAllowed);
+
+    write_blocked("root-table-write-blocked", "the root table", hv_->root_table);
+    fault("root-table-write-fault", hv_->root_table, 0, arch::vtd::fault::kWriteNotAllowed);
+
+    const uint64_t last = hv_->pool_base + hv_->pool_size - kPage;
+    write_blocked("pool-last-page-write-blocked", "microhv's last page", last);
+    fault("pool-last-page-write-fault", last, 0, arch::vtd::fault::kWriteNotAllowed);
+
+    ordinary("ordinary-page-after-faults", g_c);
+  }
+
+  void unprotected_checks() {
+    const uint8_t* rsdp = boot::firmware_rsdp(st_);
+    check(hv_->units_enabled == 0, "microhv-not-translating", "%u unit(s) translating",
+          hv_->units_enabled);
+    check(acpi::find_table(rsdp, "DMAR", nullptr) == nullptr &&
+              acpi::find_table(rsdp, "XMAR", nullptr) == nullptr,
+          "no-dmar", "the firmware publishes no DMAR table (QEMU without intel-iommu)");
+    if (!setup()) return;
+    const uint64_t first = hv_->pool_base;
+    bool done = false;
+    const bool reached = read_reaches(first, &done);
+    check(done && reached, "pool-read-reaches-microhv",
+          "without an IOMMU edu copies microhv's first page 0x%llx (\"%c%c\") out: B holds %s",
+          ull(first), bytes(first)[0], bytes(first)[1], content_of(b_));
+    check(hv_->poll_faults(hv_, nullptr, 0) == 0, "no-faults", "no unit, no fault records");
+  }
 
  private:
-  uint64_t next_, end_;
+  EFI_SYSTEM_TABLE* st_;
+  boot::VtdSelftestTable* hv_;
+  Edu edu_;
+  uint16_t sid_ = 0;
+  uint64_t b_ = 0;
 };
 
-// The faults the units recorded since the last call, also logged the way
-// microhv logs them.
-uint32_t take_faults(vtd::ProtectResult& r, vtd::FaultLog& log, vtd::FaultRecord* out, uint32_t cap,
-                     bool* overflow) {
-  uint32_t n = 0;
-  *overflow = false;
-  for (uint32_t i = 0; i < r.unit_count; ++i) {
-    vtd::UnitState& u = r.units[i];
-    if (!u.enabled) continue;
-    const vtd::FaultScan scan = vtd::collect_faults(*u.regs, u.caps, out + n, cap - n);
-    const uint32_t stored = scan.records < cap - n ? scan.records : cap - n;
-    log.report(u.register_base, scan, out + n, stored, 0);
-    n += stored;
-    *overflow = *overflow || scan.overflow;
-  }
-  return n;
-}
-
-// One check of the fault a blocked transfer must leave: exactly one record,
-// from edu, at the protected page, in the given direction and with the
-// reason the missing R or W permission gives (7.1.3).
-void check_fault(vtd::ProtectResult& r, vtd::FaultLog& log, const char* name, uint16_t edu,
-                 uint64_t page, uint8_t type, uint8_t reason) {
-  vtd::FaultRecord f[8];
-  bool overflow = false;
-  const uint32_t n = take_faults(r, log, f, 8, &overflow);
-  if (n == 0) {
-    check(false, name, "no fault recorded%s", overflow ? " (but the records overflowed)" : "");
+void run(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
+  const bool expect_protected = !option_given(image, st->BootServices, "expect=unprotected");
+  say("vtd-test: microhv VT-d integration test, run by microhv's vtd-selftest (expect %s)",
+      expect_protected ? "protected" : "unprotected");
+  auto* hv = const_cast<boot::VtdSelftestTable*>(find_selftest_table(st));
+  if (hv == nullptr) {
+    check(false, "microhv-selftest-table",
+          "missing: start this as microhv's next stage with vtd-selftest = on");
     return;
   }
-  char got[200];
-  vtd::describe_fault(got, sizeof(got), f[0]);
-  check(n == 1 && f[0].source_id == edu && f[0].address == page && f[0].type == type &&
-            f[0].reason == reason,
-        name, "%u record(s); first: %s; want source %02x:%02x.%u, address 0x%llx, %s, reason 0x%x",
-        n, got, edu >> 8, (edu >> 3) & 0x1F, edu & 7, static_cast<unsigned long long>(page),
-        vtd::fault_type_text(type), reason);
-}
-
-void run(EFI_SYSTEM_TABLE* st) {
-  say("vtd-test: microhv VT-d integration test (QEMU q35 + intel-iommu + edu)");
-  uint32_t length = 0;
-  const uint8_t* table = acpi::find_table(boot::firmware_rsdp(st), "DMAR", &length);
-  if (!check(table != nullptr, "dmar-found", "ACPI DMAR table %s",
-             table != nullptr ? "present" : "missing (run QEMU with -device intel-iommu)"))
-    return;
-  dump_table(table, length);
-  static vtd::DmarInfo dmar;
-  char error[200];
-  const bool parsed = vtd::parse_dmar(table, length, &dmar, error, sizeof(error));
-  if (!check(parsed, "dmar-parsed", "%s", parsed ? "no malformed structure" : error)) return;
-  say("vtd-test: NOTE DMAR: %u-bit DMA addresses, flags 0x%x, %u unit(s), %u RMRR(s), %u scope(s), "
-      "%u other structure(s)",
-      dmar.address_bits, dmar.flags, dmar.unit_count, dmar.region_count, dmar.scope_count,
-      dmar.skipped_structures);
-
-  Edu edu;
-  char why[160] = "";
-  const bool edu_ok = edu.init(why, sizeof(why));
-  if (!check(edu_ok, "edu-found", "%s", edu_ok ? "1234:11e8 found" : why)) return;
-  const uint16_t sid = edu.function().source_id();
-  say("vtd-test: NOTE edu at %02x:%02x.%u (source id 0x%04x), BAR 0 0x%llx, id 0x%08x",
-      edu.function().bus, edu.function().dev, edu.function().fn, sid,
-      static_cast<unsigned long long>(edu.mmio()), edu.id());
-
-  // P: protected; A, C: ordinary sources; B: ordinary destination; S: a copy
-  // of P's content to compare with.
-  const uint64_t p = allocate_pages(1, kEduReach), a = allocate_pages(1, kEduReach),
-                 b = allocate_pages(1, kEduReach), c = allocate_pages(1, kEduReach),
-                 s = allocate_pages(1, kEduReach);
-  if (!check(p && a && b && c && s, "pages", "protected page 0x%llx, ordinary 0x%llx 0x%llx 0x%llx",
-             static_cast<unsigned long long>(p), static_cast<unsigned long long>(a),
-             static_cast<unsigned long long>(b), static_cast<unsigned long long>(c))) {
-    return;
+  check(true, "microhv-selftest-table", "microhv's pool 0x%llx, %llu KiB", ull(hv->pool_base),
+        ull(hv->pool_size >> 10));
+  Test test(st, hv);
+  if (expect_protected) {
+    test.protected_checks();
+  } else {
+    test.unprotected_checks();
   }
-  fill(p, "microhv-secret");
-  copy_page(s, p);
-  fill(a, "ordinary-A");
-  fill(c, "ordinary-C");
-  g_secret = s;
-  g_a = a;
-  g_c = c;
-
-  // Without translation the device reads P: what VT-d has to stop. (Each
-  // transfer runs before its check: argument order is unspecified.)
-  bool done = edu.ram_to_device(p, kTransfer) && edu.device_to_ram(b, kTransfer);
-  check(done && same(b, s), "baseline-no-iommu",
-        "translation off: edu copied the protected page out (B holds %s)", content_of(b));
-  for (uint32_t i = 0; i < kTransfer; ++i) bytes(b)[i] = 0;
-
-  // The protected ranges: P, and the pool the tables are built in (a device
-  // that could write them could undo the protection), as microhv's own
-  // memory will be in the take-over.
-  vtd::ProtectedRange ranges[] = {{Hpa(p), kPage}, {Hpa(0), 0}};
-  vtd::ProtectRequest request;
-  request.dmar = &dmar;
-  request.ranges = ranges;
-  request.range_count = 2;
-  request.identity_limit = identity_limit_from_memory_map();
-  request.policy = IommuPolicy::kRequired;
-  static vtd::PciFunctionInfo devices[256];
-  request.devices = devices;
-  request.device_count = scan_pci(devices, 256);
-  say("vtd-test: NOTE %u PCI function(s) on segment 0", request.device_count);
-  vtd::MmioRegisterMap map(stall_us);
-  const uint64_t pool_pages = vtd::protect_table_pages(request, map);
-  const uint64_t pool = pool_pages != 0 ? allocate_pages(pool_pages, ~0ull) : 0;
-  if (!check(pool != 0, "table-pool",
-             "%llu pages at 0x%llx for the DMA tables (identity map up to 0x%llx)",
-             static_cast<unsigned long long>(pool_pages), static_cast<unsigned long long>(pool),
-             static_cast<unsigned long long>(request.identity_limit))) {
-    return;
-  }
-  ranges[1] = vtd::ProtectedRange{Hpa(pool), pool_pages * kPage};
-  Pool tables(pool, pool_pages);
-  static vtd::ProtectResult result;
-  vtd::protect(request, tables, tables, map, &result);
-  log::info("%s\n", result.line);
-  for (uint32_t i = 0; i < result.unit_count; ++i) {
-    const vtd::UnitState& u = result.units[i];
-    say("vtd-test: NOTE unit 0x%llx: VER 0x%x CAP 0x%016llx ECAP 0x%016llx",
-        static_cast<unsigned long long>(u.register_base.value()), u.caps.version,
-        static_cast<unsigned long long>(u.caps.cap), static_cast<unsigned long long>(u.caps.ecap));
-  }
-  if (!check(result.status == vtd::ProtectStatus::kProtected && result.take_over_allowed, "protect",
-             "%u of %u unit(s) translating, %u-level tables in %llu pages", result.units_enabled,
-             result.unit_count, result.table_levels,
-             static_cast<unsigned long long>(result.tables.pages))) {
-    return;
-  }
-  bool translating = true;
-  for (uint32_t i = 0; i < result.unit_count; ++i) {
-    translating = translating &&
-                  (result.units[i].regs->read32(arch::vtd::kGstsReg) & arch::vtd::gcmd::kTe) != 0;
-  }
-  check(translating, "translation-enabled", "GSTS.TES reads 1 on every unit");
-
-  vtd::FaultLog log;
-  done = edu.ram_to_device(a, kTransfer) && edu.device_to_ram(b, kTransfer);
-  check(done && same(b, a), "ordinary-page-both-ways", "A -> edu -> B: B holds %s", content_of(b));
-
-  // edu's buffer holds A's content now; try to write it over P.
-  done = edu.device_to_ram(p, kTransfer);
-  check(done && same(p, s), "protected-write-blocked", "edu -> P: P holds %s", content_of(p));
-  check_fault(result, log, "protected-write-fault", sid, p, 0, arch::vtd::fault::kWriteNotAllowed);
-
-  // Reload edu's buffer with C, then try to read P into it and look. P gets
-  // its content back first, so this check stands on its own.
-  copy_page(p, s);
-  copy_page(b, c);
-  done = edu.ram_to_device(c, kTransfer) && edu.ram_to_device(p, kTransfer) &&
-         edu.device_to_ram(b, kTransfer);
-  check(done && !same(b, s), "protected-read-blocked", "P -> edu -> B: B holds %s", content_of(b));
-  check_fault(result, log, "protected-read-fault", sid, p, 1, arch::vtd::fault::kReadNotAllowed);
-
-  for (uint32_t i = 0; i < kTransfer; ++i) bytes(b)[i] = 0;
-  done = edu.ram_to_device(c, kTransfer) && edu.device_to_ram(b, kTransfer);
-  check(done && same(b, c), "ordinary-page-after-faults", "C -> edu -> B: B holds %s",
-        content_of(b));
-  bool pending = false;
-  for (uint32_t i = 0; i < result.unit_count; ++i) {
-    pending =
-        pending || (result.units[i].regs->read32(arch::vtd::kFstsReg) & arch::vtd::fsts::kPpf) != 0;
-  }
-  check(!pending, "faults-cleared", "FSTS.PPF reads 0 once the records are taken");
-
-  done = vtd::unprotect(result);
-  translating = false;
-  for (uint32_t i = 0; i < result.unit_count; ++i) {
-    translating = translating ||
-                  (result.units[i].regs->read32(arch::vtd::kGstsReg) & arch::vtd::gcmd::kTe) != 0;
-  }
-  check(done && !translating, "translation-disabled",
-        "GCMD.TE cleared, GSTS.TES reads 0 on every unit");
 }
 
 }  // namespace
 }  // namespace vtdtest
 
-extern "C" EFI_STATUS efi_main(EFI_HANDLE, EFI_SYSTEM_TABLE* st) {
+extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
   microhv::serial::init();
   microhv::log::set_sink(
       [](void*, const char* text, size_t len) { microhv::serial::write(text, len); });
-  vtdtest::set_system_table(st);
-  vtdtest::run(st);
-  vtdtest::finish(st);
+  vtdtest::run(image, st);
+  vtdtest::say("%u passed, %u failed", vtdtest::g_passed, vtdtest::g_failed);
+  microhv::serial::flush();
+  return vtdtest::g_failed == 0 ? EFI_SUCCESS : EFI_ABORTED;
 }

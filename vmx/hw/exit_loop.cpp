@@ -308,6 +308,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
       break;
   }
   must_write(v, Field::kGuestRsp, regs->rsp);
+  if (v.index == 0) poll_dma_faults(h);
   prepare_entry(v);
   return regs;
 }

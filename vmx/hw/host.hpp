@@ -13,7 +13,8 @@
 // VMCS, exit frame (guest GPRs + the VP's RemoteQueue inbox), I/O bitmap A,
 // pending events. Shared: host page tables, EPT, MSR bitmap, I/O bitmap B,
 // the overlay pages, the core (Hypervisor, one guest partition with one VP
-// per CPU, the VMBus host's service partition, the test device).
+// per CPU, the VMBus host's service partition, the test device), the DMA
+// remapping state (units, tables, fault log; VP 0 polls it).
 //
 // Locks, outermost first (vmx/README.md has the whole picture):
 //   Hypervisor::lock     the core's one lock (hypercalls, SynIC MSRs, testdev,
@@ -33,17 +34,20 @@
 #include "vmx/exits.hpp"
 #include "vmx/hw/apic.hpp"
 #include "vmx/hw/cpu_services.hpp"
+#include "vmx/hw/dma.hpp"
 #include "vmx/hw/ept.hpp"
 #include "vmx/hw/log_sink.hpp"
 #include "vmx/hw/memory.hpp"
 #include "vmx/hw/tlb.hpp"
 #include "vmx/hw/vmcs.hpp"
+#include "vmx/hw/vtd_hw.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/tlb_flush.hpp"
 #include "vmx/vp_core.hpp"
 #include "vmx/vp_cpu_state.hpp"
+#include "vmx/vtd/resident.hpp"
 
 namespace microhv::vmx::hw {
 
@@ -138,6 +142,10 @@ struct Host {
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
   log::RateLimit denied_logged{16};      // guest accesses EPT denies (#GP)
   log::RateLimit refused_logged{16};     // MSR accesses and APIC page forms the policy refuses
+  // DMA remapping (vmx/hw/dma.hpp): the state in the pool, polled by VP 0
+  // only, and this copy's register accessors.
+  vtd::ResidentVtd* vtd = nullptr;
+  vtd::MmioRegisterMap vtd_map{&host_delay_us};
 };
 
 // This CPU's Vcpu; nullptr before setup_cpu_locals ran on it.

@@ -97,7 +97,8 @@ void log_mtrrs(const MtrrSnapshot& m) {
 }
 
 // The guest's EPT: an identity map of the whole guest-physical space
-// except microhv's memory, with the firmware's memory types, and the local
+// except microhv's memory and the DMA remapping units' registers, with the
+// firmware's memory types, and the local
 // APIC page read-only so that guest writes to it exit and an INIT IPI to a
 // VP can be emulated instead of sent (vmx/smp.hpp).
 bool build_ept(Host& h) {
@@ -110,6 +111,9 @@ bool build_ept(Host& h) {
   l.address_bits = guest_address_bits(info.phys_addr_bits);
   l.low_limit = info.ept_limit;
   l.hide(Hpa(info.pool_base), info.pool_size);
+  // The remapping units' registers: not present either, or the guest could
+  // turn DMA protection off.
+  if (!adopt_dma_protection(h)) return false;
   log_mtrrs(info.mtrrs);
   const unsigned leaf = ept_leaf_level(h.caps.ept_vpid_cap);
   if (leaf < 2) {

@@ -277,17 +277,31 @@ bool covers_all_pci_devices(const DmarInfo& info) {
   return info.unit_count != 0;
 }
 
-bool hide_dmar(uint8_t* table, size_t available) {
-  if (table == nullptr || available < kDmarStructures || table[0] != 'D' || table[1] != 'M' ||
+namespace {
+
+// Renames the table's signature from `from` to `to` (first letters, the rest
+// is "MAR") and fixes its checksum.
+bool rename_table(uint8_t* table, size_t available, char from, char to) {
+  if (table == nullptr || available < kDmarStructures || table[0] != from || table[1] != 'M' ||
       table[2] != 'A' || table[3] != 'R') {
     return false;
   }
   const uint32_t length = get32(table + 4);
   if (length < kDmarStructures || length > available) return false;
-  table[0] = 'X';
+  table[0] = static_cast<uint8_t>(to);
   table[9] = 0;
   table[9] = static_cast<uint8_t>(0x100 - byte_sum(table, length));
   return true;
+}
+
+}  // namespace
+
+bool hide_dmar(uint8_t* table, size_t available) {
+  return rename_table(table, available, 'D', 'X');
+}
+
+bool reveal_dmar(uint8_t* table, size_t available) {
+  return rename_table(table, available, 'X', 'D');
 }
 
 }  // namespace microhv::vtd

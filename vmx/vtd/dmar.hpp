@@ -82,4 +82,9 @@ bool covers_all_pci_devices(const DmarInfo& info);
 // table.
 bool hide_dmar(uint8_t* table, size_t available);
 
+// Undoes hide_dmar ("XMAR" back to "DMAR", checksum fixed) when microhv
+// gives the machine back without launching (vtd-selftest). False, nothing
+// changed, when it is not a hidden DMAR table.
+bool reveal_dmar(uint8_t* table, size_t available);
+
 }  // namespace microhv::vtd

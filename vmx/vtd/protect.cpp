@@ -61,6 +61,21 @@ void roll_back(ProtectResult* out) {
   out->units_enabled = 0;
 }
 
+// A unit firmware left translating belongs to a pre-boot DMA protection
+// driver, which may still poll or program it later; it then finds microhv's
+// tables, and its accesses to the registers fault once the firmware runs as
+// the guest (they are not mapped for it). Said once, so a hang or a firmware
+// exception after the take-over can be traced here.
+void note_firmware_state(VtdRegisters& regs, Hpa base) {
+  const uint32_t gsts = regs.read32(arch::vtd::kGstsReg);
+  if ((gsts & arch::vtd::gcmd::kTe) == 0) return;
+  log::info(
+      "vtd: unit 0x%llx: firmware left DMA translation on (GSTS 0x%08x, root table 0x%llx); "
+      "microhv replaces its tables, and a firmware VT-d driver that touches the unit after the "
+      "take-over faults\n",
+      ull(base.value()), gsts, ull(regs.read64(arch::vtd::kRtaddrReg) & arch::vtd::kTableAddrMask));
+}
+
 // Reads each unit's capabilities and decides whether and how to use it
 // (logging it unless `quiet`). Returns the number of usable units.
 uint32_t survey_units(const ProtectRequest& request, RegisterMap& map, bool quiet,
@@ -82,6 +97,7 @@ uint32_t survey_units(const ProtectRequest& request, RegisterMap& map, bool quie
       continue;
     }
     u.caps = read_caps(*u.regs);
+    if (!quiet) note_firmware_state(*u.regs, r.register_base);
     const UnitPlan plan = plan_unit(u.caps, u.register_bytes);
     if (plan.usable && plan.register_bytes > u.register_bytes) {
       u.register_bytes = plan.register_bytes;
@@ -261,17 +277,34 @@ void protect(const ProtectRequest& request, vmx::PageAllocator& alloc, vmx::Phys
   apply_policy(request.policy, out);
 }
 
-uint32_t poll_faults(ProtectResult& result, FaultLog& log, uint64_t now_us) {
+void log_protect_line(const ProtectResult& result) {
+  const bool warn = !result.take_over_allowed || result.status == ProtectStatus::kFailed ||
+                    result.status == ProtectStatus::kPartial;
+  (warn ? log::error : log::info)("%s\n", result.line);
+}
+
+uint32_t poll_faults(ProtectResult& result, FaultLog& log, uint64_t now_us, FaultRecord* out,
+                     uint32_t cap) {
   uint32_t total = 0;
   for (uint32_t i = 0; i < result.unit_count; ++i) {
     UnitState& u = result.units[i];
-    if (!u.enabled) continue;
+    if (!u.enabled || u.regs == nullptr) continue;
     FaultRecord records[kMaxFaultsShown];
     const FaultScan scan = collect_faults(*u.regs, u.caps, records, kMaxFaultsShown);
     log.report(u.register_base, scan, records, kMaxFaultsShown, now_us);
+    for (uint32_t k = 0; k < scan.records && k < kMaxFaultsShown && total + k < cap; ++k) {
+      out[total + k] = records[k];
+    }
     total += scan.records;
   }
   return total;
+}
+
+void rebind_units(ProtectResult& result, RegisterMap& map) {
+  for (uint32_t i = 0; i < result.unit_count && i < kMaxUnits; ++i) {
+    UnitState& u = result.units[i];
+    if (u.usable) u.regs = map.unit(u.register_base, u.register_bytes);
+  }
 }
 
 bool unprotect(ProtectResult& result) {
@@ -279,6 +312,12 @@ bool unprotect(ProtectResult& result) {
   for (uint32_t i = 0; i < result.unit_count; ++i) {
     UnitState& u = result.units[i];
     if (!u.enabled) continue;
+    if (u.regs == nullptr) {
+      log::error("vtd: unit 0x%llx: cannot reach its registers to turn translation off\n",
+                 ull(u.register_base.value()));
+      ok = false;
+      continue;
+    }
     char error[160];
     if (!disable_translation(*u.regs, error, sizeof(error))) {
       log::error("vtd: unit 0x%llx: %s\n", ull(u.register_base.value()), error);

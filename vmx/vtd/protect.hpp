@@ -73,11 +73,26 @@ uint64_t protect_table_pages(const ProtectRequest& request, RegisterMap& map);
 void protect(const ProtectRequest& request, vmx::PageAllocator& alloc, vmx::PhysAccess& phys,
              RegisterMap& map, ProtectResult* out);
 
+// Logs result.line at the level it deserves: an error when the take-over
+// is refused, or when remapping hardware is there but does not keep every
+// device out; otherwise (protected, no hardware, iommu = off) information.
+void log_protect_line(const ProtectResult& result);
+
 // Reads, logs (rate-limited through `log`) and clears the fault records of
-// every enabled unit. Returns how many faults were found.
-uint32_t poll_faults(ProtectResult& result, FaultLog& log, uint64_t now_us);
+// every enabled unit, copying the first `cap` records into `out` (may be
+// nullptr). Returns how many faults were found.
+uint32_t poll_faults(ProtectResult& result, FaultLog& log, uint64_t now_us,
+                     FaultRecord* out = nullptr, uint32_t cap = 0);
 
 // Turns translation off again on every enabled unit; false if one refused.
 bool unprotect(ProtectResult& result);
+
+// Points every unit's register accessor at `map`'s. The accessors belong to
+// whoever runs the code: protect() ran with the EFI side's, the host runs
+// from its own copy of microhv, so it rebinds the result it finds in the
+// pool before touching a unit (and the EFI side rebinds back before
+// unprotect() after a failed launch). A unit `map` cannot reach is left
+// without an accessor: polling and unprotect() skip it.
+void rebind_units(ProtectResult& result, RegisterMap& map);
 
 }  // namespace microhv::vtd

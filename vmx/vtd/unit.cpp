@@ -53,6 +53,26 @@ bool invalidate(VtdRegisters& regs, uint32_t reg, uint64_t command, uint64_t bus
   return true;
 }
 
+// Protected memory regions (10.4.16-10.4.20, PMEN_REG) that firmware (a
+// pre-boot DMA protection driver) left enabled block DMA to whole ranges of
+// memory below and above 4 GiB. With translation on, the tables decide:
+// the regions are turned off once TE is set, as the specification asks of
+// software that enables remapping (and Linux does). PMEN is read-only on
+// units without them (CAP.PLMR = CAP.PHMR = 0), so it is not touched there.
+bool disable_protected_memory(VtdRegisters& regs, const UnitCaps& caps, char* error,
+                              size_t error_cap) {
+  if ((caps.cap & (cap::kPlmr | cap::kPhmr)) == 0) return true;
+  const uint32_t value = regs.read32(kPmenReg);
+  if ((value & (pmen::kEpm | pmen::kPrs)) == 0) return true;
+  regs.write32(kPmenReg, value & ~pmen::kEpm);
+  if (wait_for(regs, [&] { return (regs.read32(kPmenReg) & pmen::kPrs) == 0; })) return true;
+  format(error, error_cap,
+         "turning off the protected memory regions firmware enabled did not complete within %u "
+         "ms (PMEN 0x%08x)",
+         kWaitTimeoutUs / 1000, regs.read32(kPmenReg));
+  return false;
+}
+
 }  // namespace
 
 UnitCaps read_caps(VtdRegisters& regs) {
@@ -102,9 +122,12 @@ bool enable_translation(VtdRegisters& regs, const UnitCaps& caps, Hpa root_table
   }
   // Translation left on by firmware: the unit uses the new tables since
   // SRTP and the invalidations; setting TE again would be no command.
-  if ((regs.read32(kGstsReg) & gcmd::kTe) != 0) return true;
-  return global_command(regs, gcmd::kTe, true, gcmd::kTe, true, "enabling translation", error,
-                        error_cap);
+  if ((regs.read32(kGstsReg) & gcmd::kTe) == 0 &&
+      !global_command(regs, gcmd::kTe, true, gcmd::kTe, true, "enabling translation", error,
+                      error_cap)) {
+    return false;
+  }
+  return disable_protected_memory(regs, caps, error, error_cap);
 }
 
 bool disable_translation(VtdRegisters& regs, char* error, size_t error_cap) {

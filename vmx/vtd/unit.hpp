@@ -14,7 +14,9 @@
 //   5. global IOTLB invalidation through IOTLB_REG, wait for IVT = 0 -- always
 //      after the context cache, since IOTLB entries are tagged with what the
 //      context cache held (6.5.1);
-//   6. GCMD.TE, wait for GSTS.TES.
+//   6. GCMD.TE, wait for GSTS.TES;
+//   7. protected memory regions firmware left enabled are turned off
+//      (PMEN.EPM = 0, wait for PMEN.PRS = 0), on units that have them.
 // Every GCMD write is GSTS with the one-shot bits cleared plus or minus the
 // one command bit (10.4.4).
 #pragma once
