@@ -71,7 +71,7 @@ endif
 # The VT-d integration test (tests/vtd/): microhv's VT-d code, its MMIO
 # register accessor and what it needs to log, run under QEMU TCG.
 VTD_TEST_SRCS := $(wildcard tests/vtd/*.cpp) $(wildcard vmx/vtd/*.cpp) vmx/hw/vtd_hw.cpp \
-  vmx/page_tables.cpp vmx/ept.cpp boot/acpi/reader.cpp boot/acpi/encoding.cpp \
+  vmx/page_tables.cpp vmx/ept.cpp vmx/mtrr_types.cpp boot/acpi/reader.cpp boot/acpi/encoding.cpp \
   boot/efi/firmware_acpi.cpp kernel/base/iommu_policy.cpp kernel/base/log.cpp \
   kernel/base/format.cpp kernel/base/libc_hw.cpp arch/serial_hw.cpp
 $(eval $(call efi_app,vtd_test,$(VTD_TEST_SRCS)))

@@ -57,41 +57,55 @@ void fill_hypercall_page(GuestPhysicalOverlays& overlays) {
 // The overlay follows the MSR: placed at its page while enabled, moved when
 // the page changes, removed when disabled. The guest RAM underneath is never
 // written. Runs under Hypervisor::lock, so concurrent writers are
-// serialised and the last one's value is what is mapped.
-void follow_hypercall_msr(Partition& p, uint64_t old_msr) {
-  const uint64_t now = p.hypercall_msr;
+// serialised and the last one's value is what is mapped. False when the
+// page cannot be placed there (microhv's memory, the local APIC page,
+// another overlay) or the back end is out of page tables: the overlay stays
+// where it was and the caller leaves the MSR unchanged.
+bool follow_hypercall_msr(Partition& p, uint64_t old_msr, uint64_t new_msr) {
   const bool was_on = (old_msr & hypercall_msr::kEnable) != 0;
-  const bool is_on = (now & hypercall_msr::kEnable) != 0;
-  const Gpa page(now & hypercall_msr::kPageMask);
+  const bool is_on = (new_msr & hypercall_msr::kEnable) != 0;
+  const Gpa page(new_msr & hypercall_msr::kPageMask);
   if (is_on) {
-    if (was_on && Gpa(old_msr & hypercall_msr::kPageMask) == page) return;
+    if (was_on && Gpa(old_msr & hypercall_msr::kPageMask) == page) return true;
     fill_hypercall_page(p.overlays());
-    p.overlays().place(OverlayId::kHypercallPage, page);  // a refusal is the back end's to log
-  } else if (was_on) {
-    p.overlays().remove(OverlayId::kHypercallPage);
+    // The back end logs why it refused or failed.
+    return p.overlays().place(OverlayId::kHypercallPage, page) == OverlayStatus::kPlaced;
   }
+  if (was_on) p.overlays().remove(OverlayId::kHypercallPage);
+  return true;
 }
 
 MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
   Partition& partition = vp.partition();
   const uint64_t old_hypercall = partition.hypercall_msr;
   switch (m) {
-    case msr::kGuestOsId:
+    case msr::kGuestOsId: {
+      // Clearing the OS id disables the hypercall page (TLFS 3.13); removing
+      // an overlay cannot fail.
+      const uint64_t hypercall =
+          value == 0 ? old_hypercall & ~hypercall_msr::kEnable : old_hypercall;
+      follow_hypercall_msr(partition, old_hypercall, hypercall);
       partition.guest_os_id = value;
-      // Clearing the OS id disables the hypercall page (TLFS 3.13).
-      if (value == 0) partition.hypercall_msr &= ~hypercall_msr::kEnable;
-      follow_hypercall_msr(partition, old_hypercall);
+      partition.hypercall_msr = hypercall;
       return MsrResult::kOk;
+    }
     case msr::kHypercall:
-      if ((value & hypercall_msr::kReserved) != 0) return MsrResult::kGp;
+      if ((value & hypercall_msr::kReserved) != 0 || page_field_beyond_width(partition, value)) {
+        return MsrResult::kGp;
+      }
       if ((old_hypercall & hypercall_msr::kLocked) != 0) return MsrResult::kOk;  // ignored
       // The page cannot be enabled before the guest identifies itself.
       if (partition.guest_os_id == 0) value &= ~hypercall_msr::kEnable;
+      // A page that cannot be placed: the write does not take effect (#GP,
+      // as for a GPA that is not guest memory; the guest keeps its page).
+      if (!follow_hypercall_msr(partition, old_hypercall, value)) return MsrResult::kGp;
       partition.hypercall_msr = value;
-      follow_hypercall_msr(partition, old_hypercall);
       return MsrResult::kOk;
     case msr::kVpAssistPage:
-      if ((value & tlfs::vp_assist_msr::kReserved) != 0) return MsrResult::kGp;
+      if ((value & tlfs::vp_assist_msr::kReserved) != 0 ||
+          page_field_beyond_width(partition, value)) {
+        return MsrResult::kGp;
+      }
       vp.vp_assist_page = value;
       return MsrResult::kOk;
     default:

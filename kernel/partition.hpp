@@ -134,8 +134,10 @@ class Partition {
   Partition* parent() const { return parent_; }
   const PartitionQuota& quota() const { return quota_; }
   bool in_use() const { return hv_ != nullptr; }
-  bool active() const { return active_; }
-  void set_active(bool active) { active_ = active; }
+  // Atomic: the back end reads it on every VM entry without the lock (a
+  // stopped partition's VPs park, vmx/smp.hpp).
+  bool active() const { return __atomic_load_n(&active_, __ATOMIC_ACQUIRE); }
+  void set_active(bool active) { __atomic_store_n(&active_, active, __ATOMIC_RELEASE); }
   const PartitionFeatures& features() const { return features_; }
   void set_features(const PartitionFeatures& f) { features_ = f; }
   bool has_privilege(uint32_t ebx_bit) const { return (features_.privileges & ebx_bit) != 0; }

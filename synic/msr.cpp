@@ -39,10 +39,12 @@ MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
       deliver_waiting(vp);
       return MsrResult::kOk;
     case msr::kSimp:
+      if (page_field_beyond_width(vp.partition(), value)) return MsrResult::kGp;
       s.simp = value;
       deliver_waiting(vp);
       return MsrResult::kOk;
     case msr::kSiefp:
+      if (page_field_beyond_width(vp.partition(), value)) return MsrResult::kGp;
       s.siefp = value;
       return MsrResult::kOk;
     case msr::kEom:
@@ -56,6 +58,10 @@ MsrResult write_locked(Vp& vp, uint32_t m, uint64_t value) {
 }
 
 }  // namespace
+
+bool page_field_beyond_width(const Partition& p, uint64_t msr_value) {
+  return !p.memory().within_width(Gpa(msr_value & ~kPageMask));
+}
 
 bool is_synic_msr(uint32_t m) {
   return (m >= msr::kScontrol && m <= msr::kEom) || is_sint(m);

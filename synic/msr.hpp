@@ -11,6 +11,7 @@
 
 namespace microhv {
 
+class Partition;
 class Vp;
 
 enum class MsrResult {
@@ -20,6 +21,15 @@ enum class MsrResult {
 };
 
 bool is_synic_msr(uint32_t msr);
+
+// A synthetic MSR's GPA page field (bits 63:12: SIMP, SIEFP, HYPERCALL,
+// VP_ASSIST_PAGE) names a page beyond the guest's physical address width.
+// Those bits are reserved, as in the architectural MSRs that hold a
+// physical address (SDM Vol. 3A 11.4.4 IA32_APIC_BASE, 12.11.2.3
+// IA32_MTRR_PHYSBASEn): the write is #GP. No such page can be guest memory,
+// and none may ever be mapped (issue 9: a hypercall page number with bit 52
+// set aliased into microhv's memory).
+bool page_field_beyond_width(const Partition& p, uint64_t msr_value);
 
 // Both take Hypervisor::lock themselves; an EOM with nothing queued takes
 // none. Precondition: is_synic_msr(msr).

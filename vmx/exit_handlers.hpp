@@ -60,6 +60,7 @@ ExitAction on_rdmsr(ExitContext& c);          // exit_msr.cpp
 ExitAction on_wrmsr(ExitContext& c);          // exit_msr.cpp
 ExitAction on_cr_access(ExitContext& c);      // exit_cr.cpp
 ExitAction on_ept_violation(ExitContext& c);  // exit_memory.cpp
+ExitAction on_ept_misconfig(ExitContext& c);  // exit_memory.cpp
 // A guest write to the xAPIC page at `offset` (exit_apic.cpp).
 ExitAction emulate_apic_write(ExitContext& c, uint32_t offset);
 ExitAction on_init(ExitContext& c);          // exit_init.cpp

@@ -180,6 +180,7 @@ constexpr TableEntry kHandlers[] = {
     {exit_reason::kEntryFailMsrLoading, on_entry_failure},
     {exit_reason::kEntryFailMachineCheck, on_entry_failure},
     {exit_reason::kEptViolation, on_ept_violation},
+    {exit_reason::kEptMisconfig, on_ept_misconfig},
     {exit_reason::kInvept, on_vmx_instruction},
     {exit_reason::kPreemptionTimer, on_preemption_timer},
     {exit_reason::kInvvpid, on_vmx_instruction},

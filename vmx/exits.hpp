@@ -22,7 +22,7 @@
 #include "kernel/platform/overlays.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/controls.hpp"
-#include "vmx/ept.hpp"
+#include "vmx/guest_ept.hpp"
 #include "vmx/injection.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/vmcs_access.hpp"
@@ -100,6 +100,23 @@ class HvCore {
   ~HvCore() = default;
 };
 
+// The guest's EPT as the EPT exit handlers reach it. The back end
+// (vmx/hw/ept.cpp) answers under its EPT lock and invalidates every CPU
+// when a change needs it; host tests answer from a GuestEpt on fake memory.
+class EptFaults {
+ public:
+  // What the violation at `gpa` means (GuestEpt::classify). kMapOnDemand is
+  // resolved here: the chunk is mapped and the answer is kRetry, or kStop
+  // when it could not be.
+  virtual EptFaultInfo on_violation(Gpa gpa, uint64_t qualification) = 0;
+  // The raw entries a walk of `gpa` reads, root first (for the
+  // misconfiguration report); returns how many.
+  virtual unsigned walk(Gpa gpa, uint64_t entries[4]) = 0;
+
+ protected:
+  ~EptFaults() = default;
+};
+
 struct ExitContext {
   uint32_t reason;  // basic exit reason
   uint64_t qualification;
@@ -109,12 +126,10 @@ struct ExitContext {
   HvCore& core;
   PendingEvents& events;
   const VmxCapabilities& caps;  // CR fixed bits for CR-access emulation
-  // microhv's own memory (not present in EPT: the layout's hidden range) and
-  // the overlay pages (the hypercall page read+execute, the reference TSC
-  // page read-only; indexed by OverlayId), for clear reporting of guest
-  // accesses to them; at most a few such lines are logged (denied_log).
-  const EptLayout* hidden = nullptr;
-  Optional<Gpa> overlay_pages[kOverlayCount]{};
+  // The guest's EPT (EPT violations and misconfigurations); nullptr: every
+  // EPT exit stops the guest. Guest accesses it denies are logged at most
+  // a few times (denied_log).
+  EptFaults* ept = nullptr;
   log::RateLimit* denied_log = nullptr;
   // This VP's inbox (vmx/smp.hpp): an NMI exit asks it whether the NMI was
   // a kick from another CPU or a genuine NMI. nullptr: every NMI is genuine.
@@ -138,6 +153,9 @@ struct ExitContext {
   const char* stop_reason = nullptr;
   // A VMREAD or VMWRITE failed during this exit (vmx/exit_handlers.hpp).
   bool vmcs_failed = false;
+  // The handler saw EPT allow what just faulted: this CPU invalidates its
+  // EPT-derived translations before it enters again (INVEPT).
+  bool invalidate_ept = false;
   // Set by handlers, read by the back end for its log.
   bool kicked = false;        // the exit was a kick NMI
   bool init_or_sipi = false;  // the exit was INIT or SIPI

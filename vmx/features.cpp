@@ -60,6 +60,12 @@ const char* missing_requirement(const VmxCapabilities& caps, const ControlSet& c
 
 }  // namespace
 
+unsigned ept_leaf_level(uint64_t ept_vpid_cap) {
+  return (ept_vpid_cap & ept_cap::kPage1G) != 0   ? 3
+         : (ept_vpid_cap & ept_cap::kPage2M) != 0 ? 2
+                                                  : 1;
+}
+
 FeatureDecision decide_features(const VmxCapabilities& caps) {
   FeatureDecision d;
   d.controls = compute_controls(caps, true);
@@ -67,7 +73,7 @@ FeatureDecision decide_features(const VmxCapabilities& caps) {
   if (d.refusal != nullptr) return d;
 
   const uint64_t ept = caps.ept_vpid_cap;
-  d.ept_max_leaf_level = (ept & ept_cap::kPage1G) != 0 ? 3 : (ept & ept_cap::kPage2M) != 0 ? 2 : 1;
+  d.ept_max_leaf_level = ept_leaf_level(ept);
   d.ept_memtype_wb = (ept & ept_cap::kMemTypeWb) != 0;
   d.invept =
       (ept & ept_cap::kInveptSingle) != 0 ? InveptType::kSingleContext : InveptType::kAllContexts;

@@ -76,4 +76,7 @@ struct FeatureDecision {
 
 FeatureDecision decide_features(const VmxCapabilities& caps);
 
+// The largest EPT leaf the processor supports (FeatureDecision::ept_max_leaf_level).
+unsigned ept_leaf_level(uint64_t ept_vpid_cap);
+
 }  // namespace microhv::vmx

@@ -1,6 +1,7 @@
 #include "vmx/guest_cpuid.hpp"
 
 #include "arch/x86.hpp"
+#include "vmx/ept.hpp"
 
 namespace microhv::vmx {
 namespace {
@@ -61,6 +62,11 @@ CpuidRegs guest_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs r, const GuestC
         const bool supervisor = (r.ecx & 1) != 0;
         if (supervisor || subleaf == 3 || subleaf == 4) r = CpuidRegs{};
       }
+      break;
+    case 0x80000008:
+      // The physical address width: never more than EPT maps (vmx/ept.hpp),
+      // the same number microhv checks every GPA against.
+      r.eax = (r.eax & ~0xFFu) | guest_address_bits(r.eax & 0xFF);
       break;
     default:
       break;

@@ -76,7 +76,8 @@ struct LaunchInfo {
   // or not healthy): INIT broadcasts reach them for real.
   uint32_t native_count;
   ApicId native_apic_ids[kMaxCpus];
-  uint64_t ept_limit;
+  uint64_t ept_limit;  // identity_limit(): host page tables, and EPT built at take-over
+  MtrrSnapshot mtrrs;  // the BSP's MTRRs at take-over (memory types for EPT and host tables)
   uint32_t region_count;
   MemRegion regions[kMaxRegions];
   CpuLaunch cpus[kMaxCpus];

@@ -59,9 +59,11 @@ class PageTables {
  public:
   // `max_leaf_level`: 3 when 1 GiB pages are supported, else 2 (2 MiB), or
   // 1 (4 KiB only). `levels`: 4 (PML4 root, 48-bit) or 3 (PDPT root, 39-bit;
-  // VT-d only: a 3-level second-level table, 9.8).
+  // VT-d only: a 3-level second-level table, 9.8). `address_bits`: the input
+  // addresses that exist (for EPT the guest's MAXPHYADDR); 0 or more than
+  // the levels reach means what they reach (39 or 48 bits).
   PageTables(TableFormat format, PageAllocator& alloc, PhysAccess& phys, unsigned max_leaf_level,
-             unsigned levels = 4);
+             unsigned levels = 4, unsigned address_bits = 0);
 
   // Allocates the root (PML4, or PDPT with 3 levels). False when out of pages.
   bool init();
@@ -75,17 +77,27 @@ class PageTables {
   //
   // Maps [in, in+size) to [out, out+size) with the largest pages that fit,
   // splitting existing large pages where a range starts or ends inside one.
-  // 4 KiB granularity; false on misalignment, beyond the address width of
-  // the levels, or when out of pages (the tables stay valid but the range
-  // may be partly mapped).
+  // 4 KiB granularity; false on misalignment, an input beyond
+  // address_bits() or an output beyond bit 51 (nothing is changed then: an
+  // address is never truncated into another one), or when out of pages (the
+  // tables stay valid and every page keeps either its old or its new
+  // mapping). Tables the range no longer needs -- under a new large leaf or
+  // a not-present entry, or (EPT and VT-d formats, whose entries say all
+  // that differs) a table whose 512 entries became one large page again --
+  // go back to the free lists, one per level: a freed table is
+  // only ever reused at the level it had, so a processor that still walks it
+  // through a stale paging-structure cache reads entries of the right kind
+  // (the owner invalidates every CPU before that matters; see GuestEpt).
   bool map(uint64_t in, Hpa out, uint64_t size, MapAttr attr);
   bool map(Gpa in, Hpa out, uint64_t size, MapAttr attr) {
     return map(in.value(), out, size, attr);
   }
+  // Not present, at the highest level that fits: unmapping never needs a
+  // new table unless it punches a hole into a large page.
   bool unmap(uint64_t in, uint64_t size) { return map(in, Hpa(0), size, kNotPresent); }
   bool unmap(Gpa in, uint64_t size) { return unmap(in.value(), size); }
 
-  // Walks the tables. False when `in` is not present.
+  // Walks the tables. False when `in` is not present or beyond address_bits().
   struct Translation {
     Hpa out;
     MapAttr attr;
@@ -93,9 +105,17 @@ class PageTables {
   };
   bool translate(uint64_t in, Translation* result);
   bool translate(Gpa in, Translation* result) { return translate(in.value(), result); }
+  // The raw entries a walk of `in` reads, root first (for error reports);
+  // returns how many (the last is a leaf or not present).
+  unsigned walk_entries(uint64_t in, uint64_t entries[4]);
 
+  // Tables linked into the structure (the root included), and tables freed
+  // and waiting on the free lists for reuse.
   uint64_t tables_allocated() const { return tables_; }
+  uint64_t tables_free() const { return free_count_; }
   unsigned levels() const { return levels_; }
+  unsigned address_bits() const { return address_bits_; }
+  unsigned max_leaf_level() const { return max_leaf_level_; }
 
  private:
   uint64_t encode_leaf(uint64_t pa, MapAttr attr, unsigned level) const;
@@ -103,15 +123,24 @@ class PageTables {
   bool is_present(uint64_t e) const;
   bool is_leaf(uint64_t e, unsigned level) const;
   MapAttr decode_attr(uint64_t e) const;
-  uint64_t* descend(uint64_t in, unsigned target_level);
+  Optional<Hpa> take_table(unsigned level);
+  void free_table(Hpa table, unsigned level);
+  void free_subtree(uint64_t entry, unsigned level);
+  uint64_t* descend(uint64_t in, unsigned target_level, bool present, unsigned* absent_level);
+  void collapse_path(uint64_t in);
 
   TableFormat format_;
   PageAllocator& alloc_;
   PhysAccess& phys_;
   unsigned max_leaf_level_;
   unsigned levels_;
+  unsigned address_bits_;
   Optional<Hpa> root_;
   uint64_t tables_ = 0;
+  uint64_t free_count_ = 0;
+  // Free lists of tables at level 1 (PT), 2 (PD), 3 (PDPT), linked through
+  // their entry 0 (a page address: never a present entry in any format).
+  Optional<Hpa> free_[4];
 };
 
 }  // namespace microhv::vmx

@@ -95,4 +95,12 @@ HostNmiOutcome host_nmi(RemoteQueue& q, uint64_t rip, uint64_t check, uint64_t v
   return {kind, entry_window_fixup(rip, check, vmresume)};
 }
 
+void stop_partition(Partition& partition) {
+  partition.set_active(false);
+}
+
+bool vp_must_park(const Vp* vp) {
+  return vp != nullptr && !vp->partition().active();
+}
+
 }  // namespace microhv::vmx

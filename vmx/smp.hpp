@@ -132,6 +132,24 @@ struct IcrDecision {
 IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const ApicId* vp_apic,
                        uint32_t vp_count, uint32_t self, bool natives);
 
+// ---------------------------------------------------------------- stopping the guest
+
+// One guest partition runs on every CPU, so "stop the guest" stops the
+// partition, not one CPU: a VP that cannot go on (an EPT violation or
+// misconfiguration microhv cannot explain, a failed VMREAD/VMWRITE, a
+// failed VM entry, a triple fault) marks its partition stopped (inactive:
+// its ports refuse messages, so nothing is queued for it any more), the
+// other VPs are kicked, and each of them parks in the host at its next
+// entry with one log line. Halting only the CPU that hit the problem would
+// leave the guest's other CPUs waiting for it for ever (IPIs, TLB
+// shoot-downs). microhv itself stays up: parked CPUs hold no lock and
+// still take NMIs. Lock-free (Partition::active is atomic): every VM entry
+// asks vp_must_park.
+void stop_partition(Partition& partition);
+// Whether the CPU running `vp` (nullptr: not a VP yet) must park instead
+// of entering the guest.
+bool vp_must_park(const Vp* vp);
+
 // Visits the set bits of a 256-bit vector bitmap, lowest first.
 template <typename F>
 void for_each_vector(const uint64_t (&bits)[4], F f) {

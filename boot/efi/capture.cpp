@@ -3,6 +3,7 @@
 #include "arch/cpu.hpp"
 #include "arch/descriptors.hpp"
 #include "arch/msr.hpp"
+#include "arch/mtrr.hpp"
 
 namespace microhv::boot {
 namespace {
@@ -69,6 +70,26 @@ void capture_guest_state(vmx::GuestStart* g) {
   g->gs = read_segment<uint16_t>(5);
   g->ldtr = read_segment<uint16_t>(6);
   g->tr = read_segment<uint16_t>(7);
+}
+
+void capture_firmware_mtrrs(vmx::MtrrSnapshot* out, unsigned phys_bits) {
+  namespace mtrr = arch::mtrr;
+  *out = vmx::MtrrSnapshot{};
+  out->phys_bits = phys_bits;
+  out->present = (arch::cpuid(1).edx & mtrr::kCpuid1EdxMtrr) != 0;
+  if (!out->present) return;
+  out->cap = arch::rdmsr(mtrr::kCapMsr);
+  out->def_type = arch::rdmsr(mtrr::kDefTypeMsr);
+  if ((out->cap & mtrr::kCapFixed) != 0) {
+    for (unsigned i = 0; i < mtrr::kFixedMsrCount; ++i) {
+      out->fixed[i] = arch::rdmsr(mtrr::kFixedMsrs[i].msr);
+    }
+  }
+  out->var_count = static_cast<uint32_t>(out->cap & mtrr::kCapVcntMask);
+  for (uint32_t i = 0; i < out->var_count && i < vmx::kMaxSnapshotMtrrs; ++i) {
+    out->var[i].base = arch::rdmsr(mtrr::kPhysBase0 + 2 * i);
+    out->var[i].mask = arch::rdmsr(mtrr::kPhysMask0 + 2 * i);
+  }
 }
 
 }  // namespace microhv::boot

@@ -4,6 +4,7 @@
 #include "arch/cpu.hpp"
 #include "arch/msr.hpp"
 #include "arch/x86.hpp"
+#include "boot/efi/capture.hpp"
 #include "kernel/base/log.hpp"
 #include "synic/services/testdev.hpp"
 #include "vmx/ept.hpp"
@@ -22,9 +23,7 @@ namespace {
 
 using vmx::CpuLaunch;
 using vmx::kMaxRegions;
-using vmx::kPermRwx;
 using vmx::LaunchInfo;
-using vmx::MapAttr;
 using vmx::MemRegion;
 using vmx::PageAllocator;
 using vmx::PageTables;
@@ -297,30 +296,32 @@ EFI_STATUS build_resident(EFI_BOOT_SERVICES* bs, const EFI_LOADED_IMAGE& li, MpP
       max_ext >= 0x80000001 && (arch::cpuid(0x80000001).edx & arch::cpuid_ext1_edx::kPage1G) != 0;
   info->ept_limit = identity_limit(info->regions, info->region_count, info->phys_addr_bits);
   info->tsc_hz = measure_tsc_hz(bs);
+  capture_firmware_mtrrs(&info->mtrrs, info->phys_addr_bits);
   info->apic_hz = measure_apic_hz(info->tsc_hz);
   info->host_invariant_tsc =
       max_ext >= 0x80000007 && (arch::cpuid(0x80000007).edx & (1u << 8)) != 0;
 
-  // Host page tables: identity map of [0, limit), 1G pages when the CPU has them.
+  // Host page tables: identity map of [0, limit), 1G pages when the CPU has
+  // them, but no large page across two MTRR types (SDM Vol. 3A 12.11.9).
   BumpAllocator alloc(info);
   Identity phys;
   PageTables host(TableFormat::kHost, alloc, phys, info->page1g ? 3 : 2);
-  if (!host.init() ||
-      !host.map(0, Hpa(0), info->ept_limit, MapAttr{kPermRwx, arch::MemType::kWb})) {
+  if (!host.init() || !vmx::map_host_identity(host, info->mtrrs, info->ept_limit)) {
     log::error("vmx: building host page tables failed\n");
     bs->FreePages(base, pages);
     return EFI_OUT_OF_RESOURCES;
   }
   info->host_cr3 = host.root().value();
+  const uint64_t host_tables = host.tables_allocated();
 
   log::info(
       "vmx: image 0x%llx (%llu KiB) copied to 0x%llx; pool %llu KiB EfiRuntimeServicesData for %u "
       "CPU(s); %u "
-      "memory regions, identity map up to 0x%llx (%u-bit physical); TSC %llu kHz, APIC timer %llu "
-      "kHz, CPUID.80000007:EDX[8] (invariant TSC) %u\n",
+      "memory regions, identity map up to 0x%llx (%u-bit physical) in %llu tables; TSC %llu kHz, "
+      "APIC timer %llu kHz, CPUID.80000007:EDX[8] (invariant TSC) %u\n",
       (unsigned long long)image_base, (unsigned long long)(li.ImageSize >> 10),
       (unsigned long long)copy, (unsigned long long)(pages * 4), plan.count, info->region_count,
-      (unsigned long long)info->ept_limit, info->phys_addr_bits,
+      (unsigned long long)info->ept_limit, info->phys_addr_bits, (unsigned long long)host_tables,
       (unsigned long long)(info->tsc_hz / 1000), (unsigned long long)(info->apic_hz / 1000),
       info->host_invariant_tsc ? 1u : 0u);
 

@@ -22,9 +22,13 @@ enum class OverlayId : uint8_t {
 };
 inline constexpr uint32_t kOverlayCount = 2;
 
+// Not placed (refused or failed): nothing changed, the overlay is still
+// where it was (or nowhere), and the core makes the MSR write that asked for
+// it fail with #GP (hypercall/msr.cpp).
 enum class OverlayStatus : uint8_t {
   kPlaced,   // mapped at the GPA
-  kRefused,  // the GPA is not the guest's to see (the hypervisor's own memory)
+  kRefused,  // the GPA may not hold it: beyond the guest's width, the hypervisor's
+             // own memory, the local APIC page, another overlay's page
   kFailed,   // the mapping could not be made (out of page-table pages)
 };
 
@@ -33,7 +37,8 @@ class GuestPhysicalOverlays {
   // Writes into the overlay's own 4 KiB page. False when out of range.
   virtual bool write(OverlayId id, uint32_t offset, const void* data, uint32_t len) = 0;
   // Maps the overlay at the page-aligned `gpa`, moving it if it was
-  // elsewhere (placing it where it is already is a no-op).
+  // elsewhere (placing it where it is already is a no-op). While placed,
+  // the page is not RAM for the partition's GuestMemory.
   virtual OverlayStatus place(OverlayId id, Gpa gpa) = 0;
   // Unmaps it: the RAM underneath is visible again. No-op when not placed.
   virtual void remove(OverlayId id) = 0;

@@ -47,6 +47,7 @@ uint64_t slot_of(uint32_t vp) {
 // (The test fake also logs every write, which is not what is measured here.)
 class FlatMemory final : public GuestMemory {
  public:
+  unsigned address_bits() const override { return 39; }
   bool is_ram(Gpa gpa, uint64_t len) const override {
     return gpa.value() < sizeof(bytes) && len <= sizeof(bytes) - gpa.value();
   }

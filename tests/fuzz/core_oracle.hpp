@@ -248,6 +248,13 @@ class Oracle : public Shadow {
   bool synic_write(ShadowPartition& p, uint32_t vp, uint32_t msr, uint64_t value, bool* gp) {
     ShadowVp& v = p.vps[vp];
     *gp = false;
+    // SIMP/SIEFP: a page at or above the guest's physical address width is
+    // a reserved bit, #GP and nothing changes (synic/msr.hpp).
+    if ((msr == tlfs::msr::kSimp || msr == tlfs::msr::kSiefp) && p.memory != nullptr &&
+        p.memory->width < 64 && ((value & ~0xFFFull) >> p.memory->width) != 0) {
+      *gp = true;
+      return true;
+    }
     switch (msr) {
       case tlfs::msr::kSimp:
         v.simp = value;

@@ -84,6 +84,7 @@ struct ShadowSynic {
 
 struct Shadow {
   ShadowSynic vp[kVps];
+  unsigned address_bits = 64;  // the guest's physical address width (FakeMemory::width)
 
   // The result a SynIC MSR write must have and the SynIC it leaves; false
   // for MSRs the shadow does not follow.
@@ -91,8 +92,11 @@ struct Shadow {
                      ShadowSynic* after) const {
     *after = vp[vp_index];
     if (msr == tlfs::msr::kSimp || msr == tlfs::msr::kSiefp) {
-      (msr == tlfs::msr::kSimp ? after->simp : after->siefp) = value;  // any value is accepted
-      *expect = MsrResult::kOk;
+      // A page at or above the guest's physical address width is a reserved
+      // bit: #GP, nothing changes (synic/msr.hpp); any other value is taken.
+      const bool beyond = address_bits < 64 && ((value & ~0xFFFull) >> address_bits) != 0;
+      if (!beyond) (msr == tlfs::msr::kSimp ? after->simp : after->siefp) = value;
+      *expect = beyond ? MsrResult::kGp : MsrResult::kOk;
       return true;
     }
     if (msr >= tlfs::msr::kSint0 && msr <= tlfs::msr::kSint15) {
@@ -220,6 +224,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   VmbusHost vmbus;
   if (!vmbus.attach(*hv, *partition, PartitionId(2))) abort();
   Shadow shadow;
+  shadow.address_bits = memory.width;
 
   for (int steps = 0; steps < 64 && in.size > 0; ++steps) {
     Vp& vp = *partition->vp(VpIndex(in.take<uint8_t>() % kVps));

@@ -28,37 +28,9 @@ constexpr const char* kOverlayLast = "hv-overlay-read-last-faults";
 constexpr const char* kWrite = "hv-memory-write-faults";
 constexpr const char* kAdjacent = "hv-memory-adjacent-page-readable";
 
-const info::InfoTable* find_info_table() {
-  EFI_SYSTEM_TABLE* st = system_table();
-  if (st == nullptr || st->ConfigurationTable == nullptr) return nullptr;
-  for (UINTN i = 0; i < st->NumberOfTableEntries; ++i) {
-    const EFI_CONFIGURATION_TABLE& t = st->ConfigurationTable[i];
-    static_assert(sizeof(t.VendorGuid) == sizeof(info::kInfoTableGuid));
-    if (memcmp(&t.VendorGuid, &info::kInfoTableGuid, sizeof(t.VendorGuid)) == 0) {
-      return static_cast<const info::InfoTable*>(t.VendorTable);
-    }
-  }
-  return nullptr;
-}
-
-struct Access {
-  uint64_t addr;
-  uint64_t value;
-};
-
-void read_qword(void* p) {
-  auto* a = static_cast<Access*>(p);
-  a->value = *reinterpret_cast<volatile const uint64_t*>(a->addr);
-}
-
-void write_qword(void* p) {
-  auto* a = static_cast<Access*>(p);
-  *reinterpret_cast<volatile uint64_t*>(a->addr) = a->value;
-}
-
 // A read of `addr` must fault; passes with the vector in a NOTE.
 void expect_read_faults(const char* name, uint64_t addr, const char* where) {
-  Access a{addr, 0x5A5A5A5A5A5A5A5Aull};
+  QwordAccess a{addr, 0x5A5A5A5A5A5A5A5Aull};
   Fault f{};
   run_guarded(read_qword, &a, &f);
   if (f.faulted) {
@@ -80,6 +52,19 @@ bool ordinary_ram(uint64_t addr, uint32_t* type) {
 }
 
 }  // namespace
+
+const info::InfoTable* find_info_table() {
+  EFI_SYSTEM_TABLE* st = system_table();
+  if (st == nullptr || st->ConfigurationTable == nullptr) return nullptr;
+  for (UINTN i = 0; i < st->NumberOfTableEntries; ++i) {
+    const EFI_CONFIGURATION_TABLE& t = st->ConfigurationTable[i];
+    static_assert(sizeof(t.VendorGuid) == sizeof(info::kInfoTableGuid));
+    if (memcmp(&t.VendorGuid, &info::kInfoTableGuid, sizeof(t.VendorGuid)) == 0) {
+      return static_cast<const info::InfoTable*>(t.VendorTable);
+    }
+  }
+  return nullptr;
+}
 
 void group_isolation() {
   static const char* const kAfterTable[] = {kReadStart,     kReadMiddle,  kReadLast, kOverlayStart,
@@ -124,7 +109,7 @@ void group_isolation() {
   // microhv's table pool): if it is wrongly reachable, a zero there is the
   // least harmful thing to have written.
   {
-    Access a{base + size - 8, 0};
+    QwordAccess a{base + size - 8, 0};
     Fault f{};
     run_guarded(write_qword, &a, &f);
     if (f.faulted) {
@@ -145,7 +130,7 @@ void group_isolation() {
       if (base < 4096 && i == 0) continue;
       if (!ordinary_ram(candidates[i], &types[i])) continue;
       found = true;
-      Access a{candidates[i] + 8, 0};
+      QwordAccess a{candidates[i] + 8, 0};
       Fault f{};
       run_guarded(read_qword, &a, &f);
       check(kAdjacent, !f.faulted,

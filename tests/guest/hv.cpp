@@ -78,11 +78,11 @@ HvResult hypercall(uint64_t control, uint64_t in_gpa, uint64_t out_gpa, Via via)
   return r;
 }
 
-HvResult hypercall_in(tlfs::CallCode c, const void* input, size_t size) {
+HvResult hypercall_in(tlfs::CallCode c, const void* input, size_t size, Via via) {
   memset(env.in, 0, 4096);
   memcpy(env.in, input, size);
-  return hypercall(code(c), reinterpret_cast<uint64_t>(env.in),
-                   reinterpret_cast<uint64_t>(env.out));
+  return hypercall(code(c), reinterpret_cast<uint64_t>(env.in), reinterpret_cast<uint64_t>(env.out),
+                   via);
 }
 
 HvResult create_port(uint32_t port_id, tlfs::PortType type, uint8_t sint, uint32_t vp,
@@ -123,13 +123,13 @@ HvResult disconnect_port(uint32_t connection_id) {
   return hypercall_in(tlfs::CallCode::kDisconnectPort, &in, sizeof(in));
 }
 
-HvResult post_message(uint32_t connection_id, uint32_t type, uint32_t size, uint8_t seed) {
+HvResult post_message(uint32_t connection_id, uint32_t type, uint32_t size, uint8_t seed, Via via) {
   tlfs::PostMessageInput in{};
   in.connection_id = connection_id;
   in.message_type = type;
   in.payload_size = size;
   fill_payload(in.payload, size < tlfs::kMaxPayload ? size : tlfs::kMaxPayload, seed);
-  return hypercall_in(tlfs::CallCode::kPostMessage, &in, sizeof(in));
+  return hypercall_in(tlfs::CallCode::kPostMessage, &in, sizeof(in), via);
 }
 
 HvResult signal_event(uint32_t connection_id, uint16_t flag, bool fast) {

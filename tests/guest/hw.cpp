@@ -145,6 +145,16 @@ bool run_guarded(void (*fn)(void*), void* arg, Fault* fault) {
   return !out->faulted;
 }
 
+void read_qword(void* p) {
+  auto* a = static_cast<QwordAccess*>(p);
+  a->value = *reinterpret_cast<volatile const uint64_t*>(a->addr);
+}
+
+void write_qword(void* p) {
+  auto* a = static_cast<QwordAccess*>(p);
+  *reinterpret_cast<volatile uint64_t*>(a->addr) = a->value;
+}
+
 const char* vector_name(uint8_t v) {
   static const char* const names[32] = {"#DE", "#DB",  "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
                                         "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",

@@ -173,6 +173,8 @@ void parse_options(EFI_HANDLE image) {
   option_value("--only=", g_only, sizeof(g_only));
 }
 
+}  // namespace
+
 uint8_t* alloc_pages(size_t count) {
   EFI_PHYSICAL_ADDRESS addr = 0;
   if (g_st->BootServices->AllocatePages(AllocateAnyPages, EfiLoaderData, count, &addr) !=
@@ -183,8 +185,6 @@ uint8_t* alloc_pages(size_t count) {
   memset(p, 0, count * 4096);
   return p;
 }
-
-}  // namespace
 
 _EFI_SYSTEM_TABLE* system_table() {
   return g_st;
@@ -471,6 +471,7 @@ extern "C" EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE* st) {
       {"authority", group_authority},
       {"smp", group_smp},
       {"rep", group_rep},
+      {"hostile", group_hostile_memory},
       // Last: the x2APIC check leaves the APIC in x2APIC mode.
       {"hostile", group_hostile_cpu},
       {"hostile", group_hostile_apic},

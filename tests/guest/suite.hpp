@@ -10,6 +10,7 @@
 //   checks_time.cpp        group time (TSC page, synthetic timers, frequency and crash MSRs)
 //   checks_time_vp1.cpp    the time checks on VP 1 (run from the smp group)
 //   checks_isolation.cpp   group isolation (microhv's memory is unreachable)
+//   checks_hostile_memory.cpp  group hostile: GPAs, overlays, high MMIO, 2,000 moves
 //   checks_smp.cpp         group smp (cross-VP delivery, needs >= 2 CPUs)
 //   smp_vp1.{hpp,cpp}      VP 1's command loop and the mailbox (groups smp and rep)
 //   checks_rep.cpp         group rep (rep hypercalls, IPIs, TLB flushes)
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #include "hypercall/tlfs/tlfs.hpp"
+#include "vmx/info_table.hpp"
 
 struct _EFI_SYSTEM_TABLE;  // <efi.h>; only the files that use it include it
 
@@ -71,6 +73,15 @@ struct Fault {
 
 // Runs fn(arg); a fault inside is recovered and described in *fault.
 bool run_guarded(void (*fn)(void*), void* arg, Fault* fault);
+
+// A qword at an address (linear = physical under UEFI), for run_guarded:
+// read_qword/write_qword take a QwordAccess*.
+struct QwordAccess {
+  uint64_t addr;
+  uint64_t value;
+};
+void read_qword(void* access);
+void write_qword(void* access);
 
 const char* vector_name(uint8_t vector);  // "#GP", "#UD", ...
 
@@ -218,7 +229,7 @@ struct HvResult {
 enum class Via { kPage, kVmcall };
 HvResult hypercall(uint64_t control, uint64_t in_gpa, uint64_t out_gpa, Via via = Via::kPage);
 // Slow call with the input block copied to the start of env.in.
-HvResult hypercall_in(tlfs::CallCode code, const void* input, size_t size);
+HvResult hypercall_in(tlfs::CallCode code, const void* input, size_t size, Via via = Via::kPage);
 
 HvResult create_port(uint32_t port_id, tlfs::PortType type, uint8_t sint, uint32_t vp,
                      uint16_t base_flag = 0, uint16_t flag_count = 0);
@@ -226,7 +237,9 @@ HvResult create_port(uint32_t port_id, tlfs::PortType type, uint8_t sint, uint32
 HvResult connect_port(uint32_t connection_id, uint32_t port_id, tlfs::PortType type);
 HvResult delete_port(uint32_t port_id);
 HvResult disconnect_port(uint32_t connection_id);
-HvResult post_message(uint32_t connection_id, uint32_t type, uint32_t size, uint8_t seed);
+// Via::kVmcall while the hypercall page is elsewhere than env.hypercall_page.
+HvResult post_message(uint32_t connection_id, uint32_t type, uint32_t size, uint8_t seed,
+                      Via via = Via::kPage);
 HvResult signal_event(uint32_t connection_id, uint16_t flag, bool fast);
 
 // "0x12 INVALID_CONNECTION_ID" etc. into buf.
@@ -302,6 +315,12 @@ void report_crash_at_end();
 _EFI_SYSTEM_TABLE* system_table();
 uint64_t tsc_hz();  // measured before the checks (10 ms Stall)
 
+// Zeroed pages from AllocatePages(EfiLoaderData); nullptr when it fails.
+uint8_t* alloc_pages(size_t count);
+
+// microhv's EFI configuration table (vmx/info_table.hpp); nullptr when absent.
+const microhv::vmx::InfoTable* find_info_table();
+
 // The UEFI memory map as read before the checks (GetMemoryMap), for the
 // isolation group: the type and attributes of the region holding `addr`;
 // false when no descriptor covers it.
@@ -328,6 +347,8 @@ void group_event();
 void group_sint();
 void group_time();
 void group_isolation();
+// Group "hostile" (a guest that tries to get at the machine beneath it).
+void group_hostile_memory();  // checks_hostile_memory.cpp: GPAs, overlays, high MMIO
 void group_authority();
 void group_smp();
 // Group "hostile" (a guest that tries to get at the machine beneath it).

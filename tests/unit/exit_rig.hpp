@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "arch/x86.hpp"
+#include "tests/unit/ept_rig.hpp"
 #include "tests/unit/fake_vmcs.hpp"
 #include "tests/unit/fakes.hpp"
 #include "vmx/exits.hpp"
@@ -147,6 +148,8 @@ struct Rig {
   }();
 
   Rig() {
+    const char* why = nullptr;
+    REQUIRE(ept.ept->place(OverlayId::kHypercallPage, Gpa(0x5000), &why) == OverlayStatus::kPlaced);
     // A 64-bit CPL0 guest, as the VMCS holds it at a VM exit: every field a
     // handler may read is set (the fake fails a read of any other).
     vmcs.fields[Field::kGuestCr0] = 0x80000033;
@@ -177,9 +180,13 @@ struct Rig {
   }
   ExitAction run(uint32_t reason, uint64_t qualification = 0) {
     ExitContext ctx{reason, qualification, regs, vmcs, cpu, core, events, c};
-    ctx.hidden = &layout;
-    ctx.overlay_pages[0] = Gpa(0x5000);  // the hypercall page
-    ctx.overlay_pages[1] = ctx_overlay_tsc;
+    ctx.ept = &ept;
+    if (apic_page != ~0ull) REQUIRE(ept.ept->protect_apic_page(Gpa(apic_page)));
+    if (ctx_overlay_tsc) {
+      const char* why = nullptr;
+      REQUIRE(ept.ept->place(OverlayId::kReferenceTscPage, ctx_overlay_tsc.value(), &why) ==
+              OverlayStatus::kPlaced);
+    }
     ctx.remote = with_remote ? &remote : nullptr;
     ctx.bsp = bsp;
     ctx.testdev = testdev;
@@ -188,6 +195,7 @@ struct Rig {
     ctx.cpu_state = &state;
     const ExitAction a = dispatch_exit(ctx);
     stop_reason = ctx.stop_reason;
+    invalidate_ept = ctx.invalidate_ept;
     kicked = ctx.kicked;
     return a;
   }
@@ -195,8 +203,10 @@ struct Rig {
     return events.exception && events.exception_vector == vector;
   }
   const char* stop_reason = nullptr;
-  // microhv's memory as EPT hides it.
-  EptLayout layout{nullptr, 0, 4ull << 30, Hpa(0xDEA9000), 0x280000};
+  bool invalidate_ept = false;
+  // The guest's EPT: microhv's memory hidden at 0xDEA9000, the hypercall
+  // page placed at 0x5000.
+  EptRig ept;
   RemoteQueue remote{};
   bool with_remote = true, bsp = false, testdev = false, kicked = false;
   uint64_t apic_page = ~0ull;

@@ -15,15 +15,25 @@
 
 namespace microhv::test {
 
-// Guest RAM is [0, size) minus an optional hole (e.g. "hypervisor memory").
-// Every write is recorded so tests can assert where the core wrote.
+// Guest RAM is [0, size) minus an optional hole (e.g. "hypervisor memory")
+// and, as the guest sees it, minus the pages overlays sit on (when
+// `overlays_at` points to FakeOverlays::at, as in the harness): the back
+// end's rule (vmx/guest_ept.hpp). Every write is recorded so tests can
+// assert where the core wrote.
 class FakeMemory final : public GuestMemory {
  public:
   explicit FakeMemory(uint64_t pages) : bytes(pages * kPageSize, 0) {}
 
+  unsigned address_bits() const override { return width; }
   bool is_ram(Gpa gpa, uint64_t len) const override {
     uint64_t a = gpa.value();
     if (len == 0 || a + len < a || a + len > bytes.size()) return false;
+    if (overlays_at != nullptr) {
+      for (uint32_t i = 0; i < kOverlayCount; ++i) {
+        const uint64_t page = overlays_at[i];
+        if (page != ~0ull && a < page + kPageSize && a + len > page) return false;
+      }
+    }
     return a + len <= hole_start || a >= hole_end;
   }
   bool read(Gpa gpa, void* dst, uint64_t len) override {
@@ -63,6 +73,8 @@ class FakeMemory final : public GuestMemory {
   std::vector<uint8_t> bytes;
   std::vector<Write> writes;
   uint64_t hole_start = ~0ull, hole_end = ~0ull;
+  unsigned width = 39;                    // the guest's physical address width
+  const uint64_t* overlays_at = nullptr;  // FakeOverlays::at (~0: not placed)
 };
 
 class FakeInterrupts final : public InterruptSink {
@@ -110,6 +122,7 @@ class FakeOverlays final : public GuestPhysicalOverlays {
   OverlayStatus place(OverlayId id, Gpa gpa) override {
     calls.push_back({id, gpa.value()});
     if (gpa.value() >= refuse_from) return OverlayStatus::kRefused;
+    if (gpa.value() >= fail_from) return OverlayStatus::kFailed;
     at[static_cast<size_t>(id)] = gpa.value();
     return OverlayStatus::kPlaced;
   }
@@ -125,6 +138,7 @@ class FakeOverlays final : public GuestPhysicalOverlays {
   uint64_t at[kOverlayCount];
   std::vector<Call> calls;
   uint64_t refuse_from = ~0ull;  // place() refuses GPAs from here on
+  uint64_t fail_from = ~0ull;    // place() fails (out of page tables) for GPAs from here on
 };
 
 // Remote TLB flushes as the core asks for them: every request with its

@@ -44,6 +44,7 @@ struct Guest {
     }
     hv = shared;
     // The time base the fake clock runs at, unless the test chose one.
+    memory.overlays_at = overlays.at;  // overlay pages are not RAM for the core
     PartitionConfig with_time = config;
     if (with_time.time.tsc_hz == 0) with_time.time = TimeBase{FakeClock::kTscHz, kApicHz};
     partition = hv->create_partition(with_time, memory, irqs, clock, overlays, tlb);

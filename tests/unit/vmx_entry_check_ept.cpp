@@ -21,7 +21,7 @@ TEST_CASE("ept check: the guest EPT built with the decided page sizes is valid e
     if (!d.usable()) continue;
     INFO(e.name);
     EptArena mem;
-    const uint64_t eptp = build_test_guest_ept(mem, d.ept_max_leaf_level, e.caps.msrs);
+    const uint64_t eptp = build_test_guest_ept(mem, d.ept_max_leaf_level, e.caps);
     const EptCheckReport r = check_ept(mem, eptp, e.caps);
     INFO(describe(r));
     CHECK(r.ok());

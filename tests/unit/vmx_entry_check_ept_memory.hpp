@@ -10,7 +10,7 @@
 #include "tests/unit/fake_phys.hpp"
 #include "vmx/controls.hpp"
 #include "vmx/entry_check/ept_check.hpp"
-#include "vmx/ept.hpp"
+#include "vmx/guest_ept.hpp"
 #include "vmx/page_tables.hpp"
 
 namespace microhv::test {
@@ -43,21 +43,23 @@ class EptArena final : public FakePhys {
   }
 };
 
-// The guest EPT as microhv builds it (build_guest_ept), with leaves up to
+// The guest EPT as microhv builds it (GuestEpt::build), with leaves up to
 // `max_leaf_level`; returns the EPTP the host would use.
 inline uint64_t build_test_guest_ept(EptArena& mem, unsigned max_leaf_level,
-                                     const VmxCapabilities& caps) {
+                                     const CapabilitySet& caps) {
   MemRegion regions[] = {{Hpa(0), 0xA0000, true},
                          {Hpa(0x100000), 0xDF00000, true},
                          {Hpa(0xFEC00000), 0x1000, false},
                          {Hpa(0xFEE00000), 0x1000, false}};
-  const uint32_t count = normalize_regions(regions, 4);
-  const EptLayout layout{regions, count, identity_limit(regions, count, 40), Hpa(0xDE54000),
-                         0x29E000};
-  PageTables pt(TableFormat::kEpt, mem, mem, max_leaf_level);
-  REQUIRE(pt.init());
-  REQUIRE(build_guest_ept(pt, layout));
-  return make_eptp(pt.root().value(), caps.ept_vpid_cap);
+  EptLayout layout;
+  layout.regions = regions;
+  layout.region_count = normalize_regions(regions, 4);
+  layout.address_bits = guest_address_bits(caps.maxphyaddr);
+  layout.low_limit = identity_limit(regions, layout.region_count, layout.address_bits);
+  REQUIRE(layout.hide(Hpa(0xDE54000), 0x29E000));
+  GuestEpt ept(layout, mem, mem, max_leaf_level);
+  REQUIRE(ept.build());
+  return make_eptp(ept.root().value(), caps.msrs.ept_vpid_cap);
 }
 
 inline std::string describe(const EptCheckReport& r) {

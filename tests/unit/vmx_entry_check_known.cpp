@@ -13,9 +13,11 @@ namespace {
 
 // TEMPORARY mirrors of choices the back end makes today, until they come
 // from decide_features():
-// - the guest EPT is built with 1 GiB leaves (vmx/hw/host.hpp, the `Host`
-//   constructor: PageTables(..., 3));
-constexpr unsigned kHostEptLeafLevelToday = 3;
+// - the guest EPT is built with the largest leaf EPT_VPID_CAP allows
+//   (vmx/hw/root.cpp, build_ept: ept_leaf_level());
+unsigned host_ept_leaf_level_today(const VmxCapabilities& caps) {
+  return ept_leaf_level(caps.ept_vpid_cap);
+}
 // - launch_this_cpu() (vmx/hw/launch.cpp) issues INVEPT type 2 (all contexts)
 //   unconditionally;
 constexpr InveptType kLaunchInveptToday = InveptType::kAllContexts;
@@ -76,7 +78,7 @@ TEST_CASE("known: INIT on a processor without the wait-for-SIPI state", "[!mayfa
 TEST_CASE("known: the guest EPT as the host builds it today", "[!mayfail]") {
   for_each_usable_set([](const MatrixEntry& e) {
     EptArena mem;
-    const uint64_t eptp = build_test_guest_ept(mem, kHostEptLeafLevelToday, e.caps.msrs);
+    const uint64_t eptp = build_test_guest_ept(mem, host_ept_leaf_level_today(e.caps.msrs), e.caps);
     const EptCheckReport r = check_ept(mem, eptp, e.caps);
     INFO(describe(r));
     CHECK(r.ok());

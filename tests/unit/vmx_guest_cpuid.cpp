@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "arch/x86.hpp"
+#include "vmx/ept.hpp"
 #include "vmx/guest_cpuid.hpp"
 #include "vmx/msr_policy.hpp"
 
@@ -86,4 +87,18 @@ TEST_CASE(
   CHECK(guest_cpuid(0xD, 2, CpuidRegs{0x100, 0x240, 0, 0}, kVp).eax == 0x100);  // AVX stays
   CHECK((guest_cpuid(6, 0, kAll, kVp).eax & arch::cpuid6_eax::kHwFeedback) == 0);
   CHECK(refused(0x17D0));
+}
+
+TEST_CASE("guest cpuid: 80000008 gives the guest at most the 48 bits EPT translates") {
+  // EAX[7:0] physical, [15:8] linear address bits (SDM Vol. 2A CPUID). 4-level
+  // EPT translates 48-bit GPAs (SDM Vol. 3C 29.3.2), and microhv checks every
+  // GPA against the width the guest is told (vmx/ept.hpp).
+  const CpuidRegs narrow = guest_cpuid(0x80000008, 0, {0x3027, 1, 2, 3}, kVp);
+  CHECK(narrow.eax == 0x3027);  // 39 bits: the processor's own
+  CHECK(guest_cpuid(0x80000008, 0, {0x302E, 0, 0, 0}, kVp).eax == 0x302E);  // 46
+  const CpuidRegs wide = guest_cpuid(0x80000008, 0, {0x3934, 1, 2, 3}, kVp);
+  CHECK(wide.eax == 0x3930);  // 52 physical bits: 48; the linear width stays
+  CHECK((wide.ebx == 1 && wide.ecx == 2 && wide.edx == 3));
+  CHECK(guest_address_bits(52) == 48);
+  CHECK(guest_address_bits(36) == 36);
 }

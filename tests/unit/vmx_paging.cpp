@@ -137,12 +137,15 @@ TEST_CASE("EPT layout: identity limit is >= 4 GiB, covers RAM, respects MAXPHYAD
 
 TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
   MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
-  const uint32_t n = normalize_regions(r, 2);
-  const EptLayout layout{r, n, 4ull << 30, Hpa(0xDEA9000), 0x280000};
+  EptLayout layout;
+  layout.regions = r;
+  layout.region_count = normalize_regions(r, 2);
+  layout.address_bits = 32;
+  REQUIRE(layout.hide(Hpa(0xDEA9000), 0x280000));
   FakePhys mem;
-  PageTables pt(TableFormat::kEpt, mem, mem, 3);
+  PageTables pt(TableFormat::kEpt, mem, mem, 3, 4, 32);
   REQUIRE(pt.init());
-  REQUIRE(build_guest_ept(pt, layout));
+  REQUIRE(map_identity(pt, layout, 0, layout.top()));
   PageTables::Translation t{};
   REQUIRE(pt.translate(0x1000, &t));
   CHECK(t.attr == kWb);
@@ -166,4 +169,108 @@ TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
   CHECK_FALSE(range_is_guest_ram(layout, Gpa(0x9FFF8), 16));
   CHECK_FALSE(range_is_guest_ram(layout, Gpa(0x1000), 0));
   CHECK_FALSE(range_is_guest_ram(layout, Gpa(~0ull - 4), 8));
+}
+
+// ---- Issue 9 item 1: an address beyond the tables' width is refused, never
+// truncated into another one (bit 52 aliased to bits 47:12 before).
+TEST_CASE("page tables: inputs beyond the address width and outputs beyond bit 51 are refused") {
+  FakePhys mem;
+  PageTables pt(TableFormat::kEpt, mem, mem, 3, 4, 40);
+  REQUIRE(pt.init());
+  REQUIRE(pt.map(Gpa(0), Hpa(0), 1ull << 40, kUc));
+  const uint64_t before = pt.tables_allocated();
+  CHECK(pt.address_bits() == 40);
+  CHECK_FALSE(pt.map(Gpa(1ull << 40), Hpa(0x5000), 0x1000, kWb));
+  CHECK_FALSE(pt.map(Gpa((1ull << 52) | 0x5000), Hpa(0x7000), 0x1000, kWb));
+  CHECK_FALSE(pt.map(Gpa((1ull << 40) - 0x1000), Hpa(0x7000), 0x2000, kWb));  // runs past the top
+  CHECK_FALSE(pt.map(Gpa(0x5000), Hpa(1ull << 52), 0x1000, kWb));
+  CHECK_FALSE(pt.map(Gpa(0x5000), Hpa((1ull << 52) - 0x1000), 0x2000, kWb));
+  CHECK_FALSE(pt.unmap(Gpa(~0ull << 12), 0x1000));
+  CHECK(pt.tables_allocated() == before);
+  PageTables::Translation t{};
+  REQUIRE(pt.translate(0x5000, &t));
+  CHECK(t.out == Hpa(0x5000));  // untouched: the refused calls changed nothing
+  CHECK(t.attr == kUc);
+  CHECK_FALSE(pt.translate((1ull << 52) | 0x5000, &t));
+  CHECK_FALSE(pt.translate(1ull << 40, &t));
+  // Without an explicit width: what 4 levels reach (48 bits).
+  PageTables full(TableFormat::kEpt, mem, mem, 3);
+  REQUIRE(full.init());
+  CHECK(full.address_bits() == 48);
+  CHECK_FALSE(full.map(Gpa(1ull << 48), Hpa(0), 0x1000, kWb));
+}
+
+TEST_CASE("page tables: a split page folds back once its entries agree again; tables are reused") {
+  FakePhys mem;
+  PageTables pt(TableFormat::kEpt, mem, mem, 3);
+  REQUIRE(pt.init());
+  REQUIRE(pt.map(Gpa(0), Hpa(0), 4ull << 30, kWb));
+  REQUIRE(pt.tables_allocated() == 2);
+  // A 4 KiB page with other attributes splits a 1 GiB and a 2 MiB page.
+  REQUIRE(pt.map(Gpa(0x40201000), Hpa(0x7777000), 0x1000, MapAttr{kPermR, arch::MemType::kWb}));
+  CHECK(pt.tables_allocated() == 4);
+  // Restoring it makes the PT, then the PD uniform again: both fold back.
+  REQUIRE(pt.map(Gpa(0x40201000), Hpa(0x40201000), 0x1000, kWb));
+  CHECK(pt.tables_allocated() == 2);
+  CHECK(pt.tables_free() == 2);
+  PageTables::Translation t{};
+  REQUIRE(pt.translate(0x40201000, &t));
+  CHECK(t.level == 3);
+  CHECK(t.out == Hpa(0x40201000));
+  // The next split takes its tables from the free lists, not the allocator.
+  const size_t fresh = mem.pages.size();
+  REQUIRE(pt.map(Gpa(0x80000000), Hpa(0x7777000), 0x1000, kUc));
+  CHECK(mem.pages.size() == fresh);
+  CHECK(pt.tables_free() == 0);
+  REQUIRE(pt.translate(0x80000000, &t));
+  CHECK(t.out == Hpa(0x7777000));
+  REQUIRE(
+      pt.translate(0x80001000, &t));  // the reused tables hold the split's entries, not old ones
+  CHECK(t.out == Hpa(0x80001000));
+  CHECK(t.attr == kWb);
+  // Different attributes do not fold: a 2 MiB run of UC inside WB stays split.
+  REQUIRE(pt.map(Gpa(0x80000000), Hpa(0x80000000), 0x200000, kUc));
+  CHECK(pt.tables_allocated() == 3);  // PML4, PDPT, the PD (PT folded into a 2 MiB UC leaf)
+}
+
+TEST_CASE("page tables: a large leaf or an unmap over tables frees them, without allocating") {
+  FakePhys mem;
+  PageTables pt(TableFormat::kEpt, mem, mem, 2);
+  REQUIRE(pt.init());
+  REQUIRE(pt.map(Gpa(0), Hpa(0), 1ull << 30, kWb));  // PML4, PDPT, PD
+  REQUIRE(pt.map(Gpa(0x201000), Hpa(0x9000), 0x1000, kUc));
+  REQUIRE(pt.tables_allocated() == 4);
+  // A 2 MiB leaf over the split page replaces (and frees) its PT.
+  REQUIRE(pt.map(Gpa(0x200000), Hpa(0x200000), 0x200000, kUc));
+  CHECK(pt.tables_allocated() == 3);
+  // Unmapping 512 GiB clears one PML4 entry: PDPT and PD go, nothing new.
+  const size_t fresh = mem.pages.size();
+  REQUIRE(pt.unmap(Gpa(0), 1ull << 39));
+  CHECK(mem.pages.size() == fresh);
+  CHECK(pt.tables_allocated() == 1);
+  CHECK(pt.tables_free() == 3);
+  PageTables::Translation t{};
+  CHECK_FALSE(pt.translate(0x1000, &t));
+  // Unmapping where nothing is mapped costs nothing either.
+  REQUIRE(pt.unmap(Gpa(1ull << 39), 1ull << 40));
+  CHECK(mem.pages.size() == fresh);
+}
+
+TEST_CASE("page tables: out of pages half-way leaves every page with its old or its new mapping") {
+  FakePhys mem(4);  // PML4, PDPT, two PDs: no PT for the second split below
+  PageTables pt(TableFormat::kEpt, mem, mem, 3);
+  REQUIRE(pt.init());
+  REQUIRE(pt.map(Gpa(0), Hpa(0), 2ull << 30, kWb));
+  REQUIRE(pt.map(Gpa(0x40000000), Hpa(0x40000000), 0x200000, kUc));  // splits 1 GiB: the PD
+  CHECK_FALSE(pt.map(Gpa(0x201000), Hpa(0x9000), 0x1000, kUc));      // gets a PD, not the PT
+  PageTables::Translation t{};
+  for (uint64_t a = 0; a < (2ull << 30); a += 0x1000 * 97) {
+    REQUIRE(pt.translate(a, &t));
+    CHECK(t.out == Hpa(a));
+  }
+  REQUIRE(pt.translate(0x201000, &t));
+  CHECK(t.attr == kWb);
+  CHECK(t.level == 3);  // the split made on the way folded back
+  CHECK(pt.tables_allocated() == 3);
+  CHECK(pt.tables_free() == 1);
 }

@@ -92,6 +92,14 @@ bool send_kick(Vcpu& self, Vcpu& target) {
   return true;
 }
 
+void kick_other_vps(Host& h, Vcpu& self) {
+  for (uint32_t i = 0; i < h.cpu_count; ++i) {
+    Vcpu& t = h.vcpus[i];
+    if (&t == &self || __atomic_load_n(&t.vp, __ATOMIC_ACQUIRE) == nullptr) continue;
+    if (t.frame->remote.poke()) send_kick(self, t);
+  }
+}
+
 void HwInterrupts::raise(VpIndex vp, uint8_t vector, bool auto_eoi) {
   Host& h = host_;
   Vcpu* target = vp.value() < h.cpu_count ? &h.vcpus[vp.value()] : nullptr;

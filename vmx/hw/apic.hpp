@@ -32,6 +32,10 @@ void send_self_ipi(Vcpu& v, uint8_t vector);
 // on). False when this CPU cannot send IPIs (its guest disabled the APIC);
 // the target then picks its inbox up at its next exit.
 bool send_kick(Vcpu& self, Vcpu& target);
+// Pokes every other CPU that is a VP (RemoteQueue::poke) and kicks those
+// not already kicked: each exits and runs prepare_entry before it enters
+// the guest again (an EPT change to invalidate, a stopped partition).
+void kick_other_vps(Host& h, Vcpu& self);
 
 // The core's InterruptSink (called with Hypervisor::lock held, on whichever
 // CPU the core runs):

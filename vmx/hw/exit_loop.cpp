@@ -10,7 +10,6 @@
 #include "vmx/hw/host.hpp"
 
 namespace microhv::vmx::hw {
-namespace {}  // namespace
 
 void dump_registers(const GuestRegs& r) {
   log::info("  rax=%016llx rcx=%016llx rdx=%016llx rbx=%016llx\n", (unsigned long long)r.rax,
@@ -70,20 +69,18 @@ void run_synthetic_timers(Vcpu& v) {
              preemption_timer_value(arch::rdtsc(), target, h.preemption_timer_rate));
 }
 
-// A partition stopped by its crash report (hypercall/crash.hpp): this CPU's
-// VP never enters again. The other VPs are poked so they stop at their next
-// entry too. No lock is held here.
+// This CPU's VP belongs to a stopped partition (vmx/smp.hpp: a crash report,
+// hypercall/crash.hpp, or an exit microhv could not handle): it never enters
+// again. The other VPs are poked so they stop at their next entry too. No
+// lock is held here; microhv stays up.
 void park_if_stopped(Vcpu& v) {
-  Vp* vp = v.vp;
-  if (vp == nullptr || vp->partition().active()) return;
-  Host& h = *v.host;
-  for (uint32_t i = 0; i < h.cpu_count; ++i) {
-    Vcpu& t = h.vcpus[i];
-    if (&t == &v || __atomic_load_n(&t.vp, __ATOMIC_ACQUIRE) == nullptr) continue;
-    if (t.frame->remote.poke()) send_kick(v, t);
-  }
-  log::info("cpu %u: VP %u parked: partition %llu stopped after its crash report\n", v.processor,
-            v.index, static_cast<unsigned long long>(vp->partition().id().value()));
+  if (!vp_must_park(v.vp)) return;
+  kick_other_vps(*v.host, v);
+  // crash.reported was written before the partition went inactive (release).
+  const Partition& p = v.vp->partition();
+  log::info("cpu %u: VP %u parked: partition %llu stopped %s\n", v.processor, v.index,
+            static_cast<unsigned long long>(p.id().value()),
+            p.crash.reported ? "after its crash report" : "(microhv stays up)");
   halt_forever();
 }
 
@@ -236,11 +233,22 @@ void log_exit_events(Vcpu& v, const ExitContext& ctx) {
   }
 }
 
-[[noreturn]] void stop_guest(const Vcpu& v, const char* why, const GuestRegs* regs) {
+[[noreturn]] void stop_guest(Vcpu& v, const char* why, const GuestRegs* regs) {
   log::error("guest stopped on cpu %u (VP %u): %s\n", v.processor, v.index, why);
   if (regs != nullptr) dump_registers(*regs);
   dump_vmcs();
-  log::error("guest stopped: %s (microhv halts cpu %u; other CPUs go on)\n", why, v.processor);
+  if (v.vp == nullptr) {
+    // Not a VP of the guest (yet): only this CPU is lost to it.
+    log::error("guest stopped: %s (microhv halts cpu %u, which is no VP; the others go on)\n", why,
+               v.processor);
+    halt_forever();
+  }
+  stop_partition(v.vp->partition());
+  kick_other_vps(*v.host, v);
+  log::error(
+      "guest stopped: %s. Every VP of the guest parks; microhv stays up. The lines above say "
+      "why; the machine needs a reset.\n",
+      why);
   halt_forever();
 }
 
@@ -270,11 +278,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
                                 static_cast<uint32_t>(must_read(v, Field::kExitInstructionLength)));
 
   ExitContext ctx{reason, qualification, *regs, v.vmcs, h.cpu, v.core, v.events, h.caps};
-  ctx.hidden = &h.memory.layout;
-  for (uint32_t i = 0; i < kOverlayCount; ++i) {
-    const uint64_t overlay = __atomic_load_n(&h.overlay_gpa[i], __ATOMIC_ACQUIRE);
-    if (overlay != Host::kNoOverlay) ctx.overlay_pages[i] = Gpa(overlay);
-  }
+  ctx.ept = &h.ept_faults;
   ctx.denied_log = &h.denied_logged;
   ctx.remote = &v.frame->remote;
   ctx.bsp = v.bsp;
@@ -290,6 +294,7 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   if (reason == exit_reason::kInit && action != ExitAction::kStop) flush_after_init(v);
   if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
   v.last_reason = reason;
+  if (ctx.invalidate_ept) v.ept_seen = ~0ull;  // INVEPT in prepare_entry
   switch (action) {
     case ExitAction::kStop:
       log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",

@@ -96,14 +96,18 @@ struct Vcpu {
 // Everything with a vtable or a constructor lives here and is built with
 // placement new by the composition root: global constructors never run.
 struct Host {
-  explicit Host(LaunchInfo& launch_info)
-      : info(launch_info), alloc(launch_info), ept(TableFormat::kEpt, alloc, phys, 3) {}
+  explicit Host(LaunchInfo& launch_info) : info(launch_info), alloc(launch_info) {}
 
   LaunchInfo& info;  // what the EFI side prepared (the pool, per-CPU pages)
   SerialLog log;
   IdentityPhys phys;
   PoolAllocator alloc;
-  PageTables ept;
+  // The guest's physical address space and its EPT (built by the
+  // composition root once the capabilities say which leaves exist).
+  EptLayout layout;
+  alignas(GuestEpt) unsigned char ept_storage[sizeof(GuestEpt)];
+  GuestEpt* ept = nullptr;
+  HwEptFaults ept_faults{*this};
   HwCpu cpu;
   HwGuestMemory memory;
   HwInterrupts interrupts{*this};
@@ -127,14 +131,12 @@ struct Host {
   uint32_t cpu_count = 0;
   Vcpu vcpus[kMaxCpus];
   SpinLock ept_lock;
-  // Where each overlay (OverlayId) is mapped (a GPA, kNoOverlay: nowhere);
-  // read by every CPU's exit path without the EPT lock, hence raw and atomic.
-  static constexpr uint64_t kNoOverlay = ~0ull;
-  uint64_t overlay_gpa[kOverlayCount] = {kNoOverlay, kNoOverlay};
+  // The microhv page behind each overlay (OverlayId), 0: none.
+  uint64_t overlay_backing[kOverlayCount] = {};
   uint64_t ept_generation = 0;           // bumped on every EPT change after launch
   Optional<Gpa> apic_page;               // the xAPIC page, read-only in EPT (writes emulated)
   log::RateLimit passthrough_logged{1};  // testdev port accesses passed to the real port
-  log::RateLimit denied_logged{16};      // guest accesses to microhv's memory or the overlay
+  log::RateLimit denied_logged{16};      // guest accesses EPT denies (#GP)
   log::RateLimit refused_logged{16};     // MSR accesses and APIC page forms the policy refuses
 };
 
@@ -151,8 +153,9 @@ void dump_registers(const GuestRegs& regs);
 // Halts this CPU for good (interrupts off), after draining the serial port.
 [[noreturn]] void halt_forever();
 
-// Stops this VP's guest: logs why, the registers (when given) and a VMCS
-// dump, then halts this CPU; the other CPUs go on.
-[[noreturn]] void stop_guest(const Vcpu& v, const char* why, const GuestRegs* regs);
+// Stops the guest (vmx/smp.hpp, stop_partition): logs why, the registers
+// (when given) and a VMCS dump, marks the partition stopped, kicks the other
+// VPs (each parks at its next entry) and parks this CPU. microhv stays up.
+[[noreturn]] void stop_guest(Vcpu& v, const char* why, const GuestRegs* regs);
 
 }  // namespace microhv::vmx::hw

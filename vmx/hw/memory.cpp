@@ -17,8 +17,16 @@ Optional<Hpa> PoolAllocator::alloc_page() {
   return Hpa(p);
 }
 
+unsigned HwGuestMemory::address_bits() const {
+  return ept_ != nullptr ? ept_->layout().address_bits : 0;
+}
+
+// The core calls this under Hypervisor::lock, which overlay moves also hold,
+// so an overlay cannot appear between the check and the copy. The exit
+// handlers' instruction fetch (no lock) may race with a move: it then reads
+// the guest's own RAM, never anything else.
 bool HwGuestMemory::is_ram(Gpa gpa, uint64_t len) const {
-  return range_is_guest_ram(layout, gpa, len);
+  return ept_ != nullptr && ept_->is_guest_ram(gpa, len);
 }
 
 bool HwGuestMemory::read(Gpa gpa, void* dst, uint64_t len) {

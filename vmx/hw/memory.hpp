@@ -7,7 +7,7 @@
 
 #include "kernel/platform/clock.hpp"
 #include "kernel/platform/guest_memory.hpp"
-#include "vmx/ept.hpp"
+#include "vmx/guest_ept.hpp"
 #include "vmx/launch.hpp"
 #include "vmx/page_tables.hpp"
 
@@ -24,20 +24,26 @@ class PoolAllocator final : public PageAllocator {
  public:
   explicit PoolAllocator(LaunchInfo& info) : info_(info) {}
   Optional<Hpa> alloc_page() override;
+  uint64_t pages_left() const { return (info_.alloc_end - info_.alloc_next) / kPageSize; }
 
  private:
   LaunchInfo& info_;
 };
 
-// GuestMemory on the identity map, refusing anything that is not guest RAM
-// (microhv's memory and MMIO included).
+// GuestMemory on the identity map, refusing anything that is not RAM the
+// guest sees as RAM (GuestEpt::is_guest_ram: microhv's memory, MMIO, the
+// xAPIC page and overlay pages are not). Attached once the EPT is built.
 class HwGuestMemory final : public GuestMemory {
  public:
-  EptLayout layout{};
+  void attach(const GuestEpt& ept) { ept_ = &ept; }
+  unsigned address_bits() const override;
   bool is_ram(Gpa gpa, uint64_t len) const override;
   bool read(Gpa gpa, void* dst, uint64_t len) override;
   bool write(Gpa gpa, const void* src, uint64_t len) override;
   bool fetch_or_u64(Gpa gpa, uint64_t bits, uint64_t* old) override;
+
+ private:
+  const GuestEpt* ept_ = nullptr;
 };
 
 // The reference clock's source: this CPU's TSC (the core scales it to

@@ -14,6 +14,7 @@
 #include "arch/apic.hpp"
 #include "arch/cpu.hpp"
 #include "arch/msr.hpp"
+#include "arch/mtrr.hpp"
 #include "vmx/features.hpp"
 #include "vmx/hw/cpu_setup.hpp"
 #include "vmx/hw/host.hpp"
@@ -75,22 +76,74 @@ bool adopt_capabilities(Host& h) {
   return true;
 }
 
-// The guest's EPT: an identity map of everything except microhv's memory,
-// and the local APIC page read-only so that guest writes to it exit and an
-// INIT IPI to a VP can be emulated instead of sent (vmx/smp.hpp).
+// The firmware's MTRRs as EPT and the host tables use them (one line per
+// enabled variable range; there are at most VCNT of them).
+void log_mtrrs(const MtrrSnapshot& m) {
+  if (!m.present) {
+    log::info("MTRR: none (CPUID.1:EDX[12] clear): RAM write-back, everything else uncached\n");
+    return;
+  }
+  log::info("MTRR: default type %llu, %s, fixed ranges %s, %u variable range(s)\n",
+            (unsigned long long)(m.def_type & arch::mtrr::kDefTypeMask),
+            (m.def_type & arch::mtrr::kDefEnable) != 0 ? "enabled" : "disabled (all UC)",
+            (m.def_type & arch::mtrr::kDefFixedEnable) != 0 ? "on" : "off", m.var_count);
+  for (uint32_t i = 0; i < m.var_count; ++i) {
+    VariableRange r{};
+    if (!variable_range(m, i, &r)) continue;
+    log::info("MTRR: variable %u: [0x%llx, 0x%llx) type %u%s\n", i, (unsigned long long)r.start,
+              (unsigned long long)r.end, r.type,
+              r.contiguous ? "" : " (non-contiguous mask: the whole span is treated as matching)");
+  }
+}
+
+// The guest's EPT: an identity map of the whole guest-physical space
+// except microhv's memory, with the firmware's memory types, and the local
+// APIC page read-only so that guest writes to it exit and an INIT IPI to a
+// VP can be emulated instead of sent (vmx/smp.hpp).
 bool build_ept(Host& h) {
-  const LaunchInfo& info = h.info;
-  h.memory.layout = EptLayout{info.regions, info.region_count, info.ept_limit, Hpa(info.pool_base),
-                              info.pool_size};
-  if (!h.ept.init() || !build_guest_ept(h.ept, h.memory.layout)) {
-    log::error("building EPT failed\n");
+  LaunchInfo& info = h.info;
+  EptLayout& l = h.layout;
+  l.regions = info.regions;
+  l.region_count = info.region_count;
+  l.mtrrs = &info.mtrrs;
+  // The width the guest's CPUID reports (on_cpuid: guest_cpuid).
+  l.address_bits = guest_address_bits(info.phys_addr_bits);
+  l.low_limit = info.ept_limit;
+  l.hide(Hpa(info.pool_base), info.pool_size);
+  log_mtrrs(info.mtrrs);
+  const unsigned leaf = ept_leaf_level(h.caps.ept_vpid_cap);
+  if (leaf < 2) {
+    // 4 KiB leaves only: one table per 2 MiB, about 2,000 for the first
+    // 4 GiB alone -- more than microhv's 2 MiB table pool.
+    log::error(
+        "EPT: the processor has no 2 MiB EPT pages (IA32_VMX_EPT_VPID_CAP bit 16 clear); microhv "
+        "needs 2 MiB or 1 GiB EPT pages and stays out\n");
     return false;
   }
-  h.eptp = make_eptp(h.ept.root().value(), h.caps.ept_vpid_cap);
+  h.ept = new (h.ept_storage) GuestEpt(h.layout, h.alloc, h.phys, leaf);
+  h.overlay_backing[static_cast<uint32_t>(OverlayId::kHypercallPage)] = info.overlay_page;
+  h.ept->set_overlay_backing(OverlayId::kHypercallPage, Hpa(info.overlay_page), kPermR | kPermX);
+  h.overlay_backing[static_cast<uint32_t>(OverlayId::kReferenceTscPage)] = info.tsc_page;
+  h.ept->set_overlay_backing(OverlayId::kReferenceTscPage, Hpa(info.tsc_page), kPermR);
+  if (!h.ept->build()) {
+    log::error("building EPT failed: out of page-table pages (%llu in use)\n",
+               (unsigned long long)h.ept->tables_in_use());
+    return false;
+  }
+  h.memory.attach(*h.ept);
+  h.eptp = make_eptp(h.ept->root().value(), h.caps.ept_vpid_cap);
+  char extent[96];
+  if (h.ept->mapped_until() == l.top()) {
+    format(extent, sizeof(extent), "all of it built now");
+  } else {
+    format(extent, sizeof(extent), "built up to 0x%llx, MMIO above mapped on demand",
+           (unsigned long long)h.ept->mapped_until());
+  }
   log::info(
-      "EPT: identity map of [0, 0x%llx) in %llu tables, microhv's 0x%llx..0x%llx not present, EPTP "
-      "0x%llx\n",
-      (unsigned long long)info.ept_limit, (unsigned long long)h.ept.tables_allocated(),
+      "EPT: identity map of the guest's %u-bit space [0, 0x%llx), %s, %s leaves at most; %llu "
+      "tables, %llu pages left in the pool; microhv's 0x%llx..0x%llx not present; EPTP 0x%llx\n",
+      l.address_bits, (unsigned long long)l.top(), extent, leaf == 3 ? "1 GiB" : "2 MiB",
+      (unsigned long long)h.ept->tables_in_use(), (unsigned long long)h.alloc.pages_left(),
       (unsigned long long)info.pool_base, (unsigned long long)(info.pool_base + info.pool_size - 1),
       (unsigned long long)h.eptp);
 
@@ -99,9 +152,8 @@ bool build_ept(Host& h) {
   // so the page never moves.
   const uint64_t base = apic_base();
   const Gpa page(base & arch::apic::base::kPageMask & ((1ull << info.phys_addr_bits) - 1));
-  h.apic_page = page;
-  if (page.value() < info.ept_limit &&
-      h.ept.map(page, identity_hpa(page), kPageSize, identity_attr(h, page))) {
+  if (h.ept->protect_apic_page(page)) {
+    h.apic_page = page;
     log::info(
         "EPT: local APIC page 0x%llx read-only: guest xAPIC writes are emulated; x2APIC ICR "
         "writes exit (MSR bitmap)\n",
@@ -110,7 +162,6 @@ bool build_ept(Host& h) {
     log::error(
         "EPT: cannot map the local APIC page 0x%llx read-only: INIT IPIs are sent as written\n",
         (unsigned long long)page.value());
-    h.apic_page = kNone;
   }
   return true;
 }
