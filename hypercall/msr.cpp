@@ -15,6 +15,8 @@ namespace hypercall_msr = tlfs::hypercall_msr;
 // Which CPUID 0x40000003.EAX bit makes an MSR exist for the guest (EDX for
 // the crash MSRs, below).
 uint32_t access_bit(uint32_t m) {
+  if (is_synic_msr(m)) return cpuid::kAccessSynicRegs;  // first: EOM is the hot one
+  if (is_stimer_msr(m)) return cpuid::kAccessSynicTimers;
   if (m == msr::kGuestOsId || m == msr::kHypercall) return cpuid::kAccessHypercallMsrs;
   // Linux 6.1 writes VP_ASSIST_PAGE on every CPU whether or not it is
   // advertised (hv_cpu_init, a plain wrmsrl); a #GP there is a kernel warning.
@@ -26,8 +28,6 @@ uint32_t access_bit(uint32_t m) {
   if (m == msr::kReferenceTsc) return cpuid::kAccessPartitionReferenceTsc;
   if (m == msr::kTscFrequency || m == msr::kApicFrequency) return cpuid::kAccessFrequencyMsrs;
   if (m == msr::kTscInvariantControl) return cpuid::kAccessTscInvariant;
-  if (is_stimer_msr(m)) return cpuid::kAccessSynicTimers;
-  if (is_synic_msr(m)) return cpuid::kAccessSynicRegs;
   return 0;  // not implemented: #GP
 }
 

@@ -8,15 +8,23 @@ static_assert(kPoolSize < kNoBuffer);
 }  // namespace
 
 Port* PortTable::find_port(const Partition* owner, PortId id) {
-  for (auto& p : ports_) {
-    if (p.state == PortState::kActive && p.owner == owner && p.id == id) return &p;
-  }
-  return nullptr;
+  const uint16_t slot = port_index_.find(owner, id.value(), [&](uint16_t s) {
+    const Port& p = ports_[s];
+    return p.state == PortState::kActive && p.owner == owner && p.id == id;
+  });
+  return slot < kMaxPorts ? &ports_[slot] : nullptr;
 }
 
-Port* PortTable::allocate_port() {
+Port* PortTable::add_port(const Port& fields) {
   for (auto& p : ports_) {
-    if (p.state == PortState::kFree) return &p;
+    if (p.state != PortState::kFree) continue;
+    const uint32_t generation = p.generation;
+    p = fields;
+    p.generation = generation;
+    p.free_buffers = 0xFFFF;
+    p.state = PortState::kActive;
+    port_index_.insert(p.owner, p.id.value(), slot_of(p));
+    return &p;
   }
   return nullptr;
 }
@@ -34,17 +42,27 @@ uint32_t PortTable::connections_held_by(const Partition* owner) const {
 }
 
 Connection* PortTable::find_connection(const Partition* owner, ConnectionId id) {
+  const uint16_t slot = connection_index_.find(owner, id.value(), [&](uint16_t s) {
+    const Connection& c = connections_[s];
+    return c.in_use && c.owner == owner && c.id == id;
+  });
+  return slot < kMaxConnections ? &connections_[slot] : nullptr;
+}
+
+Connection* PortTable::add_connection(Partition* owner, ConnectionId id, const Port& port) {
   for (auto& c : connections_) {
-    if (c.in_use && c.owner == owner && c.id == id) return &c;
+    if (c.in_use) continue;
+    c = Connection{true, owner, id, slot_of(port), port.generation};
+    connection_index_.insert(owner, id.value(), static_cast<uint16_t>(&c - connections_));
+    return &c;
   }
   return nullptr;
 }
 
-Connection* PortTable::allocate_connection() {
-  for (auto& c : connections_) {
-    if (!c.in_use) return &c;
-  }
-  return nullptr;
+void PortTable::remove_connection(Connection& c) {
+  if (!c.in_use) return;
+  connection_index_.erase(c.owner, c.id.value(), static_cast<uint16_t>(&c - connections_));
+  c = Connection{};
 }
 
 Port* PortTable::port_of(const Connection& c) {
@@ -78,6 +96,8 @@ uint32_t PortTable::free_buffer_count(const Port& port) const {
 }
 
 void PortTable::delete_port(Port& port) {
+  if (port.state == PortState::kActive)
+    port_index_.erase(port.owner, port.id.value(), slot_of(port));
   ++port.generation;
   port.state = port.free_buffers == 0xFFFF ? PortState::kFree : PortState::kDraining;
 }

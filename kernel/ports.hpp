@@ -1,5 +1,8 @@
 // Ports, connections and the message buffers behind them (TLFS 11.2-11.4).
-// All tables are fixed-size arrays; every index is bounds-checked.
+// All tables are fixed-size arrays; every index is bounds-checked. Ports and
+// connections are found by (partition, id) through a hash index
+// (kernel/slot_index.hpp): one probe on the PostMessage path, however many
+// are in use.
 //
 // A port owns kMessageBuffersPerPort buffers (TLFS: 16 guest message buffers
 // per port). A message that cannot go straight into its SIM slot waits in one
@@ -11,6 +14,7 @@
 #include "hypercall/tlfs/tlfs.hpp"
 #include "kernel/base/types.hpp"
 #include "kernel/message.hpp"
+#include "kernel/slot_index.hpp"
 
 namespace microhv {
 
@@ -50,15 +54,23 @@ struct Connection {
 
 class PortTable {
  public:
+  // The active port `owner` has under `id`, or nullptr.
   Port* find_port(const Partition* owner, PortId id);
-  Port* allocate_port();  // a kFree slot, or nullptr
+  // Takes a kFree slot for `fields` (state, generation and buffers are the
+  // table's) and makes it the active port of (fields.owner, fields.id);
+  // nullptr when every slot is taken. Precondition: no active port has that
+  // key.
+  Port* add_port(const Port& fields);
   // Slots `owner` holds: live ports and deleted ones still draining.
   uint32_t ports_held_by(const Partition* owner) const;
   Port* port_at(uint32_t slot) { return slot < kMaxPorts ? &ports_[slot] : nullptr; }
   uint16_t slot_of(const Port& p) const { return static_cast<uint16_t>(&p - ports_); }
 
   Connection* find_connection(const Partition* owner, ConnectionId id);
-  Connection* allocate_connection();
+  // A connection of `owner` under `id` to `port`; nullptr when every slot
+  // is taken. Precondition: `owner` has no connection under `id`.
+  Connection* add_connection(Partition* owner, ConnectionId id, const Port& port);
+  void remove_connection(Connection& c);
   uint32_t connections_held_by(const Partition* owner) const;
   // The live port behind a connection, or nullptr if it was deleted.
   Port* port_of(const Connection& c);
@@ -74,6 +86,8 @@ class PortTable {
  private:
   Port ports_[kMaxPorts];
   Connection connections_[kMaxConnections];
+  SlotIndex<kMaxPorts> port_index_;              // active ports only
+  SlotIndex<kMaxConnections> connection_index_;  // connections in use
   MessageBuffer pool_[kPoolSize];
 };
 

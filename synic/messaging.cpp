@@ -78,7 +78,10 @@ Delivery resolve_post(Partition& sender, uint32_t connection_id) {
   Status status = Status::kInvalidSynicState;
   Vp* vp = choose_target_vp(port, synic_can_take_messages, true, &status);
   if (vp == nullptr) return {status, &port, nullptr};
-  if (!synic_can_take_messages(*vp)) return {Status::kInvalidSynicState, &port, nullptr};
+  // The one SynIC check: choose_target_vp made it for an HV_ANY_VP pick.
+  if (port.target_vp.value() != tlfs::kAnyVp && !synic_can_take_messages(*vp)) {
+    return {Status::kInvalidSynicState, &port, nullptr};
+  }
   return {Status::kSuccess, &port, vp};
 }
 
@@ -129,24 +132,19 @@ Status create_port(Partition& owner, const PortSpec& spec, Partition* connector)
   }
   if (hv.ports.find_port(&owner, spec.id) != nullptr) return Status::kInvalidPortId;
   if (hv.ports.ports_held_by(&owner) >= owner.quota().ports) return Status::kInsufficientMemory;
-  Port* port = hv.ports.allocate_port();
-  if (port == nullptr) return Status::kInsufficientMemory;
-
   // The target VP is checked when a message is posted: VPs come online later
   // than ports are made (APs), and the TLFS reports a missing VP then.
-  uint32_t generation = port->generation;
-  *port = Port{};
-  port->generation = generation;
-  port->state = PortState::kActive;
-  port->owner = &owner;
-  port->id = spec.id;
-  port->type = spec.type;
-  port->target_sint = sint.value();
-  port->target_vp = spec.target_vp;
-  port->base_flag = spec.base_flag;
-  port->flag_count = spec.flag_count;
-  port->connection_partition = connector != nullptr ? connector->id() : PartitionId(0);
-  port->pinned = spec.pinned;
+  Port fields;
+  fields.owner = &owner;
+  fields.id = spec.id;
+  fields.type = spec.type;
+  fields.target_sint = sint.value();
+  fields.target_vp = spec.target_vp;
+  fields.base_flag = spec.base_flag;
+  fields.flag_count = spec.flag_count;
+  fields.connection_partition = connector != nullptr ? connector->id() : PartitionId(0);
+  fields.pinned = spec.pinned;
+  if (hv.ports.add_port(fields) == nullptr) return Status::kInsufficientMemory;
   return Status::kSuccess;
 }
 
@@ -185,13 +183,7 @@ Status connect_port(Partition& connector, ConnectionId id, Partition& owner, Por
   if (ports.connections_held_by(&connector) >= connector.quota().connections) {
     return Status::kInsufficientMemory;
   }
-  Connection* c = ports.allocate_connection();
-  if (c == nullptr) return Status::kInsufficientMemory;
-  c->in_use = true;
-  c->owner = &connector;
-  c->id = id;
-  c->port_slot = ports.slot_of(*port);
-  c->port_generation = port->generation;
+  if (ports.add_connection(&connector, id, *port) == nullptr) return Status::kInsufficientMemory;
   return Status::kSuccess;
 }
 
@@ -208,9 +200,10 @@ Status create_connected_port(Partition& owner, const PortSpec& spec, Partition& 
 }
 
 Status disconnect_port(Partition& connector, ConnectionId id) {
-  Connection* c = connector.hypervisor().ports.find_connection(&connector, id);
+  PortTable& ports = connector.hypervisor().ports;
+  Connection* c = ports.find_connection(&connector, id);
   if (c == nullptr) return Status::kInvalidConnectionId;
-  *c = Connection{};
+  ports.remove_connection(*c);
   return Status::kSuccess;
 }
 
