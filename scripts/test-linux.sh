@@ -61,7 +61,7 @@ MICROHV_REQUIRED=(
   '^microhv: vmbus: reply 15 delivered'
   '^microhv: vmbus: reply 4 delivered'
   '^microhv: vmbus: reply 17 delivered'
-  '^microhv: reference TSC page: overlay mapped read-only'
+  '^microhv: reference TSC page: overlay mapped at GPA '
   '^linux-guest: clockbench: ratio msr / tsc-page = '
 )
 # --crash: microhv's report of the guest's panic, with its text.
