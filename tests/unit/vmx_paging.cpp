@@ -135,20 +135,37 @@ TEST_CASE("EPT layout: identity limit is >= 4 GiB, covers RAM, respects MAXPHYAD
   CHECK(identity_limit(big, 1, 32) == (4ull << 30));
 }
 
-TEST_CASE("EPT layout: the DMA remapping units' register windows are not present either") {
-  MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
+namespace {
+
+// Low RAM, RAM from 1 MiB to 256 MiB, microhv's memory at 0xDEA9000, a
+// 32-bit guest; map() builds its EPT once the test has hidden what it needs.
+struct SmallLayout {
+  SmallLayout() {
+    layout.regions = r;
+    layout.region_count = normalize_regions(r, 2);
+    layout.address_bits = 32;
+    REQUIRE(layout.hide(Hpa(0xDEA9000), 0x280000));
+  }
+  void map() {
+    REQUIRE(pt.init());
+    REQUIRE(map_identity(pt, layout, 0, layout.top()));
+  }
+  MemRegion r[2] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
   EptLayout layout;
-  layout.regions = r;
-  layout.region_count = normalize_regions(r, 2);
-  layout.address_bits = 32;
-  REQUIRE(layout.hide(Hpa(0xDEA9000), 0x280000));
+  FakePhys mem;
+  PageTables pt{TableFormat::kEpt, mem, mem, 3, 4, 32};
+};
+
+}  // namespace
+
+TEST_CASE("EPT layout: the DMA remapping units' register windows are not present either") {
+  SmallLayout small;
+  EptLayout& layout = small.layout;
+  PageTables& pt = small.pt;
   // Two units, one with a two-page window (vmx/hw/dma.cpp hides each).
   REQUIRE(layout.hide(Hpa(0xFED90000), 0x1000));
   REQUIRE(layout.hide(Hpa(0xFED92000), 0x2000));
-  FakePhys mem;
-  PageTables pt(TableFormat::kEpt, mem, mem, 3, 4, 32);
-  REQUIRE(pt.init());
-  REQUIRE(map_identity(pt, layout, 0, layout.top()));
+  small.map();
   PageTables::Translation t{};
   CHECK_FALSE(pt.translate(0xFED90000, &t));
   CHECK_FALSE(pt.translate(0xFED90FFF, &t));
@@ -165,16 +182,10 @@ TEST_CASE("EPT layout: the DMA remapping units' register windows are not present
 }
 
 TEST_CASE("EPT layout: RAM WB, MMIO UC, microhv's memory not present") {
-  MemRegion r[] = {{Hpa(0), 0xA0000, true}, {Hpa(0x100000), 0xFF00000, true}};
-  EptLayout layout;
-  layout.regions = r;
-  layout.region_count = normalize_regions(r, 2);
-  layout.address_bits = 32;
-  REQUIRE(layout.hide(Hpa(0xDEA9000), 0x280000));
-  FakePhys mem;
-  PageTables pt(TableFormat::kEpt, mem, mem, 3, 4, 32);
-  REQUIRE(pt.init());
-  REQUIRE(map_identity(pt, layout, 0, layout.top()));
+  SmallLayout small;
+  small.map();
+  const EptLayout& layout = small.layout;
+  PageTables& pt = small.pt;
   PageTables::Translation t{};
   REQUIRE(pt.translate(0x1000, &t));
   CHECK(t.attr == kWb);
