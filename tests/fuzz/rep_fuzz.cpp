@@ -27,6 +27,7 @@
 #include "hypercall/msr.hpp"
 #include "kernel/hypervisor.hpp"
 #include "synic/services/vmbus_host.hpp"
+#include "tests/fuzz/fuzz_input.hpp"
 #include "tests/unit/fakes.hpp"
 
 using namespace microhv;
@@ -36,19 +37,7 @@ namespace {
 constexpr uint64_t kPages = 32;
 constexpr uint32_t kVps = 2;
 
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  template <typename T>
-  T take() {
-    T v{};
-    size_t n = size < sizeof(T) ? size : sizeof(T);
-    std::memcpy(&v, data, n);
-    data += n;
-    size -= n;
-    return v;
-  }
-};
+using microhv::fuzz::Reader;
 
 bool known_status(uint16_t s) {
   switch (static_cast<tlfs::Status>(s)) {
