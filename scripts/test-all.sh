@@ -15,7 +15,7 @@ stages=(test-unit test-fuzz-smoke test-qemu)
 [ -f scripts/test-vtd.sh ] && stages+=(test-vtd)
 [ -f scripts/test-bochs.sh ] && stages+=(test-bochs)
 [ -f scripts/test-load.sh ] && stages+=(test-load)
-[ -f scripts/test-linux.sh ] && stages+=(test-linux test-linux-crash)
+[ -f scripts/test-linux.sh ] && stages+=(test-linux)
 
 # A target exists when `make -n` knows it and has something to do for it (a
 # .PHONY name without a rule only gets "Nothing to be done").
@@ -28,6 +28,10 @@ make_target_exists() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 seconds() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); }
 
+# Each stage's output is also kept, so that the end of the run can repeat
+# what failed (a CI log is often read from its end).
+logs=build/test-all
+mkdir -p "$logs"
 results=()
 times=()
 passed=0
@@ -43,7 +47,8 @@ for stage in "${stages[@]}"; do
   start=$(now_ms)
   # -j2: the build machine has 2 cores. progress_run: a line after 12 s of
   # silence (a long compile, a quiet test binary).
-  if progress_run "$stage" make -j2 --no-print-directory "$stage"; then
+  progress_run "$stage" make -j2 --no-print-directory "$stage" 2>&1 | tee "$logs/$stage.log"
+  if [ "${PIPESTATUS[0]}" -eq 0 ]; then
     results+=(PASS)
     passed=$((passed + 1))
   else
@@ -60,4 +65,11 @@ for i in "${!stages[@]}"; do
   printf '%-18s %-6s %s\n' "${stages[$i]}" "${results[$i]}" "${times[$i]}"
 done
 echo "$passed passed, $failed failed"
+for i in "${!stages[@]}"; do
+  [ "${results[$i]}" = FAIL ] || continue
+  echo
+  echo "--- what failed in ${stages[$i]} (all of it: $logs/${stages[$i]}.log)"
+  grep -aE '(^|: )(FAIL|FAILED)|[Ee]rror[: ]|[1-9][0-9]* failed' "$logs/${stages[$i]}.log" |
+    grep -avE ': ok +' | tail -n 25
+done
 [ $failed -eq 0 ]
