@@ -7,7 +7,6 @@ namespace guest {
 namespace {
 
 namespace msr = tlfs::msr;
-constexpr uint8_t kGp = 13;
 constexpr uint8_t kUd = 6;
 
 // "rdmsr X raised #GP" / "reads 0x..".

@@ -12,14 +12,9 @@
 namespace guest {
 namespace {
 
-constexpr uint8_t kGp = 13;
 constexpr uint64_t kEn = 1u << 11, kExtd = 1u << 10, kBsp = 1u << 8;
 constexpr uint32_t kTpr = 0x80, kSvr = 0xF0, kId = 0x20;
 constexpr uint64_t kStatusFlags = 0x8D5;  // CF PF AF ZF SF OF
-
-const char* fault_text(const Fault& f) {
-  return f.faulted ? vector_name(f.vector) : "no fault";
-}
 
 volatile uint32_t* apic_reg(uint64_t base, uint32_t offset) {
   return reinterpret_cast<volatile uint32_t*>(base + offset);

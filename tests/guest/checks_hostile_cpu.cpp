@@ -15,12 +15,6 @@
 namespace guest {
 namespace {
 
-constexpr uint8_t kGp = 13;
-
-const char* fault_text(const Fault& f) {
-  return f.faulted ? vector_name(f.vector) : "no fault";
-}
-
 bool gp(const Fault& f) {
   return f.faulted && f.vector == kGp;
 }

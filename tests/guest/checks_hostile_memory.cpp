@@ -26,7 +26,6 @@ namespace guest {
 namespace {
 
 namespace msr = tlfs::msr;
-constexpr uint8_t kGp = 13;
 constexpr uint64_t kPost = static_cast<uint64_t>(tlfs::CallCode::kPostMessage);
 
 uint64_t page_of(const void* p) {

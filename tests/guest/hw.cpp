@@ -163,6 +163,10 @@ const char* vector_name(uint8_t v) {
   return v < 32 ? names[v] : "IRQ";
 }
 
+const char* fault_text(const Fault& f) {
+  return f.faulted ? vector_name(f.vector) : "no fault";
+}
+
 MsrResult rdmsr(uint32_t msr) {
   struct Ctx {
     uint32_t msr;

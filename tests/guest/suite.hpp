@@ -84,6 +84,8 @@ void read_qword(void* access);
 void write_qword(void* access);
 
 const char* vector_name(uint8_t vector);  // "#GP", "#UD", ...
+const char* fault_text(const Fault& f);   // the vector's name, or "no fault"
+constexpr uint8_t kGp = 13;               // #GP's vector (SDM Vol. 3A 6.15)
 
 struct MsrResult {
   Fault fault;
@@ -283,6 +285,9 @@ static constexpr SintSetting kReceiverSints[] = {
 // The TLFS 12.7.3 reader: the reference time from the page and this CPU's
 // TSC, retried while the sequence changes; false on sequence 0.
 bool read_tsc_page(const volatile tlfs::ReferenceTscPage* page, uint64_t* time);
+uint64_t ref_now();               // TIME_REF_COUNT (100 ns units)
+void spin_units(uint64_t units);  // interrupts on until `units` of it passed
+void timer_checks();              // group_time's synthetic timers (checks_timers.cpp)
 
 // ------------------------------------------------------------------ fixtures
 bool ensure_hypercall();  // GUEST_OS_ID + HYPERCALL page
