@@ -69,7 +69,7 @@ boot_start_bg() {  # boot_start_bg STAGE UNTIL-REGEX LINGER [bochs.sh options...
   shift 3
   rm -f "$out/com1.txt"
   boot_start[$stage]=$(date +%s)
-  scripts/bochs.sh --timeout "${BOCHS_TIMEOUT:-240}" --until "$until" --linger "$linger" \
+  scripts/bochs.sh --timeout "${BOCHS_TIMEOUT:-600}" --until "$until" --linger "$linger" \
     --progress "test-bochs [$stage]" "$@" "$out/esp.img" "$out" >"$out/bochs.sh.out" &
   boot_pid[$stage]=$!
   proc_track "${boot_pid[$stage]}"

@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-TIMEOUT=${TEST_QEMU_TIMEOUT:-30}
+TIMEOUT=${TEST_QEMU_TIMEOUT:-120}
 out=build/test-qemu
 version=$(cat VERSION 2>/dev/null || echo 0.0.0)
 

@@ -20,7 +20,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
-TIMEOUT=${TEST_VTD_TIMEOUT:-90}
+TIMEOUT=${TEST_VTD_TIMEOUT:-240}
 out=build/test-vtd
 CRASHED='X64 Exception Type'
 SUMMARY='^[0-9]+ passed, [0-9]+ failed$'
