@@ -1,6 +1,5 @@
 // The exit path's budget: what a VM exit reads before and after its handler
-// (begin_exit / finish_exit, vmx/exits.hpp), the per-exit VMCS cache
-// (vmx/vmcs_cache.hpp), and the check that lets an entry skip its full
+// (begin_exit / finish_exit, vmx/exits.hpp) and the check that lets an entry skip its full
 // preparation (entry_needs_full_prep, vmx/entry_prep.hpp).
 #include <atomic>
 #include <set>
@@ -8,7 +7,6 @@
 
 #include "tests/unit/exit_rig.hpp"
 #include "vmx/entry_prep.hpp"
-#include "vmx/vmcs_cache.hpp"
 
 using namespace microhv;
 using namespace microhv::vmx;
@@ -27,7 +25,7 @@ void cpuid_exit(FakeVmcs& f) {
 }
 
 struct ExitRun {
-  CachedVmcs<FakeVmcs> vmcs;
+  FakeVmcs vmcs;
   GuestRegs regs{};
   PendingEvents events;
   test::FakeCpu cpu;
@@ -36,7 +34,6 @@ struct ExitRun {
   ExitStart start;
 
   ExitAction run() {
-    vmcs.begin_exit();
     REQUIRE(begin_exit(vmcs, regs, events, &start));
     ExitContext ctx{start.reason, start.qualification, regs, vmcs, cpu, core, events, caps};
     const ExitAction a = dispatch_exit(ctx);
@@ -49,23 +46,23 @@ struct ExitRun {
 
 TEST_CASE("exit path: a CPUID exit reads only the fields it needs, each once") {
   ExitRun r;
-  cpuid_exit(r.vmcs.inner());
+  cpuid_exit(r.vmcs);
   r.regs.rax = 0x40000000;
   REQUIRE(r.run() == ExitAction::kAdvance);
   CHECK(r.regs.rax == 0x40000005);
   const std::set<Field> allowed = {Field::kExitReason, Field::kIdtVectoringInfo,
                                    Field::kExitInstructionLength, Field::kGuestRip,
                                    Field::kGuestInterruptibility};
-  for (const auto& [field, n] : r.vmcs.inner().reads_of) {
+  for (const auto& [field, n] : r.vmcs.reads_of) {
     INFO("field 0x" << std::hex << encoding(field));
     CHECK(allowed.count(field) == 1);
     CHECK(n == 1);
   }
   // RIP past CPUID; the STI shadow ends with the instruction (SDM Vol. 3C
   // 26.3.1.5); RSP was neither read nor written.
-  CHECK(r.vmcs.inner().at(Field::kGuestRip) == 0x1002);
-  CHECK(r.vmcs.inner().at(Field::kGuestInterruptibility) == 0);
-  CHECK(r.vmcs.inner().writes.count(Field::kGuestRsp) == 0);
+  CHECK(r.vmcs.at(Field::kGuestRip) == 0x1002);
+  CHECK(r.vmcs.at(Field::kGuestInterruptibility) == 0);
+  CHECK(r.vmcs.writes.count(Field::kGuestRsp) == 0);
   CHECK(r.start.needs.guest_active);
 }
 
@@ -73,13 +70,12 @@ TEST_CASE(
     "exit path: exits that use the qualification and RSP get them; RSP written back only when "
     "changed") {
   ExitRun r;
-  FakeVmcs& f = r.vmcs.inner();
+  FakeVmcs& f = r.vmcs;
   cpuid_exit(f);
   // A reason outside the lean list (the default is to read everything).
   f.fields[Field::kExitReason] = exit_reason::kCrAccess;
   f.fields[Field::kExitQualification] = 0x0;  // MOV to CR0 from RAX
   f.fields[Field::kGuestRsp] = 0x8000;
-  r.vmcs.begin_exit();
   REQUIRE(begin_exit(r.vmcs, r.regs, r.events, &r.start));
   CHECK(r.start.needs.qualification);
   CHECK(r.start.needs.rsp);
@@ -98,7 +94,7 @@ TEST_CASE(
 
 TEST_CASE("exit path: valid IDT-vectoring information is recorded with its error code and length") {
   ExitRun r;
-  FakeVmcs& f = r.vmcs.inner();
+  FakeVmcs& f = r.vmcs;
   cpuid_exit(f);
   f.fields[Field::kExitReason] = exit_reason::kEptViolation;
   f.fields[Field::kExitQualification] = 0;
@@ -106,7 +102,6 @@ TEST_CASE("exit path: valid IDT-vectoring information is recorded with its error
   f.fields[Field::kIdtVectoringInfo] =
       intr_info::kValid | intr_info::kDeliverErrorCode | (3u << 8) | 14;
   f.fields[Field::kIdtVectoringErrorCode] = 6;
-  r.vmcs.begin_exit();
   REQUIRE(begin_exit(r.vmcs, r.regs, r.events, &r.start));
   CHECK(r.events.reinject);
   CHECK(r.events.reinject_error == 6);
@@ -116,107 +111,18 @@ TEST_CASE("exit path: valid IDT-vectoring information is recorded with its error
 TEST_CASE("exit path: every failed VMREAD is reported as a failure") {
   for (Field bad : {Field::kExitReason, Field::kIdtVectoringInfo}) {
     ExitRun r;
-    cpuid_exit(r.vmcs.inner());
-    r.vmcs.inner().failing.insert(bad);
-    r.vmcs.begin_exit();
+    cpuid_exit(r.vmcs);
+    r.vmcs.failing.insert(bad);
     CHECK_FALSE(begin_exit(r.vmcs, r.regs, r.events, &r.start));
   }
   for (Field bad :
        {Field::kGuestRip, Field::kExitInstructionLength, Field::kGuestInterruptibility}) {
     ExitRun r;
-    cpuid_exit(r.vmcs.inner());
-    r.vmcs.begin_exit();
+    cpuid_exit(r.vmcs);
     REQUIRE(begin_exit(r.vmcs, r.regs, r.events, &r.start));
-    r.vmcs.inner().failing.insert(bad);
+    r.vmcs.failing.insert(bad);
     CHECK_FALSE(finish_exit(r.vmcs, r.regs, r.start, ExitAction::kAdvance));
   }
-}
-
-TEST_CASE("VMCS cache: one VMREAD per field per exit, writes kept, a new exit reads again") {
-  CachedVmcs<FakeVmcs> c;
-  FakeVmcs& f = c.inner();
-  f.fields[Field::kGuestRflags] = 0x202;
-  uint64_t v = 0;
-  c.begin_exit();
-  REQUIRE(c.read(Field::kGuestRflags, &v));
-  REQUIRE(c.read(Field::kGuestRflags, &v));
-  CHECK(v == 0x202);
-  CHECK(f.reads_of[Field::kGuestRflags] == 1);
-  REQUIRE(c.write(Field::kGuestRflags, 0x246));
-  REQUIRE(c.read(Field::kGuestRflags, &v));
-  CHECK(v == 0x246);
-  CHECK(f.reads_of[Field::kGuestRflags] == 1);
-  // The guest ran: its RFLAGS changed behind the cache.
-  f.fields[Field::kGuestRflags] = 0x2;
-  c.begin_exit();
-  REQUIRE(c.read(Field::kGuestRflags, &v));
-  CHECK(v == 0x2);
-  CHECK(f.reads_of[Field::kGuestRflags] == 2);
-  // A failed VMWRITE drops the kept value; a failed VMREAD keeps nothing.
-  f.failing.insert(Field::kGuestRflags);
-  CHECK_FALSE(c.write(Field::kGuestRflags, 0x3));
-  CHECK_FALSE(c.read(Field::kGuestRflags, &v));
-  f.failing.clear();
-  REQUIRE(c.read(Field::kGuestRflags, &v));
-  CHECK(v == 0x2);
-}
-
-TEST_CASE("VMCS cache: fields sharing an entry evict each other, never alias") {
-  CachedVmcs<FakeVmcs> c;
-  FakeVmcs& f = c.inner();
-  // Find two fields with the same entry.
-  const Field a = Field::kGuestRflags;
-  Field b = a;
-  for (uint32_t e = 0x6800; e < 0x6840; e += 2) {
-    if (static_cast<Field>(e) != a &&
-        vmcs_cache_index(static_cast<Field>(e)) == vmcs_cache_index(a)) {
-      b = static_cast<Field>(e);
-      break;
-    }
-  }
-  if (b == a) {
-    for (uint32_t e = 0x4000; e < 0x4840; e += 2) {
-      if (vmcs_cache_index(static_cast<Field>(e)) == vmcs_cache_index(a)) {
-        b = static_cast<Field>(e);
-        break;
-      }
-    }
-  }
-  REQUIRE(b != a);
-  f.fields[a] = 1;
-  f.fields[b] = 2;
-  uint64_t v = 0;
-  c.begin_exit();
-  REQUIRE(c.read(a, &v));
-  REQUIRE(c.read(b, &v));
-  CHECK(v == 2);
-  REQUIRE(c.read(a, &v));
-  CHECK(v == 1);
-}
-
-TEST_CASE("VMCS cache: the fields the exit path and the hot handlers read have an entry each") {
-  const Field hot[] = {Field::kExitReason,
-                       Field::kExitQualification,
-                       Field::kExitInstructionLength,
-                       Field::kIdtVectoringInfo,
-                       Field::kIdtVectoringErrorCode,
-                       Field::kGuestRip,
-                       Field::kGuestRsp,
-                       Field::kGuestRflags,
-                       Field::kGuestInterruptibility,
-                       Field::kGuestActivityState,
-                       Field::kGuestCr0,
-                       Field::kGuestCr4,
-                       Field::kGuestEfer,
-                       Field::kGuestCsAccess,
-                       Field::kGuestSsAccess,
-                       Field::kCr0ReadShadow,
-                       Field::kCr4ReadShadow,
-                       Field::kCr0Mask,
-                       Field::kCr4Mask};
-  std::set<uint32_t> entries;
-  for (Field f : hot) entries.insert(vmcs_cache_index(f));
-  CHECK(entries.size() == sizeof(hot) / sizeof(hot[0]));
 }
 
 TEST_CASE("entry preparation: the full path runs whenever anything is pending") {

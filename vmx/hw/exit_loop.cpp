@@ -265,7 +265,6 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   Vcpu& v = *current_vcpu();
   Host& h = *v.host;
   ++v.exits;
-  v.vmcs.begin_exit();              // the guest ran: nothing read before is current
   v.entry.injection_armed = false;  // a VM exit invalidates the VM-entry event fields
   if (!v.launched) first_exit(v, regs);
   ExitStart start;

@@ -45,7 +45,6 @@
 #include "vmx/launch.hpp"
 #include "vmx/smp.hpp"
 #include "vmx/tlb_flush.hpp"
-#include "vmx/vmcs_cache.hpp"
 #include "vmx/vp_core.hpp"
 #include "vmx/vp_cpu_state.hpp"
 #include "vmx/vtd/resident.hpp"
@@ -76,7 +75,7 @@ struct Vcpu {
   ApicId apic_id{0};
   bool bsp = false;           // IA32_APIC_BASE.BSP on this CPU
   Vp* vp = nullptr;           // set once the CPU is a VP (published with release)
-  CachedVmcs<HwVmcs> vmcs;    // this CPU's current VMCS (fields kept per exit: vmx/vmcs_cache.hpp)
+  HwVmcs vmcs;                // this CPU's current VMCS
   VpCore core;                // the core as this VP's exit handlers reach it
   PendingEvents events;       // touched by this CPU only; other CPUs use frame->remote
   EntryEventState entry;      // injection armed; cached primary controls (windows, MTF)

@@ -110,7 +110,7 @@ uint64_t launch_this_cpu(Vcpu& v, CpuLaunch& cpu) {
   }
   if (!write_initial_vmcs(v.vmcs, setup)) {
     log::error("cpu %u: writing the VMCS failed (%u VMWRITE errors, see above)\n", v.processor,
-               v.vmcs.inner().failures());
+               v.vmcs.failures());
     return undo(host_status::kDeviceError, true);
   }
   check(invalidate(Invalidation::kEpt, invept_type::kAllContexts, {0, 0}), "INVEPT (all contexts)");
