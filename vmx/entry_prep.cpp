@@ -8,18 +8,28 @@ namespace {
 // The event chosen for this entry into the VM-entry fields. `window` is set
 // to whether an external interrupt stays pending.
 bool arm_injection(VmcsAccess& vmcs, PendingEvents& events, uint32_t interruptibility,
-                   uint32_t& activity_state, bool& armed, bool& window) {
-  uint64_t rflags = 0;
-  if (!vmcs.read(Field::kGuestRflags, &rflags)) return false;
-  const InjectionDecision d =
-      decide_injection(events, GuestInterruptState{rflags, interruptibility, activity_state});
+                   uint32_t& activity_state, bool& armed, bool& entry_info_valid, bool& window) {
+  // Nothing pending: nothing to inject and no window (decide_injection
+  // would say so without needing RFLAGS).
+  InjectionDecision d{};
+  if (!events.empty()) {
+    uint64_t rflags = 0;
+    if (!vmcs.read(Field::kGuestRflags, &rflags)) return false;
+    d = decide_injection(events, GuestInterruptState{rflags, interruptibility, activity_state});
+  }
   window = d.interrupt_window;
-  if (!d.inject) return vmcs.write(Field::kEntryInterruptionInfo, 0);
+  if (!d.inject) {
+    if (!entry_info_valid) return true;
+    if (!vmcs.write(Field::kEntryInterruptionInfo, 0)) return false;
+    entry_info_valid = false;
+    return true;
+  }
   uint64_t cr0 = 0;
   if (!vmcs.read(Field::kGuestCr0, &cr0)) return false;
   uint32_t info = d.intr_info;
   // With unrestricted guest in real mode no error code may be delivered.
   if ((cr0 & arch::cr0::kPe) == 0) info &= ~intr_info::kDeliverErrorCode;
+  entry_info_valid = true;  // until a write of 0 succeeds
   if (!vmcs.write(Field::kEntryInterruptionInfo, info)) return false;
   if ((info & intr_info::kDeliverErrorCode) != 0 &&
       !vmcs.write(Field::kEntryExceptionErrorCode, d.error_code)) {
@@ -47,7 +57,8 @@ bool write_entry_events(VmcsAccess& vmcs, PendingEvents& events, EntryEventState
   }
   bool window = false;
   if (!state.injection_armed) {
-    if (!arm_injection(vmcs, events, intr, activity_state, state.injection_armed, window))
+    if (!arm_injection(vmcs, events, intr, activity_state, state.injection_armed,
+                       state.entry_info_valid, window))
       return false;
   } else {
     // An event is already armed for this entry (re-entry path): keep it and

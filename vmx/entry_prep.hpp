@@ -21,7 +21,31 @@ struct EntryEventState {
   // The primary processor-based controls as last written, so the window
   // bits cost a VMWRITE only when they change.
   uint32_t proc_controls = 0;
+  // The VM-entry interruption-information field as last written has its
+  // valid bit set. While it is clear the field needs no VMWRITE to say
+  // "nothing to inject" (whether or not the VM exit cleared it, SDM Vol. 3C
+  // 28.2.x: the valid bit only ever comes from microhv's own writes).
+  bool entry_info_valid = false;
 };
+
+// Whether the next VM entry needs the full preparation (inbox drain, INIT,
+// TLB inbox, activity state, event injection, window controls), checked
+// first so an exit with nothing pending skips it:
+//   - `remote_work`: the VP's inbox word (RemoteQueue::work), which every
+//     other CPU sets after posting anything for this VP (vectors, INIT,
+//     TLB flush, EPT change, stop, host NMI; vmx/smp.hpp) and which
+//     entry.S tests once more right before VMRESUME;
+//   - a local event (exception, NMI, re-injection, interrupt vector);
+//   - an event already armed, or a valid bit left in the entry field;
+//   - an interrupt- or NMI-window exit still requested;
+//   - `guest_active` false: the activity state is unknown (it may be HLT
+//     or wait-for-SIPI, which decide what may be injected and published).
+constexpr bool entry_needs_full_prep(uint32_t remote_work, const PendingEvents& events,
+                                     const EntryEventState& state, bool guest_active) {
+  constexpr uint32_t kWindows = proc::kInterruptWindowExiting | proc::kNmiWindowExiting;
+  return remote_work != 0 || !events.empty() || state.injection_armed || state.entry_info_valid ||
+         (state.proc_controls & kWindows) != 0 || !guest_active;
+}
 
 // Writes, in order: guest interruptibility without blocking by SMI (never
 // set outside SMM, SDM 27.3.1.5; Bochs 2.7 reports it after wait-for-SIPI);

@@ -2,44 +2,79 @@
 
 namespace microhv::vmx {
 
-uint32_t normalize_regions(MemRegion* r, uint32_t count) {
-  // Insertion sort: region lists are short (firmware memory maps).
+namespace {
+
+// Insertion sort by `before` (region lists are short: firmware memory maps).
+template <typename Before>
+void sort_regions(MemRegion* r, uint32_t count, Before before) {
   for (uint32_t i = 1; i < count; ++i) {
     const MemRegion x = r[i];
     uint32_t j = i;
-    while (j > 0 &&
-           (x.base < r[j - 1].base || (r[j - 1].base == x.base && r[j - 1].ram && !x.ram))) {
+    while (j > 0 && before(x, r[j - 1])) {
       r[j] = r[j - 1];
       --j;
     }
     r[j] = x;
   }
+}
+
+// Merges overlapping or touching regions of a list sorted by base (one kind).
+uint32_t merge_sorted(MemRegion* r, uint32_t count) {
   uint32_t out = 0;
   for (uint32_t i = 0; i < count; ++i) {
-    if (r[i].size == 0) continue;
-    if (out > 0) {
+    if (out > 0 && r[i].base.value() <= r[out - 1].end()) {
       MemRegion& last = r[out - 1];
-      const uint64_t last_end = last.end();
-      const uint64_t base = r[i].base.value();
-      if (base <= last_end && r[i].ram == last.ram) {
-        if (r[i].end() > last_end) last.size = r[i].end() - last.base.value();
-        continue;
-      }
-      if (base < last_end) {
-        // Overlap of different kinds: RAM keeps the overlap.
-        const uint64_t end = r[i].end();
-        if (last.ram) {
-          if (end <= last_end) continue;
-          r[i].size = end - last_end;
-          r[i].base = Hpa(last_end);
-        } else {
-          last.size = base - last.base.value();
-          if (last.size == 0) --out;
-        }
-      }
+      if (r[i].end() > last.end()) last.size = r[i].end() - last.base.value();
+      continue;
     }
     r[out++] = r[i];
   }
+  return out;
+}
+
+// `x` minus the RAM regions (sorted, disjoint): RAM wins an overlap. Where
+// a RAM region lies inside `x`, the part of `x` after it is dropped (an
+// address in no region is not RAM either, so nothing changes for the guest).
+MemRegion clip_against_ram(MemRegion x, const MemRegion* ram, uint32_t ram_count) {
+  uint64_t b = x.base.value(), e = x.end();
+  for (uint32_t i = 0; i < ram_count && b < e; ++i) {
+    if (ram[i].end() <= b) continue;
+    if (ram[i].base.value() >= e) break;
+    if (ram[i].base.value() <= b) {
+      b = ram[i].end();  // the head is RAM
+    } else {
+      e = ram[i].base.value();  // keep the part before this RAM region
+    }
+  }
+  return MemRegion{Hpa(b), e > b ? e - b : 0, false};
+}
+
+}  // namespace
+
+uint32_t normalize_regions(MemRegion* r, uint32_t count) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (r[i].size != 0 && r[i].base.value() + r[i].size > r[i].base.value()) r[n++] = r[i];
+  }
+  // RAM first, each kind by base; RAM merged into disjoint runs.
+  sort_regions(r, n, [](const MemRegion& a, const MemRegion& b) {
+    return a.ram != b.ram ? a.ram : a.base < b.base;
+  });
+  uint32_t ram = 0;
+  while (ram < n && r[ram].ram) ++ram;
+  const uint32_t ram_count = merge_sorted(r, ram);
+  // The rest without what RAM covers, merged.
+  uint32_t out = ram_count;
+  for (uint32_t i = ram; i < n; ++i) {
+    const MemRegion x = clip_against_ram(r[i], r, ram_count);
+    if (x.size != 0) r[out++] = x;
+  }
+  const auto by_base = [](const MemRegion& a, const MemRegion& b) { return a.base < b.base; };
+  sort_regions(r + ram_count, out - ram_count, by_base);
+  const uint32_t other_count = merge_sorted(r + ram_count, out - ram_count);
+  out = ram_count + other_count;
+  // One list by base: disjoint, every run of one kind one region.
+  sort_regions(r, out, by_base);
   return out;
 }
 
@@ -165,12 +200,23 @@ bool range_is_guest_ram(const EptLayout& layout, Gpa gpa, uint64_t len) {
   const uint64_t start = gpa.value();
   if (len == 0 || start + len < start) return false;
   const uint64_t end = start + len;
-  if (layout.hides_any(gpa, len)) return false;
-  for (uint32_t i = 0; i < layout.region_count; ++i) {
-    const MemRegion& r = layout.regions[i];
-    if (r.ram && start >= r.base.value() && end <= r.end()) return true;
+  // The regions are sorted by base and disjoint, and touching regions of
+  // one kind are merged (normalize_regions): the only region that can hold
+  // the range is the last one starting at or below `start`. Binary search
+  // for it: O(log n), on every guest-memory access of the message path.
+  uint32_t lo = 0, hi = layout.region_count;  // -> the first region starting above `start`
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (layout.regions[mid].base.value() <= start) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
   }
-  return false;
+  if (lo == 0) return false;
+  const MemRegion& r = layout.regions[lo - 1];
+  if (!r.ram || end > r.end()) return false;
+  return !layout.hides_any(gpa, len);
 }
 
 bool map_host_identity(PageTables& pt, const MtrrSnapshot& mtrrs, uint64_t limit) {

@@ -196,6 +196,28 @@ struct Table {
 };
 constexpr Table kTable;
 
+// Exits whose handlers use neither the qualification nor RSP. The
+// instruction-caused ones among them leave the activity state alone.
+struct NeedsEntry {
+  uint32_t reason;
+  bool guest_active;
+};
+constexpr NeedsEntry kLeanExits[] = {
+    {exit_reason::kCpuid, true},           {exit_reason::kVmcall, true},
+    {exit_reason::kRdmsr, true},           {exit_reason::kWrmsr, true},
+    {exit_reason::kXsetbv, true},          {exit_reason::kInvd, true},
+    {exit_reason::kExceptionOrNmi, false}, {exit_reason::kInterruptWindow, false},
+    {exit_reason::kNmiWindow, false},      {exit_reason::kPreemptionTimer, false},
+};
+
+struct NeedsTable {
+  ExitNeeds n[exit_reason::kCount];
+  constexpr NeedsTable() : n() {
+    for (const NeedsEntry& e : kLeanExits) n[e.reason] = ExitNeeds{false, false, e.guest_active};
+  }
+};
+constexpr NeedsTable kNeeds;
+
 }  // namespace
 
 bool guest_cpl(ExitContext& c, uint32_t* cpl) {
@@ -221,6 +243,11 @@ CpuMode guest_cpu_mode(uint64_t cr0, uint64_t rflags, uint64_t efer, uint32_t cs
   if ((rflags & arch::rflags::kVm) != 0) return CpuMode::kVirtual8086;
   if ((efer & efer::kLma) != 0 && (cs_access & access::kLong) != 0) return CpuMode::kLong64;
   return CpuMode::kProtected;
+}
+
+ExitNeeds exit_needs(uint32_t reason) {
+  if (reason >= exit_reason::kCount) return ExitNeeds{};
+  return kNeeds.n[reason];
 }
 
 ExitHandler exit_handler(uint32_t reason) {

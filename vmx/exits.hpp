@@ -171,6 +171,47 @@ ExitHandler exit_handler(uint32_t reason);
 // Runs the handler, or returns kStop (with stop_reason set) when none.
 ExitAction dispatch_exit(ExitContext& ctx);
 
+// What the back end reads for an exit before its handler runs, beyond the
+// exit reason and the IDT-vectoring information (SDM Vol. 3C 28.2.1-28.2.4),
+// so the common exits read only what they use. Reasons not listed in
+// exits.cpp get everything (deny by default).
+struct ExitNeeds {
+  bool qualification = true;  // ExitContext::qualification is read
+  bool rsp = true;            // GuestRegs::rsp is loaded (and written back when changed)
+  // An instruction-caused exit whose handler leaves the activity state
+  // alone: the guest was active when it exited (it was executing the
+  // instruction) and stays active, so the entry needs no VMREAD of it.
+  bool guest_active = false;
+};
+ExitNeeds exit_needs(uint32_t reason);
+
+// The start of a VM exit: the exit reason, the IDT-vectoring information
+// (with its error code and the instruction length only when it is valid:
+// SDM Vol. 3C 28.2.4), then the qualification and the guest RSP when
+// exit_needs(reason) asks for them. On a failed VM entry (bit 31) nothing
+// more is read: the back end reports it.
+struct ExitStart {
+  uint32_t raw_reason = 0;
+  uint32_t reason = 0;  // basic exit reason
+  uint64_t qualification = 0;
+  ExitNeeds needs{};
+  uint64_t rsp_at_exit = 0;  // regs.rsp as loaded (needs.rsp)
+};
+// False when a VMREAD failed (reported by the VmcsAccess); `regs` and
+// `events` may then be partly updated, and the VP cannot go on.
+// Templates on the concrete VMCS accessor so the back end's calls are
+// direct (defined below).
+template <class Vmcs>
+[[nodiscard]] bool begin_exit(Vmcs& vmcs, GuestRegs& regs, PendingEvents& events, ExitStart* out);
+// After the handler: for kAdvance, RIP past the exiting instruction, which
+// also ends an STI or MOV-SS shadow (SDM Vol. 3C 27.3.1.5 / 26.3.1.5) and
+// clears blocking by SMI (never set outside SMM; Bochs 2.7 reports it after
+// wait-for-SIPI); then the guest RSP written back when it was loaded and
+// the handler changed it. False when a VMREAD or VMWRITE failed.
+template <class Vmcs>
+[[nodiscard]] bool finish_exit(Vmcs& vmcs, const GuestRegs& regs, const ExitStart& start,
+                               ExitAction action);
+
 // I/O instruction exit qualification (SDM Vol. 3C 28.2.1, Table 28-5).
 struct IoAccess {
   uint16_t port;
@@ -216,5 +257,54 @@ constexpr uint32_t preemption_timer_value(uint64_t now_tsc, uint64_t deadline_ts
 // Pieces exposed for tests.
 bool xsetbv_valid(uint32_t index, uint64_t value, uint64_t supported_xcr0);
 CpuMode guest_cpu_mode(uint64_t cr0, uint64_t rflags, uint64_t efer, uint32_t cs_access);
+
+// ---- begin_exit / finish_exit
+
+template <class Vmcs>
+bool begin_exit(Vmcs& vmcs, GuestRegs& regs, PendingEvents& events, ExitStart* out) {
+  uint64_t raw = 0, idt = 0;
+  if (!vmcs.read(Field::kExitReason, &raw)) return false;
+  out->raw_reason = static_cast<uint32_t>(raw);
+  out->reason = exit_reason::basic(out->raw_reason);
+  if ((out->raw_reason & exit_reason::kEntryFailureBit) != 0) return true;
+  if (!vmcs.read(Field::kIdtVectoringInfo, &idt)) return false;
+  if ((idt & intr_info::kValid) != 0) {
+    uint64_t error = 0, length = 0;
+    if (!vmcs.read(Field::kIdtVectoringErrorCode, &error) ||
+        !vmcs.read(Field::kExitInstructionLength, &length)) {
+      return false;
+    }
+    events.record_idt_vectoring(static_cast<uint32_t>(idt), static_cast<uint32_t>(error),
+                                static_cast<uint32_t>(length));
+  }
+  out->needs = exit_needs(out->reason);
+  if (out->needs.qualification && !vmcs.read(Field::kExitQualification, &out->qualification))
+    return false;
+  if (out->needs.rsp) {
+    if (!vmcs.read(Field::kGuestRsp, &regs.rsp)) return false;
+    out->rsp_at_exit = regs.rsp;
+  }
+  return true;
+}
+
+template <class Vmcs>
+bool finish_exit(Vmcs& vmcs, const GuestRegs& regs, const ExitStart& start, ExitAction action) {
+  if (action == ExitAction::kAdvance) {
+    uint64_t rip = 0, length = 0, intr = 0;
+    if (!vmcs.read(Field::kGuestRip, &rip) || !vmcs.read(Field::kExitInstructionLength, &length) ||
+        !vmcs.write(Field::kGuestRip, rip + length) ||
+        !vmcs.read(Field::kGuestInterruptibility, &intr)) {
+      return false;
+    }
+    constexpr uint64_t kEnded = interruptibility::kBlockingBySti |
+                                interruptibility::kBlockingByMovSs |
+                                interruptibility::kBlockingBySmi;
+    if ((intr & kEnded) != 0 && !vmcs.write(Field::kGuestInterruptibility, intr & ~kEnded))
+      return false;
+  }
+  if (start.needs.rsp && regs.rsp != start.rsp_at_exit)
+    return vmcs.write(Field::kGuestRsp, regs.rsp);
+  return true;
+}
 
 }  // namespace microhv::vmx

@@ -72,6 +72,8 @@ struct PendingEvents {
     return (vectors[vector >> 6] >> (vector & 63)) & 1;
   }
   bool any_interrupt() const { return (vectors[0] | vectors[1] | vectors[2] | vectors[3]) != 0; }
+  // Nothing at all to inject or to wait for a window for.
+  bool empty() const { return !exception && nmis == 0 && !reinject && !any_interrupt(); }
   // Records the IDT-vectoring information of a VM exit (no-op when not valid).
   void record_idt_vectoring(uint32_t info, uint32_t error, uint32_t instruction_length);
 };

@@ -19,6 +19,7 @@ class FakeVmcs final : public vmx::VmcsAccess {
  public:
   bool read(vmx::Field f, uint64_t* value) override {
     ++reads;
+    ++reads_of[f];
     if (failing.count(f) != 0) return false;
     auto it = fields.find(f);
     if (it == fields.end()) {
@@ -43,6 +44,7 @@ class FakeVmcs final : public vmx::VmcsAccess {
 
   std::map<vmx::Field, uint64_t> fields;
   std::map<vmx::Field, int> writes;
+  std::map<vmx::Field, int> reads_of;  // VMREADs per field
   std::set<vmx::Field> failing;
   int reads = 0;
 };

@@ -160,11 +160,14 @@ inline void write_launch_vmcs(VmcsAccess& v, const VmxCapabilities& caps,
 
 // The injection writes before every entry (vmx/entry_prep.hpp), with the
 // VP's cached controls taken from the image as the back end caches them.
+// Whether the entry field holds a valid event is taken from the image too
+// (the fake keeps what was written; the back end remembers its last write).
 inline void write_injection(VmcsAccess& v, PendingEvents& events) {
-  uint64_t proc = 0, activity = 0;
+  uint64_t proc = 0, activity = 0, entry_info = 0;
   REQUIRE(v.read(Field::kProcControls, &proc));
   REQUIRE(v.read(Field::kGuestActivityState, &activity));
-  EntryEventState state{false, static_cast<uint32_t>(proc)};
+  REQUIRE(v.read(Field::kEntryInterruptionInfo, &entry_info));
+  EntryEventState state{false, static_cast<uint32_t>(proc), (entry_info & intr_info::kValid) != 0};
   uint32_t act = static_cast<uint32_t>(activity);
   REQUIRE(write_entry_events(v, events, state, act));
 }

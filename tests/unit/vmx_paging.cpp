@@ -1,6 +1,8 @@
 // The page-table builder (host format and EPT) and the guest EPT layout,
 // on fake physical memory that checks every table stays well-formed.
 #include <catch2/catch.hpp>
+#include <random>
+#include <vector>
 
 #include "tests/unit/fake_phys.hpp"
 #include "vmx/ept.hpp"
@@ -313,4 +315,49 @@ TEST_CASE("page tables: out of pages half-way leaves every page with its old or 
   CHECK(t.level == 3);  // the split made on the way folded back
   CHECK(pt.tables_allocated() == 3);
   CHECK(pt.tables_free() == 1);
+}
+
+// ---- Issue 12: the guest-RAM check by binary search over the normalized
+// regions answers as the definition does: every byte of [gpa, gpa + len)
+// covered by RAM in the firmware's list (RAM wins an overlap with anything
+// else, see normalize_regions), none hidden, len 0 and wrapping ranges not.
+namespace {
+bool guest_ram_by_definition(const std::vector<MemRegion>& raw, const EptLayout& layout,
+                             uint64_t start, uint64_t len) {
+  if (len == 0 || start + len < start) return false;
+  const uint64_t end = start + len;
+  for (uint64_t b = start; b < end; ++b) {
+    if (layout.hides(Hpa(b))) return false;
+    bool covered = false;
+    for (const MemRegion& r : raw)
+      covered = covered || (r.ram && b >= r.base.value() && b < r.end());
+    if (!covered) return false;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("EPT layout: the guest-RAM check matches its definition on random region sets") {
+  std::mt19937_64 rng(12);
+  for (int round = 0; round < 300; ++round) {
+    const uint32_t n = static_cast<uint32_t>(rng() % 24);
+    std::vector<MemRegion> raw;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint64_t base = (rng() % 64) * 0x40;
+      const uint64_t size = (rng() % 8) * 0x40;
+      raw.push_back(MemRegion{Hpa(base), size, (rng() % 3) != 0});
+    }
+    std::vector<MemRegion> norm = raw;
+    EptLayout layout;
+    layout.region_count = normalize_regions(norm.data(), static_cast<uint32_t>(norm.size()));
+    layout.regions = norm.data();
+    if (rng() % 2 == 0) REQUIRE(layout.hide(Hpa((rng() % 64) * 0x40), 0x40));
+    for (int q = 0; q < 200; ++q) {
+      const uint64_t start = rng() % 0x1100;
+      const uint64_t len = rng() % 0x180;
+      INFO("round " << round << " range [0x" << std::hex << start << ", +0x" << len << ")");
+      CHECK(range_is_guest_ram(layout, Gpa(start), len) ==
+            guest_ram_by_definition(raw, layout, start, len));
+    }
+  }
 }

@@ -89,7 +89,9 @@ void park_if_stopped(Vcpu& v) {
 // moment): takes what other CPUs posted, invalidates EPT if another CPU
 // changed it, picks the event to inject, and publishes the activity state
 // the guest enters with (senders drop SINTs for a wait-for-SIPI VP).
-void prepare_entry(Vcpu& v) {
+// `guest_active`: the exit left the guest active (ExitNeeds::guest_active);
+// then, with nothing pending (entry_needs_full_prep), the rest is skipped.
+void prepare_entry(Vcpu& v, bool guest_active) {
   Host& h = *v.host;
   park_if_stopped(v);
   const uint64_t gen = __atomic_load_n(&h.ept_generation, __ATOMIC_ACQUIRE);
@@ -97,7 +99,18 @@ void prepare_entry(Vcpu& v) {
     v.ept_seen = gen;
     invalidate_ept(h);
   }
-  if (v.frame->remote.take_init()) {
+  run_synthetic_timers(v);  // may queue this VP's timer interrupts
+  RemoteQueue& remote = v.frame->remote;
+  // Anything another CPU posts after this load sets `work` again, which
+  // entry.S tests right before VMRESUME (then microhv_reenter runs the
+  // full preparation).
+  if (!entry_needs_full_prep(__atomic_load_n(&remote.work, __ATOMIC_SEQ_CST), v.events, v.entry,
+                             guest_active)) {
+    if (__atomic_load_n(&remote.activity, __ATOMIC_RELAXED) != activity::kActive)
+      __atomic_store_n(&remote.activity, activity::kActive, __ATOMIC_RELEASE);
+    return;
+  }
+  if (remote.take_init()) {
     // An INIT IPI another VP (or this one) sent: reset now, like the INIT
     // exit would; nothing may be injected into wait-for-SIPI.
     if (!apply_init_state(v.vmcs, h.cpu, h.caps, v.bsp, v.frame->regs, v.events)) {
@@ -105,12 +118,12 @@ void prepare_entry(Vcpu& v) {
     }
     v.entry.injection_armed = false;
     must_write(v, Field::kEntryInterruptionInfo, 0);
+    v.entry.entry_info_valid = false;
     ++v.inits_received;
     flush_after_init(v);
   }
-  run_synthetic_timers(v);
   uint32_t act = static_cast<uint32_t>(must_read(v, Field::kGuestActivityState));
-  const RemoteQueue::Drained in = v.frame->remote.drain();
+  const RemoteQueue::Drained in = remote.drain();
   serve_tlb_inbox(v);  // after the drain: a later post sets `work` again
   if (in.any) {
     if (remote_delivery(act) == RemoteDelivery::kQueue) {
@@ -126,7 +139,7 @@ void prepare_entry(Vcpu& v) {
   if (!write_entry_events(v.vmcs, v.events, v.entry, act)) {
     stop_guest(v, "VMREAD/VMWRITE failed writing the event injection", &v.frame->regs);
   }
-  __atomic_store_n(&v.frame->remote.activity, act, __ATOMIC_RELEASE);
+  __atomic_store_n(&remote.activity, act, __ATOMIC_RELEASE);
 }
 
 // NMIs are blocked after an NMI-caused VM exit until an IRET or the next VM
@@ -150,16 +163,6 @@ void unblock_host_nmis() {
       :
       : [ss] "r"(ss), [cs] "r"(cs)
       : "rax", "memory", "cc");
-}
-
-// RIP past the exiting instruction; that also ends an STI/MOV-SS shadow.
-void advance_rip(Vcpu& v) {
-  const uint64_t rip = must_read(v, Field::kGuestRip) + must_read(v, Field::kExitInstructionLength);
-  must_write(v, Field::kGuestRip, rip);
-  const uint64_t intr = must_read(v, Field::kGuestInterruptibility);
-  constexpr uint64_t kShadows =
-      interruptibility::kBlockingBySti | interruptibility::kBlockingByMovSs;
-  if ((intr & kShadows) != 0) must_write(v, Field::kGuestInterruptibility, intr & ~kShadows);
 }
 
 // The first VM exit on a CPU proves its VMLAUNCH worked: an AP becomes a VP
@@ -264,20 +267,18 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   ++v.exits;
   v.entry.injection_armed = false;  // a VM exit invalidates the VM-entry event fields
   if (!v.launched) first_exit(v, regs);
-  regs->rsp = must_read(v, Field::kGuestRsp);
-  const uint32_t raw = static_cast<uint32_t>(must_read(v, Field::kExitReason));
-  const uint32_t reason = exit_reason::basic(raw);
-  const uint64_t qualification = must_read(v, Field::kExitQualification);
-  if ((raw & exit_reason::kEntryFailureBit) != 0) {
+  ExitStart start;
+  if (!begin_exit(v.vmcs, *regs, v.events, &start))
+    stop_guest(v, "VMREAD failed on the exit path", regs);
+  const uint32_t reason = start.reason;
+  if ((start.raw_reason & exit_reason::kEntryFailureBit) != 0) {
     log::error("VM entry failed: exit reason %u (%s), qualification 0x%llx\n", reason,
-               exit_reason_name(reason), (unsigned long long)qualification);
+               exit_reason_name(reason),
+               (unsigned long long)must_read(v, Field::kExitQualification));
     stop_guest(v, "VM entry failed (see bochs.log / the VMCS dump for the failing check)", regs);
   }
-  v.events.record_idt_vectoring(static_cast<uint32_t>(must_read(v, Field::kIdtVectoringInfo)),
-                                static_cast<uint32_t>(must_read(v, Field::kIdtVectoringErrorCode)),
-                                static_cast<uint32_t>(must_read(v, Field::kExitInstructionLength)));
 
-  ExitContext ctx{reason, qualification, *regs, v.vmcs, h.cpu, v.core, v.events, h.caps};
+  ExitContext ctx{reason, start.qualification, *regs, v.vmcs, h.cpu, v.core, v.events, h.caps};
   ctx.ept = &h.ept_faults;
   ctx.denied_log = &h.denied_logged;
   ctx.remote = &v.frame->remote;
@@ -290,33 +291,33 @@ extern "C" GuestRegs* microhv_vmexit(GuestRegs* regs) {
   ctx.cpu_state = &v.cpu_state;
   ctx.refused_log = &h.refused_logged;
   const ExitAction action = dispatch_exit(ctx);
-  log_exit_events(v, ctx);
-  if (reason == exit_reason::kInit && action != ExitAction::kStop) flush_after_init(v);
-  if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
+  if (!start.needs.guest_active) {
+    // NMI, INIT and SIPI exits (never an instruction-caused one): their
+    // log lines, the TLB flush after INIT, NMIs unblocked.
+    log_exit_events(v, ctx);
+    if (reason == exit_reason::kInit && action != ExitAction::kStop) flush_after_init(v);
+    if (reason == exit_reason::kExceptionOrNmi || reason == exit_reason::kSipi) unblock_host_nmis();
+  }
   v.last_reason = reason;
   if (ctx.invalidate_ept) v.ept_seen = ~0ull;  // INVEPT in prepare_entry
-  switch (action) {
-    case ExitAction::kStop:
-      log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",
-                 reason, exit_reason_name(reason), (unsigned long long)qualification,
-                 (unsigned long long)must_read(v, Field::kGuestRip));
-      stop_guest(v, ctx.stop_reason != nullptr ? ctx.stop_reason : "unhandled exit", regs);
-    case ExitAction::kAdvance:
-      advance_rip(v);
-      break;
-    case ExitAction::kRetry:
-      break;
+  if (action == ExitAction::kStop) {
+    if (!start.needs.rsp) regs->rsp = must_read(v, Field::kGuestRsp);  // for the dump
+    log::error("unhandled VM exit: reason %u (%s), qualification 0x%llx, guest RIP 0x%llx\n",
+               reason, exit_reason_name(reason), (unsigned long long)ctx.qualification,
+               (unsigned long long)must_read(v, Field::kGuestRip));
+    stop_guest(v, ctx.stop_reason != nullptr ? ctx.stop_reason : "unhandled exit", regs);
   }
-  must_write(v, Field::kGuestRsp, regs->rsp);
+  if (!finish_exit(v.vmcs, *regs, start, action))
+    stop_guest(v, "VMREAD/VMWRITE failed on the exit path", regs);
   if (v.index == 0) poll_dma_faults(h);
-  prepare_entry(v);
+  prepare_entry(v, start.needs.guest_active && action == ExitAction::kAdvance);
   return regs;
 }
 
 // entry.S found the inbox non-empty right before VMRESUME: drain it again.
 // No exit happened, so there is nothing to handle and RSP/RIP stay as they are.
 extern "C" GuestRegs* microhv_reenter(GuestRegs* regs) {
-  prepare_entry(*current_vcpu());
+  prepare_entry(*current_vcpu(), false);
   return regs;
 }
 

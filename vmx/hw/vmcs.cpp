@@ -37,19 +37,9 @@ bool check(VmxStatus s, const char* what) {
   return false;
 }
 
-bool HwVmcs::read(Field f, uint64_t* value) {
-  const VmxStatus s = vmread(f, value);
-  if (s == VmxStatus::kOk) return true;
+bool HwVmcs::failed(const char* what, VmxStatus s, Field f) {
   ++failures_;
-  report_vmx_failure("VMREAD", s, encoding(f));
-  return false;
-}
-
-bool HwVmcs::write(Field f, uint64_t value) {
-  const VmxStatus s = vmwrite(f, value);
-  if (s == VmxStatus::kOk) return true;
-  ++failures_;
-  report_vmx_failure("VMWRITE", s, encoding(f));
+  report_vmx_failure(what, s, encoding(f));
   return false;
 }
 

@@ -16,12 +16,22 @@ bool check(VmxStatus s, const char* what);
 
 class HwVmcs final : public VmcsAccess {
  public:
-  bool read(Field f, uint64_t* value) override;
-  bool write(Field f, uint64_t value) override;
+  // Inline: the exit path's VMREADs cost the instruction and a flag test;
+  // a failure is reported out of line.
+  bool read(Field f, uint64_t* value) override {
+    const VmxStatus s = vmread(f, value);
+    return s == VmxStatus::kOk || failed("VMREAD", s, f);
+  }
+  bool write(Field f, uint64_t value) override {
+    const VmxStatus s = vmwrite(f, value);
+    return s == VmxStatus::kOk || failed("VMWRITE", s, f);
+  }
   // Failed VMREADs and VMWRITEs so far on this CPU.
   uint32_t failures() const { return failures_; }
 
  private:
+  // Counts and reports the failure; returns false.
+  bool failed(const char* what, VmxStatus s, Field f);
   uint32_t failures_ = 0;
 };
 
