@@ -136,6 +136,7 @@ namespace misc_enable {
 inline constexpr uint64_t kPerfMonAvailable = 1ull << 7;  // read-only
 inline constexpr uint64_t kBtsUnavailable = 1ull << 11;   // read-only
 inline constexpr uint64_t kPebsUnavailable = 1ull << 12;  // read-only
+inline constexpr uint64_t kMonitorFsm = 1ull << 18;       // MONITOR/MWAIT enabled
 }  // namespace misc_enable
 
 // IA32_DEBUGCTL (SDM Vol. 3B 18.4.1, Figure 18-3).

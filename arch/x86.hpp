@@ -60,6 +60,7 @@ inline constexpr uint64_t kVm = 1ull << 17;                            // virtua
 // CPUID.1:ECX.
 namespace cpuid1_ecx {
 inline constexpr uint32_t kDtes64 = 1u << 2;
+inline constexpr uint32_t kMonitor = 1u << 3;  // MONITOR/MWAIT (leaf 5 describes them)
 inline constexpr uint32_t kDsCpl = 1u << 4;
 inline constexpr uint32_t kVmx = 1u << 5;
 inline constexpr uint32_t kSmx = 1u << 6;

@@ -34,11 +34,13 @@
 # --shell adds linux-guest.shell=1 (a busybox shell on COM1 after the checks;
 # only useful with an interactive console, not here).
 #
+# LINUX_KERNEL_ARGS replaces the kernel's console options (scripts/lib/esp.sh).
 # MICROHV_EFI=PATH boots another microhv image; TEST_LINUX_TIMEOUT=S sets
 # the default timeout (microhv: 360 s, Bochs baseline: 420 s, QEMU: 180 s).
 #
 # Prints the guest's uptime when /init started, the uptime at the verdict and
-# the wall time. Logs: build/test-linux/<mode>/ (com1.txt, bochs.log, ...).
+# the wall time. Logs: build/test-linux/<mode>/ (com1.txt, bochs.log, ...);
+# microhv on another CPU count than 2: build/test-linux/microhv-<N>cpu/.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -104,7 +106,7 @@ while [ $# -gt 0 ]; do
     --cpus) cpus=$2; shift 2 ;;
     --shell) shell_arg=" linux-guest.shell=1"; shift ;;
     --crash) crash=1; shift ;;
-    *) sed -n '2,42p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,43p' "$0" >&2; exit 2 ;;
   esac
 done
 case $mode in
@@ -116,6 +118,8 @@ case $mode in
 esac
 out=build/test-linux/$mode
 case $mode in bochs | qemu) out=build/test-linux/baseline-$mode ;; esac
+# Another CPU count than the default gets its own logs (so runs can overlap).
+[ $mode != microhv ] || [ "$cpus" = 2 ] || out=build/test-linux/microhv-${cpus}cpu
 [ $crash = 0 ] || out=build/test-linux/crash
 extra_args=""
 case $mode in

@@ -29,10 +29,12 @@ ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest) {
   ControlSet s{};
   s.pin = adjust_controls(pin_cap, pin::kNmiExiting | pin::kVirtualNmis, 0, kPinNever);
   // TSC offsetting (optional): a guest's IA32_TSC write moves its VP's
-  // offset instead of the real TSC (vmx/msr_policy.cpp).
+  // offset instead of the real TSC (vmx/msr_policy.cpp). MONITOR and MWAIT
+  // exiting (optional): CPUID hides them and they #UD (vmx/guest_cpuid.cpp
+  // says why); a CPU that cannot exit on them leaves them native.
   s.proc = adjust_controls(proc_cap,
                            proc::kUseMsrBitmaps | proc::kUseIoBitmaps | proc::kActivateSecondary,
-                           proc::kTscOffsetting, kProcNever);
+                           proc::kTscOffsetting | kMonitorMwaitExiting, kProcNever);
   // The secondary controls have no TRUE_ MSR and no default1 bits.
   s.proc2 = adjust_controls(caps.procbased2,
                             proc2::kEnableEpt | proc2::kEnableVpid | proc2::kUnrestrictedGuest,

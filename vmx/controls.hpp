@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "arch/vmx/capabilities.hpp"
+#include "arch/vmx/vmcs.hpp"
 #include "arch/x86.hpp"
 
 namespace microhv::vmx {
@@ -55,6 +56,9 @@ constexpr bool control_allowed(uint64_t cap_msr, uint32_t bit) {
   return (static_cast<uint32_t>(cap_msr >> 32) & bit) == bit;
 }
 
+// MONITOR exiting (PROCBASED_CTLS bit 29) and MWAIT exiting (bit 10).
+inline constexpr uint32_t kMonitorMwaitExiting = proc::kMonitorExiting | proc::kMwaitExiting;
+
 // The complete control set microhv runs guests with.
 struct ControlSet {
   ControlResult pin, proc, proc2, exit, entry;
@@ -68,7 +72,8 @@ struct ControlSet {
 // I/O bitmaps, secondary controls with
 // EPT + VPID + unrestricted guest required; RDTSCP, INVPCID, XSAVES and user
 // wait/pause enabled when the CPU has them (if left 0 those instructions #UD
-// in the guest); EFER/PAT/debug controls saved and loaded; host 64-bit.
+// in the guest); MONITOR/MWAIT exiting when the CPU has it (the guest gets
+// #UD for both); EFER/PAT/debug controls saved and loaded; host 64-bit.
 ControlSet compute_controls(const VmxCapabilities& caps, bool ia32e_guest);
 
 // Fixed CR0/CR4 bits (SDM Vol. 3D A.7, A.8): bits set in FIXED0 must be 1,

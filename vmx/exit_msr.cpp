@@ -206,8 +206,10 @@ Done write_emulated(ExitContext& c, const MsrRule& r, uint32_t m, uint64_t v) {
     case MsrEmulation::kMiscEnable: {
       if (!s.facts.misc_enable) return Done::kGp;
       namespace me = msr::misc_enable;
+      // MONITOR FSM stays 0: setting it would offer MONITOR/MWAIT, which
+      // the guest does not get (vmx/guest_cpuid.cpp).
       constexpr uint64_t kReadOnly =
-          me::kPerfMonAvailable | me::kBtsUnavailable | me::kPebsUnavailable;
+          me::kPerfMonAvailable | me::kBtsUnavailable | me::kPebsUnavailable | me::kMonitorFsm;
       s.misc_enable = (v & ~kReadOnly) | (s.misc_enable & kReadOnly);
       return Done::kOk;
     }

@@ -99,6 +99,14 @@ ExitAction on_invd(ExitContext& c) {
   return ExitAction::kAdvance;
 }
 
+// ---- MONITOR (39), MWAIT (36): CPUID.1:ECX.MONITOR reads 0 in the guest
+// (vmx/guest_cpuid.cpp), and without that feature both raise #UD (SDM Vol.
+// 2B MONITOR, MWAIT: #UD if CPUID.01H:ECX.MONITOR[bit 3] = 0). Never
+// executed for the guest: no VP sleeps where its timers cannot wake it.
+ExitAction on_monitor_mwait(ExitContext& c) {
+  return inject_ud(c);
+}
+
 // ---- VMX and SMX instructions: VT-x is not offered to the guest.
 ExitAction on_vmx_instruction(ExitContext& c) {
   return inject_ud(c);
@@ -163,6 +171,8 @@ constexpr TableEntry kHandlers[] = {
     {exit_reason::kCpuid, on_cpuid},
     {exit_reason::kGetsec, on_vmx_instruction},
     {exit_reason::kInvd, on_invd},
+    {exit_reason::kMwait, on_monitor_mwait},
+    {exit_reason::kMonitor, on_monitor_mwait},
     {exit_reason::kVmcall, on_vmcall},
     {exit_reason::kVmclear, on_vmx_instruction},
     {exit_reason::kVmlaunch, on_vmx_instruction},

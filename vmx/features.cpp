@@ -102,6 +102,7 @@ FeatureDecision decide_features(const VmxCapabilities& caps) {
   d.preemption_timer = control_allowed(cc.pin, pin::kPreemptionTimer);
   d.preemption_timer_rate = static_cast<uint8_t>(caps.misc & misc::kPreemptionRateMask);
   d.mtf = control_allowed(cc.proc, proc::kMonitorTrapFlag);
+  d.monitor_mwait_exiting = control_allowed(cc.proc, kMonitorMwaitExiting);
   return d;
 }
 

@@ -67,6 +67,11 @@ struct FeatureDecision {
   // once every 2^rate TSC ticks (IA32_VMX_MISC bits 4:0).
   bool preemption_timer = false;
   uint8_t preemption_timer_rate = 0;
+  // MONITOR and MWAIT exiting (PROCBASED_CTLS bits 29 and 10, both needed):
+  // the guest's MONITOR/MWAIT exit and #UD, as CPUID says they do not exist.
+  // Without them they run natively: a guest that ignores CPUID may then
+  // sleep in a C-state where its synthetic timers do not wake it.
+  bool monitor_mwait_exiting = false;
   // Monitor trap flag (PROCBASED_CTLS bit 27): string I/O on the test device
   // port is stepped natively with it; without it such I/O stops the guest.
   bool mtf = false;

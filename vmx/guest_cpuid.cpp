@@ -23,7 +23,12 @@ uint32_t mirror(uint32_t reg, uint32_t bit, bool on) {
 CpuidRegs guest_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs r, const GuestCpuidContext& vp) {
   switch (leaf) {
     case 1:
-      r.ecx &= ~(ecx1::kVmx | ecx1::kSmx | ecx1::kDtes64 | ecx1::kDsCpl | ecx1::kPdcm);
+      // MONITOR/MWAIT hidden (they #UD, vmx/exits.cpp): the VMX-preemption
+      // timer behind the synthetic timers stops in C-states deeper than C2
+      // (SDM Vol. 3C 26.5.1), so a VP in a deep MWAIT would sleep through
+      // its own timer. The guest idles with HLT, which the timer counts in.
+      r.ecx &=
+          ~(ecx1::kVmx | ecx1::kSmx | ecx1::kDtes64 | ecx1::kDsCpl | ecx1::kPdcm | ecx1::kMonitor);
       r.ecx |= ecx1::kHypervisor;
       r.ecx = mirror(r.ecx, ecx1::kOsxsave, (vp.cr4 & arch::cr4::kOsxsave) != 0);
       r.edx &= ~edx1::kDs;
@@ -42,6 +47,7 @@ CpuidRegs guest_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs r, const GuestC
         r.edx &= ~(edx7::kPconfig | edx7::kArchLbr | edx7::kCetIbt | edx7::kCoreCapabilities);
       }
       break;
+    case 0x5:   // MONITOR/MWAIT (hidden with CPUID.1:ECX.MONITOR)
     case 0xA:   // architectural performance monitoring
     case 0xF:   // RDT monitoring
     case 0x10:  // RDT allocation

@@ -12,7 +12,9 @@
 // states (IA32_XSS); resource director technology (leaves 0FH, 10H); TME,
 // PCONFIG (leaf 1BH), Key Locker (leaf 19H); architectural LBRs;
 // IA32_CORE_CAPABILITIES (split-lock detection); the hardware feedback
-// interface and thread director (leaf 6).
+// interface and thread director (leaf 6); MONITOR/MWAIT (CPUID.1:ECX[3],
+// leaf 5), as KVM and Hyper-V do by default: they exit and #UD, and the guest
+// idles with HLT (see guest_cpuid.cpp for why).
 #pragma once
 
 #include <stdint.h>

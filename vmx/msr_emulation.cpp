@@ -44,8 +44,9 @@ void capture_vp_cpu_state(CpuServices& cpu, bool tsc_offsetting, VpCpuState* s) 
   f.misc_enable = cpu.rdmsr(msr::kMiscEnable, &v);
   if (f.misc_enable) {
     // The PMU is hidden: "performance monitoring available" reads 0 and
-    // BTS/PEBS read unavailable (SDM Vol. 4 Table 2-2).
-    s->misc_enable = (v & ~msr::misc_enable::kPerfMonAvailable) |
+    // BTS/PEBS read unavailable; MONITOR/MWAIT are hidden (vmx/guest_cpuid):
+    // "ENABLE MONITOR FSM" reads 0 (SDM Vol. 4 Table 2-2).
+    s->misc_enable = (v & ~(msr::misc_enable::kPerfMonAvailable | msr::misc_enable::kMonitorFsm)) |
                      msr::misc_enable::kBtsUnavailable | msr::misc_enable::kPebsUnavailable;
   }
   f.platform_info = cpu.rdmsr(msr::kPlatformInfo, &v);

@@ -116,7 +116,8 @@ constexpr MsrRule kRules[] = {
     {msr::kMiscEnable, msr::kMiscEnable, R::kEmulate, W::kEmulate, E::kMiscEnable,
      "IA32_MISC_ENABLE",
      "a per-VP copy: writes are kept but change nothing (bits 18, 22 and 34 would change what "
-     "CPUID reports to microhv too); PMU available reads 0, BTS and PEBS unavailable read 1",
+     "CPUID reports to microhv too); PMU available and MONITOR FSM read 0, BTS and PEBS "
+     "unavailable read 1",
      "SDM Vol. 4 Table 2-2"},
     {msr::kTemperatureTarget, msr::kTemperatureTarget, R::kPass, W::kPass, E::kNone,
      "MSR_TEMPERATURE_TARGET", "thermal: the guest's", "SDM Vol. 4 Table 2-12"},

@@ -50,40 +50,60 @@ RemoteQueue::Drained RemoteQueue::drain() {
   return d;
 }
 
+namespace {
+
+// A broadcast destination: the shorthands "all" and "all but self", or the
+// physical broadcast id (xAPIC 0xFF, x2APIC 0xFFFFFFFF; SDM Vol. 3A
+// 11.6.2.1/11.12.9). Sets `vps` to the VPs it reaches (`self` dropped
+// unless `include_self`) and `natives_too` when CPUs that are no VP exist.
+bool broadcast_targets(uint32_t low, uint32_t dest, bool x2apic, uint32_t vp_count, uint32_t self,
+                       bool natives, bool include_self, IcrDecision& d) {
+  const uint32_t shorthand = low & icr::kShorthandMask;
+  const bool physical_broadcast = shorthand == 0 && (low & icr::kLogical) == 0 &&
+                                  dest == (x2apic ? icr::kX2apicBroadcast : icr::kXapicBroadcast);
+  if (shorthand != icr::kShorthandAll && shorthand != icr::kShorthandAllButSelf &&
+      !physical_broadcast) {
+    return false;
+  }
+  const uint64_t all = vp_count >= 64 ? ~0ull : (1ull << vp_count) - 1;
+  const uint64_t self_bit = self < 64 ? 1ull << self : 0;
+  d.vps = shorthand == icr::kShorthandAllButSelf || !include_self ? all & ~self_bit : all;
+  d.natives_too = natives;
+  return true;
+}
+
+IcrDecision decide_sipi(uint32_t low, uint32_t dest, bool x2apic, uint32_t vp_count, uint32_t self,
+                        bool natives) {
+  IcrDecision d;
+  // The sender runs, so a SIPI to itself is discarded (SDM Vol. 3C 27.6.2:
+  // the active state blocks SIPIs); the others get one each.
+  if (broadcast_targets(low, dest, x2apic, vp_count, self, natives, false, d)) {
+    d.action = IcrAction::kUnicastSipi;
+  }
+  return d;
+}
+
+}  // namespace
+
 IcrDecision decide_icr(uint32_t low, uint32_t dest, bool x2apic, const ApicId* vp_apic,
                        uint32_t vp_count, uint32_t self, bool natives) {
   IcrDecision d;
+  if ((low & icr::kDeliveryModeMask) == icr::kStartup)
+    return decide_sipi(low, dest, x2apic, vp_count, self, natives);
   if ((low & icr::kDeliveryModeMask) != icr::kInit) return d;
   if ((low & icr::kAssert) == 0) {
     d.action = IcrAction::kDrop;
     return d;
   }
-  const uint64_t all = vp_count >= 64 ? ~0ull : (1ull << vp_count) - 1;
-  const uint64_t self_bit = self < 64 ? 1ull << self : 0;
-  switch (low & icr::kShorthandMask) {
-    case icr::kShorthandSelf:
-      d.vps = self_bit & all;
-      break;
-    case icr::kShorthandAll:
-      d.vps = all;
-      d.natives_too = natives;
-      break;
-    case icr::kShorthandAllButSelf:
-      d.vps = all & ~self_bit;
-      d.natives_too = natives;
-      break;
-    default:
-      if ((low & icr::kLogical) != 0) return d;
-      if (dest == (x2apic ? icr::kX2apicBroadcast : icr::kXapicBroadcast)) {
-        d.vps = all;
-        d.natives_too = natives;
-        break;
-      }
-      for (uint32_t vp = 0; vp < vp_count && vp < 64; ++vp) {
-        if (vp_apic[vp] == ApicId(dest)) d.vps = 1ull << vp;
-      }
-      if (d.vps == 0) return d;  // a CPU that is not a VP: send it
-      break;
+  const uint32_t shorthand = low & icr::kShorthandMask;
+  if (shorthand == icr::kShorthandSelf) {
+    d.vps = self < vp_count && self < 64 ? 1ull << self : 0;
+  } else if (!broadcast_targets(low, dest, x2apic, vp_count, self, natives, true, d)) {
+    if ((low & icr::kLogical) != 0) return d;
+    for (uint32_t vp = 0; vp < vp_count && vp < 64; ++vp) {
+      if (vp_apic[vp] == ApicId(dest)) d.vps = 1ull << vp;
+    }
+    if (d.vps == 0) return d;  // a CPU that is not a VP: send it
   }
   d.action = IcrAction::kEmulateInit;
   return d;

@@ -113,15 +113,27 @@ constexpr uint64_t entry_window_fixup(uint64_t rip, uint64_t check, uint64_t vmr
 // MSR 0x830) and the read-only EPT mapping of the xAPIC page. ICR fields:
 // arch/apic.hpp.
 
+//
+// A broadcast SIPI (shorthand "all" / "all but self", or the broadcast id) is
+// sent as one SIPI per target CPU instead. On hardware that is the same
+// thing (every CPU gets the SIPI; one not waiting for it discards it). Bochs
+// 2.7 delivers a broadcast by calling each target's SIPI handling in turn,
+// and a target in the guest's wait-for-SIPI state takes its SIPI VM exit by
+// unwinding (longjmp) out of that loop, so the later targets never get the
+// SIPI: with 4 CPUs, OVMF's INIT-SIPI-SIPI broadcast at ExitBootServices
+// starts 2 of the 3 waiting APs and the firmware waits for the third for
+// ever. Unicast SIPIs reach every target there too.
 enum class IcrAction : uint8_t {
   kPassThrough,  // write the ICR as the guest did
   kDrop,         // an INIT level de-assert: no effect on any CPU since the Pentium 4
   kEmulateInit,  // INIT the VPs in `vps` (bit n = VP n) without sending it
+  kUnicastSipi,  // a broadcast SIPI: send it to each VP in `vps` (and the natives) one by one
 };
 struct IcrDecision {
   IcrAction action = IcrAction::kPassThrough;
   uint64_t vps = 0;
-  bool natives_too = false;  // kEmulateInit: also send it to every CPU that is not a VP
+  // kEmulateInit / kUnicastSipi: also send it to every CPU that is not a VP
+  bool natives_too = false;
 };
 
 // `low`: ICR bits 31:0; `dest`: the destination field (xAPIC: ICR bits

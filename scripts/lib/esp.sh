@@ -39,8 +39,10 @@ options = $opts}" build/guest_suite.efi:EFI/microhv/guest_suite.efi
 
 # The Linux guest's kernel command line: 115200 baud (the 9600 default costs
 # minutes under Bochs), no crypto self-tests, no mitigations, a quiet console
-# (dmesg keeps everything /init checks).
-LINUX_KERNEL_ARGS='console=ttyS0,115200 cryptomgr.notests=1 mitigations=off quiet'
+# (dmesg keeps everything /init checks). LINUX_KERNEL_ARGS in the environment
+# replaces them (e.g. `ignore_loglevel` instead of `quiet` to see where a boot
+# stops).
+LINUX_KERNEL_ARGS="${LINUX_KERNEL_ARGS:-console=ttyS0,115200 cryptomgr.notests=1 mitigations=off quiet}"
 
 # esp_linux DIR OPTIONS [CONFIG]: DIR/esp.img where microhv chainloads
 # Debian's kernel (build/linux/vmlinuz from scripts/linux-guest.sh, run first)

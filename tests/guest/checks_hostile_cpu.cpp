@@ -197,6 +197,39 @@ void check_refused_msrs() {
            fault_text(btf), dbg, fault_text(bts));
 }
 
+// MONITOR/MWAIT are not offered (vmx/guest_cpuid.cpp: the synthetic timers'
+// VMX-preemption timer stops in C-states deeper than C2, SDM Vol. 3C
+// 26.5.1): CPUID.1:ECX[3] and leaf 5 read 0, IA32_MISC_ENABLE bit 18 (MONITOR
+// FSM) reads 0, and both instructions raise #UD (SDM Vol. 2B MONITOR, MWAIT:
+// #UD if CPUID.01H:ECX.MONITOR[bit 3] = 0). MWAIT is only executed once
+// CPUID says it does not exist, so the check never sleeps.
+void check_monitor_mwait() {
+  constexpr uint8_t kUd = 6;
+  const Cpuid l1 = cpuid(1), l5 = cpuid(5);
+  const bool hidden = ((l1.ecx >> 3) & 1) == 0 && (l5.eax | l5.ebx | l5.ecx | l5.edx) == 0;
+  const MsrResult misc = rdmsr(0x1A0);
+  Fault monitor{}, mwait{};
+  if (hidden) {
+    static uint64_t line;
+    run_guarded(
+        [](void*) {
+          asm volatile("monitor" : : "a"(&line), "c"(0), "d"(0) : "memory");
+        },
+        nullptr, &monitor);
+    run_guarded(
+        [](void*) {
+          asm volatile("mwait" : : "a"(0), "c"(0) : "memory");
+        },
+        nullptr, &mwait);
+  }
+  const bool ud = monitor.faulted && monitor.vector == kUd && mwait.faulted && mwait.vector == kUd;
+  check_hv("hostile-monitor-mwait-hidden-and-ud", hidden && ((misc.value >> 18) & 1) == 0 && ud,
+           "CPUID.1:ECX 0x%08x (bit 3 clear expected), leaf 5 EAX 0x%x ECX 0x%x (0 expected), "
+           "MISC_ENABLE 0x%lx (bit 18 clear expected), MONITOR %s, MWAIT %s (#UD expected)",
+           l1.ecx, l5.eax, l5.ecx, misc.value, hidden ? fault_text(monitor) : "not run",
+           hidden ? fault_text(mwait) : "not run");
+}
+
 }  // namespace
 
 void group_hostile_cpu() {
@@ -204,6 +237,7 @@ void group_hostile_cpu() {
   check_tsc_writes();
   check_mtrrs();
   check_refused_msrs();
+  check_monitor_mwait();
 }
 
 }  // namespace guest

@@ -25,9 +25,10 @@ class FakeCpu final : public CpuServices {
   }
   bool rdmsr(uint32_t msr, uint64_t* v) override {
     if (msr == 0x12345678) return false;
-    *v = 0xAABBCCDD11223344ull;
+    *v = msr_value;
     return true;
   }
+  uint64_t msr_value = 0xAABBCCDD11223344ull;  // what every readable MSR reads
   bool wrmsr(uint32_t msr, uint64_t v) override {
     written.push_back({msr, v});
     return msr != 0x12345678;

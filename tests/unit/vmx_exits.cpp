@@ -209,6 +209,24 @@ TEST_CASE("exits: XSETBV is validated, then executed") {
   CHECK(stale.cpu.xcr0 == 7);
 }
 
+TEST_CASE("exits: MONITOR and MWAIT get #UD, RIP stays, the CPU never runs them (SDM Vol. 2B)") {
+  // CPUID.01H:ECX.MONITOR[bit 3] reads 0 in the guest; without it both
+  // instructions raise #UD (SDM Vol. 2B MONITOR, MWAIT: Protected Mode
+  // Exceptions).
+  Rig cpuid;
+  cpuid.regs.rax = 1;
+  REQUIRE(cpuid.run(exit_reason::kCpuid) == ExitAction::kAdvance);
+  CHECK((cpuid.regs.rcx & arch::cpuid1_ecx::kMonitor) == 0);
+  for (uint32_t reason : {exit_reason::kMonitor, exit_reason::kMwait}) {
+    Rig r;
+    r.regs.rax = 0x20;  // a C6 hint
+    r.regs.rcx = 1;     // break on interrupts even when IF = 0
+    CHECK(r.run(reason) == ExitAction::kRetry);
+    CHECK(r.injected(vector::kUd));
+    CHECK(r.cpu.written.empty());
+  }
+}
+
 TEST_CASE("exits: guest VMX instructions and GETSEC get #UD; INVD writes back") {
   for (uint32_t reason :
        {exit_reason::kVmclear, exit_reason::kVmlaunch, exit_reason::kVmptrld, exit_reason::kVmptrst,

@@ -84,7 +84,19 @@ TEST_CASE("features: every set of the capability matrix gets its expected decisi
     CHECK(d.preemption_timer_rate == x.timer_rate);
     CHECK(d.rdtscp);
     CHECK_FALSE(d.user_wait_pause);
+    CHECK(d.monitor_mwait_exiting);  // in every VT-x processor's allowed-1 settings
   }
+}
+
+TEST_CASE("features: MONITOR/MWAIT exiting from PROCBASED_CTLS bits 29 and 10, else native") {
+  VmxCapabilities c = tigerlake();
+  REQUIRE(decide_features(c).monitor_mwait_exiting);
+  c.true_procbased &= ~(static_cast<uint64_t>(proc::kMwaitExiting) << 32);
+  const FeatureDecision d = decide_features(c);
+  CHECK(d.usable());  // optional: microhv still runs, with MWAIT native
+  CHECK_FALSE(d.monitor_mwait_exiting);
+  CHECK((d.controls.proc.value & proc::kMwaitExiting) == 0);
+  CHECK((d.controls.proc.value & proc::kMonitorExiting) != 0);
 }
 
 TEST_CASE("features: EPT page sizes follow EPT_VPID_CAP bits 16 and 17") {

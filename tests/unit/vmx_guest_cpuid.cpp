@@ -40,6 +40,20 @@ TEST_CASE(
   CHECK_FALSE(refused(0x802));
 }
 
+TEST_CASE("guest cpuid: MONITOR/MWAIT are not offered (leaf 1 ECX[3] clear, leaf 5 reads 0)") {
+  // The synthetic timers run on the VMX-preemption timer, which does not
+  // count in C-states deeper than C2 (SDM Vol. 3C 26.5.1): MWAIT is hidden
+  // so the guest idles with HLT (the timer counts in the HLT state).
+  CHECK((guest_cpuid(1, 0, kAll, kVp).ecx & arch::cpuid1_ecx::kMonitor) == 0);
+  const CpuidRegs leaf5 = guest_cpuid(5, 0, kAll, kVp);
+  CHECK((leaf5.eax | leaf5.ebx | leaf5.ecx | leaf5.edx) == 0);
+  // IA32_MISC_ENABLE bit 18 (MONITOR FSM) is emulated, never the real one.
+  const MsrRule* misc_enable = find_msr_rule(0x1A0);
+  REQUIRE(misc_enable != nullptr);
+  CHECK(misc_enable->read == MsrRead::kEmulate);
+  CHECK(misc_enable->write == MsrWrite::kEmulate);
+}
+
 TEST_CASE("guest cpuid: APIC, OSXSAVE and OSPKE mirror the VP's state, not microhv's") {
   CpuidRegs r = guest_cpuid(1, 0, kAll, GuestCpuidContext{false, 0});
   CHECK((r.edx & arch::cpuid1_edx::kApic) == 0);

@@ -139,6 +139,24 @@ TEST_CASE("msr: the MTRR copy at launch hides SMRR and caps the variable pairs")
   CHECK((s.platform_info & (1ull << 31)) == 0);
 }
 
+TEST_CASE("msr: MISC_ENABLE's MONITOR FSM bit reads 0 and stays 0 (MWAIT is hidden)") {
+  // SDM Vol. 4 Table 2-2, IA32_MISC_ENABLE bit 18: when 0, MONITOR/MWAIT
+  // are not supported (CPUID.01H:ECX[3] = 0), as the guest's CPUID says.
+  test::FakeCpu cpu;
+  cpu.msr_value = 1ull << 18;  // the firmware enabled it on the real CPU
+  VpCpuState s;
+  capture_vp_cpu_state(cpu, true, &s);
+  REQUIRE(s.facts.misc_enable);
+  CHECK((s.misc_enable & arch::msr::misc_enable::kMonitorFsm) == 0);
+  Rig r;
+  r.state.misc_enable = 0x1801;
+  uint64_t v = 0;
+  REQUIRE(wr(r, 0x1A0, 0x1801 | (1ull << 18)));  // no #GP: the bit is ignored
+  REQUIRE(rd(r, 0x1A0, &v));
+  CHECK(v == 0x1801);
+  CHECK(r.cpu.written.empty());
+}
+
 TEST_CASE("msr: FEATURE_CONTROL reads locked with VMX off; writes #GP (SDM 24.7)") {
   Rig r;
   uint64_t v = 0;

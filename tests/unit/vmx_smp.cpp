@@ -132,7 +132,7 @@ TEST_CASE("smp: which INIT IPIs microhv emulates") {
                                   microhv::ApicId(6)};  // VP n has APIC id apic[n]
   const uint32_t kInitAssert = icr::kInit | icr::kAssert;
 
-  // Not INIT: sent as written (SIPI, fixed, NMI).
+  // Not INIT: sent as written (a SIPI to one CPU, fixed, NMI).
   CHECK(decide_icr(icr::kStartup | 0x87, 1, false, apic, 4, 0, false).action ==
         IcrAction::kPassThrough);
   CHECK(decide_icr(0x40F3, 1, false, apic, 4, 0, false).action == IcrAction::kPassThrough);
@@ -173,4 +173,44 @@ TEST_CASE("smp: which INIT IPIs microhv emulates") {
   CHECK(decide_icr(kInitAssert, 0xFFFFFFFF, true, apic, 4, 0, false).vps == 0b1111);
   CHECK(decide_icr(kInitAssert, 0xFF, true, apic, 4, 0, false).action ==
         IcrAction::kPassThrough);  // id 255 in x2APIC
+}
+
+TEST_CASE(
+    "smp: a broadcast SIPI becomes one SIPI per other CPU (each gets it, SDM Vol. 3A 10.4.4)") {
+  // SDM Vol. 3A 10.4.4.1 (MP initialization, "INIT-SIPI-SIPI" broadcast with
+  // the all-excluding-self shorthand): every AP receives both SIPIs.
+  // Sending the same SIPI to each target in turn is the same on hardware,
+  // and under Bochs 2.7 it is the only way every VP in the guest's
+  // wait-for-SIPI state gets its SIPI exit (vmx/smp.hpp).
+  const microhv::ApicId apic[] = {microhv::ApicId(0), microhv::ApicId(1), microhv::ApicId(4),
+                                  microhv::ApicId(6)};
+  const uint32_t kSipi = icr::kStartup | icr::kAssert | 0x87;
+  // OVMF's ExitBootServices broadcast from the BSP (VP 0) to 3 APs.
+  IcrDecision d = decide_icr(kSipi | icr::kShorthandAllButSelf, 0, false, apic, 4, 0, false);
+  CHECK(d.action == IcrAction::kUnicastSipi);
+  CHECK(d.vps == 0b1110);
+  CHECK_FALSE(d.natives_too);
+  // From an AP, with CPUs microhv left native: those get theirs too.
+  d = decide_icr(kSipi | icr::kShorthandAllButSelf, 0, true, apic, 4, 2, true);
+  CHECK(d.action == IcrAction::kUnicastSipi);
+  CHECK(d.vps == 0b1011);
+  CHECK(d.natives_too);
+  // "All including self" and the broadcast ids: the sender runs, so its own
+  // SIPI would be discarded (SDM Vol. 3C 27.6.2); the others get one each.
+  for (IcrDecision all : {decide_icr(kSipi | icr::kShorthandAll, 0, false, apic, 4, 1, false),
+                          decide_icr(kSipi, 0xFF, false, apic, 4, 1, false),
+                          decide_icr(kSipi, 0xFFFFFFFF, true, apic, 4, 1, false)}) {
+    CHECK(all.action == IcrAction::kUnicastSipi);
+    CHECK(all.vps == 0b1101);
+  }
+  // Not a broadcast: one CPU by id (also id 255 in x2APIC), self, logical.
+  CHECK(decide_icr(kSipi, 4, false, apic, 4, 0, false).action == IcrAction::kPassThrough);
+  CHECK(decide_icr(kSipi, 0xFF, true, apic, 4, 0, false).action == IcrAction::kPassThrough);
+  CHECK(decide_icr(kSipi | icr::kShorthandSelf, 0, false, apic, 4, 0, false).action ==
+        IcrAction::kPassThrough);
+  CHECK(decide_icr(kSipi | icr::kLogical, 0xFF, false, apic, 4, 0, false).action ==
+        IcrAction::kPassThrough);
+  // A VP index past 63 cannot be named in the mask: never undefined shifts.
+  d = decide_icr(kSipi | icr::kShorthandAllButSelf, 0, false, apic, 4, 70, false);
+  CHECK(d.vps == 0b1111);
 }

@@ -93,6 +93,7 @@ struct Vcpu {
   uint32_t last_reason = ~0u;     // basic reason of the previous exit
   uint64_t inits_received = 0;    // INITs microhv emulated for this VP
   uint64_t inits_sent = 0;        // INIT IPIs this VP sent that microhv emulated
+  uint64_t sipis_split = 0;       // broadcast SIPIs this VP sent, sent per CPU instead
   bool stale_init_warned = false;
   log::DeferredLog deferred_log;  // lines logged under Hypervisor::lock, written after it
 };

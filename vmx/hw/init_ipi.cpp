@@ -59,6 +59,19 @@ void emulate_init(Vcpu& self, Vcpu& t) {
   }
 }
 
+// `low` (no shorthand, physical) to every CPU that is not a VP: the
+// virtualized CPUs past the first `vps` (not VPs yet) and those microhv
+// left native, one at a time.
+void send_to_natives(const Vcpu& self, uint64_t base, uint32_t low, uint32_t vps) {
+  const Host& h = *self.host;
+  for (uint32_t i = vps; i < h.cpu_count; ++i) {
+    if (h.vcpus[i].apic_id != self.apic_id) send_ipi(base, low, h.vcpus[i].apic_id.value());
+  }
+  for (uint32_t i = 0; i < h.info.native_count; ++i) {
+    send_ipi(base, low, h.info.native_apic_ids[i].value());
+  }
+}
+
 }  // namespace
 
 void guest_icr_write(Vcpu& self, uint32_t low, uint32_t dest, bool x2apic, uint64_t x2apic_value) {
@@ -87,6 +100,22 @@ void guest_icr_write(Vcpu& self, uint32_t low, uint32_t dest, bool x2apic, uint6
       return;
     case IcrAction::kDrop:
       return;
+    case IcrAction::kUnicastSipi: {
+      // One SIPI per target, physical destination, no shorthand (vmx/smp.hpp
+      // says why; the same on hardware).
+      const uint32_t sipi = icr::kStartup | icr::kAssert | (low & icr::kVectorMask);
+      for (uint32_t vp = 0; vp < vps; ++vp) {
+        if ((d.vps >> vp) & 1) send_ipi(base, sipi, h.vcpus[vp].apic_id.value());
+      }
+      if (d.natives_too) send_to_natives(self, base, sipi, vps);
+      if (++self.sipis_split == 1) {
+        log::info(
+            "cpu %u: broadcast SIPI (vector 0x%x) sent as one SIPI per CPU (first; later ones "
+            "are not logged)\n",
+            self.processor, low & icr::kVectorMask);
+      }
+      return;
+    }
     case IcrAction::kEmulateInit:
       break;
   }
@@ -97,12 +126,7 @@ void guest_icr_write(Vcpu& self, uint32_t low, uint32_t dest, bool x2apic, uint6
     // CPUs that are not VPs get the INIT for real, one at a time.
     const uint32_t init =
         icr::kInit | icr::kAssert | (low & (icr::kLevelTriggered | icr::kDeliveryModeMask));
-    for (uint32_t i = vps; i < h.cpu_count; ++i) {
-      if (h.vcpus[i].apic_id != self.apic_id) send_ipi(base, init, h.vcpus[i].apic_id.value());
-    }
-    for (uint32_t i = 0; i < h.info.native_count; ++i) {
-      send_ipi(base, init, h.info.native_apic_ids[i].value());
-    }
+    send_to_natives(self, base, init, vps);
   }
 }
 

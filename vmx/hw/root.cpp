@@ -73,6 +73,11 @@ bool adopt_capabilities(Host& h) {
   const FeatureDecision features = decide_features(h.caps);
   h.preemption_timer = features.preemption_timer;
   h.preemption_timer_rate = features.preemption_timer_rate;
+  if (!features.monitor_mwait_exiting) {
+    log::info(
+        "VT-x cannot exit on MONITOR/MWAIT (IA32_VMX_PROCBASED_CTLS bits 29, 10): CPUID hides "
+        "them, but a guest that uses them anyway may sleep through its synthetic timers\n");
+  }
   return true;
 }
 
