@@ -100,11 +100,20 @@ ExitAction on_invd(ExitContext& c) {
 }
 
 // ---- MONITOR (39), MWAIT (36): CPUID.1:ECX.MONITOR reads 0 in the guest
-// (vmx/guest_cpuid.cpp), and without that feature both raise #UD (SDM Vol.
-// 2B MONITOR, MWAIT: #UD if CPUID.01H:ECX.MONITOR[bit 3] = 0). Never
-// executed for the guest: no VP sleeps where its timers cannot wake it.
+// (vmx/guest_cpuid.cpp), so a guest that asks idles with HLT, which the
+// VMX-preemption timer behind the synthetic timers counts through (it does
+// not in C-states deeper than C2, SDM Vol. 3C 26.5.1). Never executed for
+// the guest. At CPL 0 both complete as NOPs rather than #UD: firmware decides
+// its AP idle loop (MWAIT or HLT, edk2's PcdCpuApLoopMode) from CPUID once,
+// before microhv started, and its relocated AP loop has no IDT for a #UD;
+// an MWAIT that returns at once is one the SDM allows ("may exit for
+// implementation-dependent reasons"), and KVM does the same. CPL > 0: #UD as
+// on hardware without ring-3 MWAIT (SDM Vol. 2B MONITOR, MWAIT).
 ExitAction on_monitor_mwait(ExitContext& c) {
-  return inject_ud(c);
+  uint32_t cpl = 0;
+  if (!guest_cpl(c, &cpl)) return vmcs_failed(c);
+  if (cpl != 0) return inject_ud(c);
+  return ExitAction::kAdvance;
 }
 
 // ---- VMX and SMX instructions: VT-x is not offered to the guest.

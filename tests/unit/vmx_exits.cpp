@@ -209,10 +209,12 @@ TEST_CASE("exits: XSETBV is validated, then executed") {
   CHECK(stale.cpu.xcr0 == 7);
 }
 
-TEST_CASE("exits: MONITOR and MWAIT get #UD, RIP stays, the CPU never runs them (SDM Vol. 2B)") {
-  // CPUID.01H:ECX.MONITOR[bit 3] reads 0 in the guest; without it both
-  // instructions raise #UD (SDM Vol. 2B MONITOR, MWAIT: Protected Mode
-  // Exceptions).
+TEST_CASE("exits: MONITOR and MWAIT are hidden; at CPL 0 they complete as NOPs, at CPL 3 #UD") {
+  // CPUID.01H:ECX.MONITOR[bit 3] reads 0 in the guest. At CPL 0 both
+  // instructions complete without running (RIP advanced: firmware that chose
+  // an MWAIT idle loop before microhv started keeps working; an MWAIT that
+  // returns at once is allowed by SDM Vol. 2B MWAIT); at CPL > 0 they raise
+  // #UD (SDM Vol. 2B MONITOR, MWAIT: Protected Mode Exceptions).
   Rig cpuid;
   cpuid.regs.rax = 1;
   REQUIRE(cpuid.run(exit_reason::kCpuid) == ExitAction::kAdvance);
@@ -221,9 +223,13 @@ TEST_CASE("exits: MONITOR and MWAIT get #UD, RIP stays, the CPU never runs them 
     Rig r;
     r.regs.rax = 0x20;  // a C6 hint
     r.regs.rcx = 1;     // break on interrupts even when IF = 0
-    CHECK(r.run(reason) == ExitAction::kRetry);
-    CHECK(r.injected(vector::kUd));
+    CHECK(r.run(reason) == ExitAction::kAdvance);
+    CHECK_FALSE(r.injected(vector::kUd));
     CHECK(r.cpu.written.empty());
+    Rig user;
+    user.vmcs.fields[Field::kGuestSsAccess] = 0xC0F3;  // DPL 3
+    CHECK(user.run(reason) == ExitAction::kRetry);
+    CHECK(user.injected(vector::kUd));
   }
 }
 
