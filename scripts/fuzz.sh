@@ -5,7 +5,8 @@
 # (libFuzzer's cov: covered edges, ft: features) and corpus size.
 # Usage: scripts/fuzz.sh SECONDS NAME...   Exit status 1 if a target failed
 # (its crashing input is saved as build/fuzz-NAME-crash-*, its log is
-# build/fuzz-NAME.log).
+# build/fuzz-NAME.log). Inputs that once failed, tests/fuzz/regressions/NAME/,
+# are read as seeds first, so every run replays them.
 set -u
 secs=$1
 shift
@@ -16,9 +17,11 @@ for t in "$@"; do
   corpus=build/fuzz-corpus/$t
   log=build/fuzz-$t.log
   mkdir -p "$corpus"
+  seeds=()
+  [ -d "tests/fuzz/regressions/$t" ] && seeds=("tests/fuzz/regressions/$t")
   echo "fuzz: $t for ${secs} s (log $log)"
   "build/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="build/fuzz-$t-" \
-    "$corpus" >"$log" 2>&1 &
+    "$corpus" "${seeds[@]}" >"$log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     for _ in 1 2 3 4 5 6 7 8 9 10; do

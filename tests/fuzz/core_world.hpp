@@ -35,6 +35,15 @@ struct GuestSide {
   uint64_t sim_page(uint32_t vp) const { return pages == 32 ? 8 + 2 * vp : 2; }
 };
 
+// What every partition of this world offers: everything but the IPI and
+// remote-flush hints, whose calls raise interrupts and flushes this oracle
+// does not model (rep_fuzz.cpp covers them). build() and reset() both use it.
+inline PartitionFeatures world_features() {
+  PartitionFeatures f = kFullFeatures;
+  f.hints = tlfs::cpuid::kHintRelaxedTiming;
+  return f;
+}
+
 struct World {
   alignas(Hypervisor) unsigned char hv_storage[sizeof(Hypervisor)];
   alignas(VmbusHost) unsigned char vmbus_storage[sizeof(VmbusHost)];
@@ -53,10 +62,7 @@ struct World {
   void build() {
     hv = new (hv_storage) Hypervisor;
     for (GuestSide& s : sides) {
-      // Without the IPI and remote-flush hints: their calls raise interrupts
-      // and flushes this oracle does not model (rep_fuzz.cpp covers them).
-      PartitionFeatures features = kFullFeatures;
-      features.hints = tlfs::cpuid::kHintRelaxedTiming;
+      const PartitionFeatures features = world_features();
       s.partition = hv->create_partition(
           {PartitionId(s.id), s.vps, features, kDefaultQuota, PartitionId(s.parent),
            TimeBase{test::FakeClock::kTscHz, 100'000'000}},
@@ -91,7 +97,7 @@ struct World {
       s.irqs.raised.clear();
       s.overlays.calls.clear();
     }
-    PartitionFeatures f = kFullFeatures;
+    PartitionFeatures f = world_features();
     f.privileges &= privileges_a;
     sides[0].partition->set_features(f);
     sides[0].privileges = f.privileges;
