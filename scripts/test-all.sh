@@ -69,7 +69,8 @@ for i in "${!stages[@]}"; do
   [ "${results[$i]}" = FAIL ] || continue
   echo
   echo "--- what failed in ${stages[$i]} (all of it: $logs/${stages[$i]}.log)"
-  grep -aE '(^|: )(FAIL|FAILED)|[Ee]rror[: ]|[1-9][0-9]* failed' "$logs/${stages[$i]}.log" |
+  grep -aE '(^|[[:space:]:])FAIL(ED)?([[:space:]:]|$)|[Ee]rror[: ]|[1-9][0-9]* failed|SUMMARY: |fuzz oracle: ' \
+    "$logs/${stages[$i]}.log" |
     grep -avE ': ok +' | tail -n 25
 done
 [ $failed -eq 0 ]
