@@ -36,10 +36,6 @@ bool all_gp(const char* name, const uint32_t* msrs, size_t n, const char* what) 
   return check_hv(name, ok, "%s: %s", what, why);
 }
 
-uint64_t time_ref() {
-  return rdmsr(tlfs::msr::kTimeRefCount).value;
-}
-
 void check_x2apic_icr_in_xapic_mode() {
   // WRMSR to the x2APIC ICR while the APIC is in xAPIC mode: #GP (SDM
   // 11.12.1.2), and the CPU goes on (issue 9 item 4 stopped it).
@@ -55,9 +51,9 @@ void check_tsc_writes() {
   namespace msr = tlfs::msr;
   const bool has_adjust = (cpuid(7, 0).ebx & 2) != 0;
   const uint64_t adjust0 = has_adjust ? rdmsr(0x3B).value : 0;
-  const uint64_t ref0 = time_ref(), tsc0 = rdtsc();
+  const uint64_t ref0 = ref_now(), tsc0 = rdtsc();
   const Fault f = wrmsr(0x10, 0);  // issue 9: TIME_REF_COUNT jumped after this
-  const uint64_t tsc1 = rdtsc(), ref1 = time_ref();
+  const uint64_t tsc1 = rdtsc(), ref1 = ref_now();
   check_hv("hostile-tsc-write-moves-the-guest-tsc", !f.faulted && tsc1 < tsc0 && tsc1 < tsc_hz(),
            "WRMSR IA32_TSC = 0: %s, TSC 0x%lx before, 0x%lx after (expected below one second's "
            "worth, 0x%lx)",
@@ -70,9 +66,9 @@ void check_tsc_writes() {
     // IA32_TSC_ADJUST took the write's difference (SDM 18.17.3); writing it
     // back restores the guest's TSC, and moves TIME_REF_COUNT not at all.
     const uint64_t adjust1 = rdmsr(0x3B).value;
-    const uint64_t ref2 = time_ref();
+    const uint64_t ref2 = ref_now();
     const Fault back = wrmsr(0x3B, adjust0);
-    const uint64_t tsc2 = rdtsc(), ref3 = time_ref();
+    const uint64_t tsc2 = rdtsc(), ref3 = ref_now();
     const uint64_t moved = adjust0 - adjust1;  // what the TSC write subtracted
     check_hv(
         "hostile-tsc-adjust-follows-and-restores",
